@@ -1,0 +1,280 @@
+"""The `trendscope` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import httpx
+import typer
+
+from api.settings import Settings, get_settings
+
+app = typer.Typer(help="Trendscope: social-media trend and influencer intelligence API.")
+tenants_app = typer.Typer(help="Tenant registry.")
+app.add_typer(tenants_app, name="tenants")
+
+T = TypeVar("T")
+
+
+def _with_db(fn: Callable[[Settings], Awaitable[T]]) -> T:
+    """Run `fn` with the database initialised (and closed afterwards)."""
+    from api.logging import configure_logging
+    from tenants.db import close_db, init_db
+
+    settings = get_settings()
+    configure_logging(settings)
+
+    async def run() -> T:
+        from jobs.runtime import runtime
+
+        await init_db(settings)
+        if settings.redis_url:  # so that events and jobs of CLI work reach the workers
+            await runtime.connect(settings)
+        try:
+            return await fn(settings)
+        finally:
+            await runtime.close()
+            await close_db()
+
+    return asyncio.run(run())
+
+
+@app.command()
+def api(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the API (uvicorn + Starlette)."""
+    import uvicorn
+
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        ws_per_message_deflate=False,  # ~40 KB per socket and 30-50 us/message (design.md)
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the ARQ worker (I/O jobs: collection, cron)."""
+    from arq.worker import Worker
+
+    from jobs.worker import worker_settings
+
+    Worker(**worker_settings()).run()
+
+
+@app.command("analytics-worker")
+def analytics_worker(processes: int = 1, threads: int = 2) -> None:
+    """Run the Dramatiq worker (CPU-heavy analytics)."""
+    args = [sys.executable, "-m", "dramatiq", "jobs.actors"]
+    args += ["--processes", str(processes), "--threads", str(threads), "--queues", "analytics"]
+    os.execv(sys.executable, args)
+
+
+@app.command()
+def migrate() -> None:
+    """Migrate the public schema, then every tenant schema (idempotent)."""
+    from tenants.migrate import migrate_all
+
+    report = _with_db(lambda s: migrate_all())
+    typer.echo(
+        f"public: {len(report.public_applied)} applied; tenants: {report.tenants_migrated} "
+        f"checked, {len(report.tenants_changed)} changed, {len(report.failures)} failed"
+    )
+    if report.failures:
+        for schema, error in report.failures.items():
+            typer.echo(f"  {schema}: {error}", err=True)
+        raise typer.Exit(1)
+
+
+@tenants_app.command("create")
+def tenants_create(slug: str, name: Annotated[str, typer.Option()] = "") -> None:
+    """Create a tenant (schema + tables). Owners are added with signUp."""
+    from domain.accounts.rules import check_slug
+    from tenants.provisioning import create_tenant
+
+    if (problem := check_slug(slug)) is not None:
+        typer.echo(f"invalid slug: {problem.message}", err=True)
+        raise typer.Exit(2)
+    tenant = _with_db(lambda s: create_tenant(slug, name or slug))
+    typer.echo(f"created {tenant.slug} ({tenant.schema_name})")
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """List tenants."""
+    from tenants.models import Tenant
+    from tenants.tx import public_tx
+
+    async def rows(_: Settings) -> list[Tenant]:
+        async with public_tx():
+            return await Tenant.all().order_by("id")
+
+    for t in _with_db(rows):
+        typer.echo(f"{t.slug}\t{t.schema_name}\t{t.plan}\t{t.name}")
+
+
+@app.command("seed-demo")
+def seed_demo(
+    token_file: Annotated[Path | None, typer.Option(help="write an owner token here")] = None,
+) -> None:
+    """Create the demo tenant from the packaged real data (idempotent)."""
+    from domain.demo.service import demo
+
+    async def run(settings: Settings) -> str:
+        created = await demo.seed(settings)
+        typer.echo("demo tenant created" if created else "demo tenant already exists")
+        return await demo.owner_token(settings)
+
+    token = _with_db(run)
+    if token_file is not None:
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+
+
+@app.command("demo-replay")
+def demo_replay(
+    interval: float = 3.0, ticks: Annotated[int, typer.Option(help="0 = forever")] = 0
+) -> None:
+    """Import a few new demo posts every `interval` seconds (live activity for the demo)."""
+    from domain.demo.service import demo
+
+    async def run(settings: Settings) -> None:
+        rng = random.Random()
+        n = 0
+        while ticks == 0 or n < ticks:
+            await demo.replay_once(rng)
+            n += 1
+            await asyncio.sleep(interval)
+
+    _with_db(run)
+
+
+@app.command("export-schema")
+def export_schema(path: Path = Path("schema/schema.graphql")) -> None:
+    """Write the GraphQL SDL (checked in; a test keeps it current)."""
+    from schema.schema import sdl
+
+    path.write_text(sdl())
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def up(
+    port: int = 8000,
+    data_dir: Annotated[Path, typer.Option("--data-dir")] = Path(".trendscope"),
+    replay: Annotated[bool, typer.Option(help="replay demo posts every few seconds")] = True,
+) -> None:
+    """Run everything: embedded PostgreSQL/Redis when none is configured, migrations, the
+    demo tenant, the API, both workers and the demo replay. Ctrl-C stops it all."""
+    from api.embedded import start_embedded
+
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = get_settings()
+    embedded = start_embedded(
+        data_dir, postgres=not settings.database_url, redis=not settings.redis_url
+    )
+    env = dict(os.environ)
+    env["DATABASE_URL"] = settings.database_url or embedded.database_url or ""
+    env["REDIS_URL"] = settings.redis_url or embedded.redis_url or ""
+    env.setdefault("DATA_DIR", str(data_dir))
+    if embedded.database_url or embedded.redis_url:
+        typer.echo(f"embedded services: {embedded.database_url or '-'} {embedded.redis_url or '-'}")
+    children: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def stop_all() -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        # A second Ctrl-C or a SIGTERM must not interrupt the clean-up half way.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        typer.echo("stopping...")
+        for child in children:
+            if child.poll() is None:
+                try:
+                    os.killpg(child.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 15
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+        embedded.stop()
+
+    def spawn(*args: str) -> None:
+        cmd = [sys.executable, "-m", "api.cli", *args]
+        children.append(subprocess.Popen(cmd, env=env, start_new_session=True))
+
+    def on_term(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        for step in (["migrate"], ["seed-demo", "--token-file", str(data_dir / "demo-token")]):
+            subprocess.run([sys.executable, "-m", "api.cli", *step], env=env, check=True)
+        spawn("api", "--port", str(port))
+        spawn("worker")
+        spawn("analytics-worker")
+        _wait_healthy(f"http://127.0.0.1:{port}/healthz", children[0], timeout=60)
+        if replay:
+            spawn("demo-replay")
+        typer.echo(f"GraphiQL:   http://127.0.0.1:{port}/graphql")
+        typer.echo(f"Demo token: {data_dir / 'demo-token'} (tenant 'demo', valid 24 h)")
+        typer.echo("Ctrl-C to stop.")
+        while True:
+            for child in children:
+                if child.poll() is not None:
+                    typer.echo(f"process {child.args!r} exited with {child.returncode}", err=True)
+                    raise typer.Exit(1)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_all()
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise typer.Exit(1)
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not healthy after {timeout} s")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

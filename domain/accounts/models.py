@@ -1,0 +1,58 @@
+"""People and their access (public schema)."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+ROLES = ("owner", "admin", "analyst", "viewer")
+
+
+class User(Model):
+    id = fields.BigIntField(primary_key=True)
+    email = fields.CharField(max_length=320, unique=True)  # stored lower-cased
+    password_hash = fields.CharField(max_length=255, null=True)
+    display_name = fields.CharField(max_length=200, default="")
+    is_active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        schema = "public"
+        table = "user_account"
+
+
+class Membership(Model):
+    id = fields.BigIntField(primary_key=True)
+    user = fields.ForeignKeyField("public.User", related_name="memberships", on_delete="CASCADE")
+    tenant = fields.ForeignKeyField(
+        "public.Tenant", related_name="memberships", on_delete="CASCADE"
+    )
+    role = fields.CharField(max_length=16)  # one of ROLES (varchar, never a PG enum)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        schema = "public"
+        table = "membership"
+        unique_together = (("user", "tenant"),)
+
+
+class RefreshToken(Model):
+    """One row per issued refresh token; only its SHA-256 is stored.
+
+    Tokens of one login form a family; using a token rotates it (marks it used and issues the
+    next one). Presenting an already-used token revokes the whole family.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    user = fields.ForeignKeyField("public.User", related_name="refresh_tokens", on_delete="CASCADE")
+    tenant = fields.ForeignKeyField("public.Tenant", related_name="+", on_delete="CASCADE")
+    token_hash = fields.CharField(max_length=64, unique=True)
+    family = fields.UUIDField(db_index=True)
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        schema = "public"
+        table = "refresh_token"

@@ -1,0 +1,118 @@
+"""Collection tasks: creating imports and running them in resumable batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from domain import events
+from domain.collection import rules
+from domain.collection.models import CollectionTask, ImportFile
+from domain.errors import FieldError, NotFound, ValidationFailed
+from domain.posts.service import posts
+from jobs.enqueue import enqueue_after_commit
+from tenants.tx import current_tx
+
+IMPORT_JOB = "collection.import"
+
+
+def task_event(task: CollectionTask) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "status": task.status,
+        "processed": task.processed,
+        "total": task.total,
+    }
+
+
+class CollectionService:
+    async def get(self, task_id: int) -> CollectionTask:
+        task = await CollectionTask.get_or_none(id=task_id)
+        if task is None:
+            raise NotFound("CollectionTask", task_id)
+        return task
+
+    async def by_ids(self, ids: Sequence[int]) -> dict[int, CollectionTask]:
+        return {t.id: t for t in await CollectionTask.filter(id__in=list(ids))}
+
+    async def create_import(
+        self, *, filename: str, content: bytes, max_bytes: int
+    ) -> CollectionTask:
+        """Check the file, store it with a pending task, and enqueue the ingest after commit.
+
+        A file that cannot be read at all is refused here and nothing is stored; bad rows in
+        a readable file are reported per row by the job.
+        """
+        if len(content) > max_bytes:
+            raise ValidationFailed(FieldError("file", f"larger than {max_bytes} bytes"))
+        fmt, parsed = rules.parse_import(filename, content)
+        task = await CollectionTask.create(kind="import", status="pending", total=len(parsed))
+        await ImportFile.create(task=task, filename=filename[:255], format=fmt, content=content)
+        schema = current_tx().schema
+        assert schema is not None
+        enqueue_after_commit(IMPORT_JOB, schema, task.id)
+        events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+        return task
+
+    async def begin_import(self, task_id: int) -> tuple[CollectionTask, ImportFile] | None:
+        """Lock the task and mark it running; None when there is nothing left to do."""
+        task = await CollectionTask.filter(id=task_id).select_for_update().first()
+        if task is None or task.status in ("succeeded", "failed"):
+            return None
+        file = await ImportFile.get(task_id=task.id)
+        task.status = "running"
+        task.attempts += 1
+        task.started_at = task.started_at or datetime.now(UTC)
+        await task.save()
+        events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+        return task, file
+
+    async def import_batch(
+        self, task_id: int, rows: Sequence[rules.ImportRow | rules.RowError], start: int
+    ) -> CollectionTask:
+        """Upsert rows[start:] of this batch and advance the cursor, in the caller's tx."""
+        task = await CollectionTask.filter(id=task_id).select_for_update().first()
+        if task is None:
+            raise NotFound("CollectionTask", task_id)
+        if task.processed != start:  # another run got here first: do nothing twice
+            return task
+        good = [r for r in rows if isinstance(r, rules.ImportRow)]
+        result = await posts.upsert_rows(good)
+        errors = [(r.index, r.message) for r in rows if isinstance(r, rules.RowError)]
+        errors += result.errors
+        task.processed = start + len(rows)
+        task.created += result.created
+        task.updated += result.updated
+        task.skipped += result.skipped + sum(isinstance(r, rules.RowError) for r in rows)
+        room = rules.MAX_ROW_ERRORS - len(task.errors)
+        if room > 0 and errors:
+            task.errors = [
+                *task.errors,
+                *({"row": i, "message": m} for i, m in sorted(errors)[:room]),
+            ]
+        await task.save()
+        for post_id, influencer_id in result.created_posts:
+            events.emit(events.POST_ADDED, {"id": post_id, "influencer_id": influencer_id})
+        events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+        return task
+
+    async def finish(self, task_id: int, *, error: str | None = None) -> CollectionTask:
+        task = await CollectionTask.filter(id=task_id).select_for_update().first()
+        if task is None:
+            raise NotFound("CollectionTask", task_id)
+        task.status = "failed" if error else "succeeded"
+        task.error = error
+        task.finished_at = datetime.now(UTC)
+        await task.save()
+        events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+        return task
+
+    async def stale_task_ids(self, older_than: datetime) -> list[int]:
+        rows = await CollectionTask.filter(
+            status__in=["pending", "running"], updated_at__lt=older_than
+        ).values_list("id", flat=True)
+        return [int(r) for r in rows]
+
+
+collection = CollectionService()

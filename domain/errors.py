@@ -1,0 +1,67 @@
+"""Expected failures of the business. They know nothing about HTTP or GraphQL.
+
+The API maps each to a typed GraphQL error (see schema/errors.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class DomainError(Exception):
+    code = "DOMAIN_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+
+    def __init__(self, entity: str, ident: object) -> None:
+        super().__init__(f"{entity} {ident} not found")
+        self.entity = entity
+        self.ident = ident
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class ValidationFailed(DomainError):
+    code = "VALIDATION_FAILED"
+
+    def __init__(self, errors: list[FieldError] | FieldError) -> None:
+        self.errors = [errors] if isinstance(errors, FieldError) else list(errors)
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in self.errors))
+
+
+class Conflict(DomainError):
+    code = "CONFLICT"
+
+
+class AuthenticationFailed(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(DomainError):
+    code = "FORBIDDEN"
+
+
+@dataclass
+class LimitInfo:
+    limit: str
+    allowed: int
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class LimitReached(DomainError):
+    code = "LIMIT_REACHED"
+
+    def __init__(self, limit: str, allowed: int) -> None:
+        super().__init__(f"limit {limit} reached ({allowed})")
+        self.limit = limit
+        self.allowed = allowed

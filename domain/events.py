@@ -1,0 +1,42 @@
+"""Domain events, published to Redis after the transaction that caused them commits.
+
+Channels are namespaced by tenant: `t:<schema>:<event>`. Payloads are small (ids and a few
+fields); subscribers load the rest themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+
+from jobs.runtime import runtime
+from tenants.tx import current_tx
+
+log = structlog.get_logger(__name__)
+
+POST_ADDED = "post_added"
+COLLECTION_TASK_UPDATED = "collection_task_updated"
+
+
+def channel(schema: str, event: str) -> str:
+    return f"t:{schema}:{event}"
+
+
+def emit(event: str, payload: dict[str, Any]) -> None:
+    """Publish `payload` on the current tenant's `event` channel once the transaction commits."""
+    tx = current_tx()
+    if tx.schema is None:
+        raise RuntimeError("tenant events need a tenant transaction")
+    name = channel(tx.schema, event)
+    data = json.dumps(payload, separators=(",", ":"), default=str)
+
+    async def publish() -> None:
+        redis = runtime.redis
+        if redis is None:
+            log.warning("event_not_published_no_redis", channel=name)
+            return
+        await redis.publish(name, data)
+
+    tx.on_commit(publish)

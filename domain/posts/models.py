@@ -1,0 +1,49 @@
+"""Posts and comments collected from the platforms (tenant schema)."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.contrib.postgres.fields import ArrayField
+from tortoise.models import Model
+
+
+class Post(Model):
+    id = fields.BigIntField(primary_key=True)
+    account = fields.ForeignKeyField(
+        "tenant.InfluencerAccount", related_name="posts", on_delete="CASCADE"
+    )
+    # Denormalised from the account: posts are listed per influencer without a join.
+    influencer_id = fields.BigIntField(db_index=True)
+    platform = fields.CharField(max_length=16)
+    external_id = fields.CharField(max_length=100)
+    url = fields.CharField(max_length=1000, default="")
+    text = fields.TextField(default="")
+    hashtags = ArrayField(element_type="text", default=list)
+    mentions = ArrayField(element_type="text", default=list)
+    published_at = fields.DatetimeField(db_index=True)
+    likes = fields.BigIntField(default=0)
+    comments = fields.BigIntField(default=0)
+    shares = fields.BigIntField(default=0)
+    views = fields.BigIntField(default=0)
+    raw_json = fields.JSONField(default=dict)  # the platform item as received
+    collected_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "post"
+        unique_together = (("platform", "external_id"),)
+        indexes = (("influencer_id", "published_at"), ("account_id", "published_at"))
+
+
+class Comment(Model):
+    id = fields.BigIntField(primary_key=True)
+    post = fields.ForeignKeyField("tenant.Post", related_name="comment_rows", on_delete="CASCADE")
+    platform = fields.CharField(max_length=16)
+    external_id = fields.CharField(max_length=100)
+    author = fields.CharField(max_length=200, default="")
+    text = fields.TextField(default="")
+    likes = fields.BigIntField(default=0)
+    published_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "comment"
+        unique_together = (("platform", "external_id"),)

@@ -1,0 +1,41 @@
+"""Dramatiq actors: CPU-heavy analytics. `trendscope analytics-worker` runs this module."""
+
+from __future__ import annotations
+
+import asyncio
+
+import dramatiq
+import structlog
+
+from api.settings import get_settings
+from domain.analytics.service import analytics
+from jobs.broker import broker  # noqa: F401  (sets the broker before the actors below)
+from tenants.db import init_db
+from tenants.tx import tenant_tx, validate_schema_name
+
+log = structlog.get_logger(__name__)
+
+_db_ready: asyncio.Lock | None = None
+_initialised = False
+
+
+async def _ensure_db() -> None:
+    global _db_ready, _initialised
+    if _initialised:
+        return
+    if _db_ready is None:
+        _db_ready = asyncio.Lock()
+    async with _db_ready:
+        if not _initialised:
+            await init_db(get_settings())
+            _initialised = True
+
+
+@dramatiq.actor(actor_name="analytics.recount_totals", queue_name="analytics", max_retries=5)
+async def recount_totals(tenant_schema: str) -> None:
+    """Recount a tenant's influencers, accounts, posts and comments into `tenant_totals`."""
+    validate_schema_name(tenant_schema)
+    await _ensure_db()
+    async with tenant_tx(tenant_schema):
+        totals = await analytics.recount_totals()
+    log.info("totals_recounted", schema=tenant_schema, posts=totals.posts)

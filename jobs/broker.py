@@ -1,0 +1,19 @@
+"""The Dramatiq broker (Redis), configured from settings when first imported."""
+
+from __future__ import annotations
+
+import os
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware.asyncio import AsyncIO
+
+from api.settings import get_settings
+
+_settings = get_settings()
+broker = RedisBroker(
+    url=os.environ.get("REDIS_URL") or _settings.redis_url or "redis://127.0.0.1:6379/0",
+    namespace=_settings.dramatiq_namespace,
+)
+broker.add_middleware(AsyncIO())
+dramatiq.set_broker(broker)

@@ -1,0 +1,32 @@
+"""Enqueue ARQ jobs after commit, with deterministic job ids (ARQ drops duplicates).
+
+If Redis is down at that moment nothing is lost: the task row stays `pending` in Postgres and
+the worker's `collection.requeue_stale` cron enqueues it again.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from jobs.runtime import runtime
+from tenants.tx import current_tx
+
+log = structlog.get_logger(__name__)
+
+
+def job_id(name: str, tenant_schema: str, *ids: object) -> str:
+    return ":".join([name, tenant_schema, *map(str, ids)])
+
+
+def enqueue_after_commit(name: str, tenant_schema: str, *ids: int) -> None:
+    jid = job_id(name, tenant_schema, *ids)
+
+    async def enqueue() -> None:
+        if runtime.arq is None:
+            log.warning("job_not_enqueued_no_pool", job=name, job_id=jid)
+            return
+        await runtime.arq.enqueue_job(
+            name, tenant_schema, *ids, _job_id=jid, _queue_name=runtime.queue_name
+        )
+
+    current_tx().on_commit(enqueue)

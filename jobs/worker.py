@@ -1,0 +1,47 @@
+"""ARQ worker settings: `trendscope worker` runs these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from arq import cron, func
+from arq.connections import RedisSettings
+
+from api.logging import configure_logging
+from api.settings import get_settings
+from jobs.collection import import_file, requeue_stale
+from jobs.runtime import runtime
+from tenants.db import close_db, init_db
+
+log = structlog.get_logger(__name__)
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = get_settings()
+    configure_logging(settings)
+    await init_db(settings)
+    runtime.redis = ctx["redis"]
+    runtime.arq = ctx["redis"]
+    runtime.queue_name = settings.arq_queue_name
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    await close_db()
+
+
+def worker_settings() -> dict[str, Any]:
+    settings = get_settings()
+    return {
+        "functions": [func(import_file, name="collection.import", max_tries=10, timeout=3600)],
+        "cron_jobs": [
+            cron(requeue_stale, name="collection.requeue_stale", second=0, run_at_startup=True)
+        ],
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "redis_settings": RedisSettings.from_dsn(settings.require_redis_url()),
+        "queue_name": settings.arq_queue_name,
+        "max_jobs": 10,
+        "keep_result": 3600,
+        "job_timeout": 3600,
+    }

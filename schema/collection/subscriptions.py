@@ -1,0 +1,77 @@
+"""Live updates: Redis pub/sub (one connection per process) fanned out to subscribers.
+
+Subscriptions hold no transaction: each event's data is read through fresh dataloaders that
+open a short `tenant_tx` of the subscriber's own tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from domain import events
+from schema.collection.types import CollectionTask
+from schema.dataloaders import Loaders
+from schema.permissions import requires
+from schema.posts.types import Post
+from schema.relay import decode_id
+
+
+def _tenant(info: Info) -> str:
+    schema = info.context.tenant_schema
+    if schema is None or info.context.hub is None:
+        raise PermissionError("subscriptions need an authenticated tenant")
+    return str(schema)
+
+
+@strawberry.type
+class CollectionSubscriptions:
+    @strawberry.subscription(
+        extensions=[requires("posts:read")],
+        description="Posts as they are stored, optionally for one influencer.",
+    )
+    async def post_added(
+        self, info: Info, influencer_id: relay.GlobalID | None = None
+    ) -> AsyncGenerator[Post, None]:
+        schema = _tenant(info)
+        wanted = decode_id(influencer_id, "Influencer", "influencerId") if influencer_id else None
+        async with info.context.hub.subscribe(events.channel(schema, events.POST_ADDED)) as feed:
+            async for event in feed:
+                if wanted is not None and event.get("influencer_id") != wanted:
+                    continue
+                info.context.loaders = Loaders(schema, cache=False)
+                row = await info.context.loaders.post_by_id.load(int(event["id"]))
+                if row is not None:
+                    yield Post.from_model(row)
+
+    @strawberry.subscription(
+        extensions=[requires("collection:read")],
+        description="A collection task's progress until it finishes.",
+    )
+    async def collection_task_updated(
+        self, info: Info, id: relay.GlobalID
+    ) -> AsyncGenerator[CollectionTask, None]:
+        schema = _tenant(info)
+        task_id = decode_id(id, "CollectionTask")
+        channel = events.channel(schema, events.COLLECTION_TASK_UPDATED)
+        async with info.context.hub.subscribe(channel) as feed:
+            info.context.loaders = Loaders(schema, cache=False)
+            current = await info.context.loaders.task_by_id.load(task_id)
+            if current is None:
+                return
+            yield CollectionTask.from_model(current)  # the state now, then every change
+            if current.status in ("succeeded", "failed"):
+                return
+            async for event in feed:
+                if event.get("id") != task_id:
+                    continue
+                info.context.loaders = Loaders(schema, cache=False)
+                row = await info.context.loaders.task_by_id.load(task_id)
+                if row is None:
+                    return
+                yield CollectionTask.from_model(row)
+                if row.status in ("succeeded", "failed"):
+                    return

@@ -1,0 +1,31 @@
+"""The per-request (or per-websocket) GraphQL context: a typed dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from api.realtime import EventHub
+from api.settings import Settings
+from domain.accounts.service import Principal
+from schema.dataloaders import Loaders
+
+
+@dataclass
+class Context:
+    request: Request | WebSocket
+    response: Response | WebSocket | None
+    settings: Settings
+    hub: EventHub | None
+    request_id: str
+    principal: Principal | None = None
+    loaders: Loaders = field(default_factory=lambda: Loaders(None))
+    connection_params: dict[str, Any] | None = None
+
+    @property
+    def tenant_schema(self) -> str | None:
+        return self.principal.tenant_schema if self.principal else None

@@ -1,0 +1,72 @@
+"""Per-request dataloaders: every relation is batched, one statement per relation per tick.
+
+Each batch function opens `tenant_tx(schema)`, which re-uses the request's transaction when
+one is open and otherwise (subscriptions) opens a short one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from domain.collection.service import collection
+from domain.influencers.service import influencers
+from domain.posts.service import posts
+from tenants.tx import tenant_tx
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+def _loader(
+    schema: str | None,
+    fetch: Callable[[list[K]], Awaitable[dict[K, V]]],
+    default: Callable[[], Any] = lambda: None,
+    cache: bool = True,
+) -> DataLoader[K, V]:
+    async def load(keys: Sequence[K]) -> list[V]:
+        if schema is None:
+            raise PermissionError("no tenant bound to this request")
+        async with tenant_tx(schema):
+            found = await fetch(list(keys))
+        return [found.get(k, default()) for k in keys]
+
+    return DataLoader(load_fn=load, cache=cache)
+
+
+def _grouped_by_limit(
+    fetch: Callable[[list[int], int], Awaitable[dict[int, list[V]]]],
+) -> Callable[[list[tuple[int, int]]], Awaitable[dict[tuple[int, int], list[V]]]]:
+    """Keys are (parent id, limit); one query per distinct limit."""
+
+    async def run(keys: list[tuple[int, int]]) -> dict[tuple[int, int], list[V]]:
+        by_limit: dict[int, list[int]] = {}
+        for parent, limit in keys:
+            by_limit.setdefault(limit, []).append(parent)
+        out: dict[tuple[int, int], list[V]] = {}
+        for limit, parents in by_limit.items():
+            for parent, items in (await fetch(parents, limit)).items():
+                out[(parent, limit)] = items
+        return out
+
+    return run
+
+
+class Loaders:
+    def __init__(self, tenant_schema: str | None, *, cache: bool = True) -> None:
+        s = tenant_schema
+        self.influencer_by_id = _loader(s, influencers.by_ids, cache=cache)
+        self.accounts_by_influencer = _loader(
+            s, influencers.accounts_by_influencer, list, cache=cache
+        )
+        self.account_by_id = _loader(s, influencers.accounts_by_ids, cache=cache)
+        self.post_by_id = _loader(s, posts.by_ids, cache=cache)
+        self.recent_posts_by_account = _loader(
+            s, _grouped_by_limit(posts.recent_by_account), list, cache=cache
+        )
+        self.comments_by_post = _loader(
+            s, _grouped_by_limit(posts.comments_by_post), list, cache=cache
+        )
+        self.task_by_id = _loader(s, collection.by_ids, cache=cache)

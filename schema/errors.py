@@ -1,0 +1,110 @@
+"""Typed errors: in the schema for mutations (payload unions), as coded GraphQL errors for
+queries. Unexpected errors are masked and logged with the request id."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import strawberry
+import structlog
+from graphql import GraphQLError
+from tortoise.transactions import in_transaction
+
+from domain import errors as de
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+@strawberry.interface(description="An expected failure the client can act on.")
+class UserError:
+    message: str
+    code: str
+
+
+@strawberry.type
+class FieldError:
+    field: str
+    message: str
+
+
+@strawberry.type
+class ValidationFailed(UserError):
+    fields: list[FieldError]
+
+
+@strawberry.type
+class NotFound(UserError):
+    id: strawberry.ID
+
+
+@strawberry.type
+class AuthenticationFailed(UserError):
+    pass
+
+
+@strawberry.type
+class PermissionDenied(UserError):
+    pass
+
+
+def to_user_error(exc: de.DomainError, ident: object = None) -> UserError:
+    if isinstance(exc, de.ValidationFailed):
+        return ValidationFailed(
+            message=exc.message,
+            code=exc.code,
+            fields=[FieldError(field=e.field, message=e.message) for e in exc.errors],
+        )
+    if isinstance(exc, de.NotFound):
+        return NotFound(
+            message=exc.message, code=exc.code, id=strawberry.ID(str(ident or exc.ident))
+        )
+    if isinstance(exc, de.AuthenticationFailed):
+        return AuthenticationFailed(message=exc.message, code=exc.code)
+    if isinstance(exc, de.PermissionDenied):
+        return PermissionDenied(message=exc.message, code=exc.code)
+    raise exc
+
+
+async def run_mutation(
+    fn: Callable[[], Awaitable[T]], *, in_savepoint: bool = True
+) -> T | UserError:
+    """Run a mutation's service call; expected failures become typed errors and whatever
+    the call wrote before failing is rolled back (a savepoint), so bad input changes nothing."""
+    try:
+        if not in_savepoint:
+            return await fn()
+        async with in_transaction():
+            return await fn()
+    except de.DomainError as exc:
+        return to_user_error(exc)
+
+
+class PublicError(GraphQLError):
+    """A GraphQL error whose message is safe to show; carries `extensions.code`."""
+
+    def __init__(self, message: str, code: str, **extra: Any) -> None:
+        super().__init__(message, extensions={"code": code, **extra})
+
+
+def user_facing(error: GraphQLError) -> GraphQLError | None:
+    """The error as the client should see it, or None if it must be masked."""
+    original = error.original_error
+    if isinstance(original, de.DomainError):
+        ext: dict[str, Any] = {"code": original.code}
+        if isinstance(original, de.ValidationFailed):
+            ext["fields"] = [{"field": e.field, "message": e.message} for e in original.errors]
+        return GraphQLError(
+            original.message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions=ext,
+        )
+    if original is None or isinstance(original, GraphQLError):
+        # parse/validation errors, permission errors and PublicError carry their own message
+        return error
+    return None

@@ -1,0 +1,90 @@
+"""Schema extensions: the tenant transaction around each operation, and error masking."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import structlog
+from graphql import GraphQLError, OperationDefinitionNode, OperationType
+from strawberry.extensions import SchemaExtension
+
+from schema.errors import user_facing
+from tenants.tx import tenant_tx
+
+log = structlog.get_logger(__name__)
+
+# Root fields that work without a tenant (they open their own transactions).
+PUBLIC_ROOT_FIELDS = frozenset({"signUp", "logIn", "refreshToken", "__typename"})
+
+
+class TenantTransaction(SchemaExtension):
+    """Run each query or mutation inside `tenant_tx(<caller's schema>)`.
+
+    The response is produced only after COMMIT; an operation with any error rolls back, so a
+    request never leaves a partial write. Subscriptions hold no transaction (each read they
+    make opens a short one), and tenant-less operations (sign-up, log-in) get none.
+    """
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        ctx = self.execution_context.context
+        schema = ctx.tenant_schema
+        if schema is None or not self._needs_tenant():
+            yield
+            return
+        async with tenant_tx(schema) as tx:
+            yield
+            result = self.execution_context.result
+            if result is not None and result.errors:
+                tx.set_rollback()
+
+    def _needs_tenant(self) -> bool:
+        doc = self.execution_context.graphql_document
+        if doc is None:
+            return True
+        name = self.execution_context.operation_name
+        for definition in doc.definitions:
+            if not isinstance(definition, OperationDefinitionNode):
+                continue
+            if name and (definition.name is None or definition.name.value != name):
+                continue
+            if definition.operation == OperationType.SUBSCRIPTION:
+                return False
+            fields = {
+                getattr(sel, "name", None) and sel.name.value  # type: ignore[attr-defined]
+                for sel in definition.selection_set.selections
+            }
+            return not fields <= PUBLIC_ROOT_FIELDS
+        return True
+
+
+class MaskUnexpectedErrors(SchemaExtension):
+    """Domain errors keep their message and code; anything unexpected is logged and masked."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if not errors or result is None:
+            return
+        ctx = self.execution_context.context
+        request_id = getattr(ctx, "request_id", "-")
+        shown: list[GraphQLError] = []
+        for error in errors:
+            visible = user_facing(error)
+            if visible is None:
+                log.error(
+                    "unexpected_error",
+                    request_id=request_id,
+                    path=error.path,
+                    exc_info=error.original_error,
+                )
+                visible = GraphQLError(
+                    f"Unexpected error (request id {request_id}).",
+                    nodes=error.nodes,
+                    source=error.source,
+                    positions=error.positions,
+                    path=error.path,
+                    extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+                )
+            shown.append(visible)
+        result.errors = shown

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+from strawberry.types import Info
+
+from domain.errors import NotFound
+from domain.influencers import service as svc
+from schema.influencers.types import (
+    Influencer,
+    InfluencerConnection,
+    InfluencerFilter,
+    InfluencerSort,
+)
+from schema.permissions import requires
+from schema.relay import build_connection, decode_id
+
+
+@strawberry.type
+class InfluencerQueries:
+    @strawberry.field(extensions=[requires("influencers:read")])
+    async def influencer(self, info: Info, id: relay.GlobalID) -> Influencer | None:
+        try:
+            row = await svc.influencers.get(decode_id(id, "Influencer"))
+        except NotFound:
+            return None
+        return Influencer.from_model(row)
+
+    @strawberry.field(
+        extensions=[requires("influencers:read")],
+        description="Influencers, paginated with cursors (`first` at most 100).",
+    )
+    async def influencers(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        filter: InfluencerFilter | None = None,
+        sort: InfluencerSort = InfluencerSort.CREATED_DESC,
+    ) -> InfluencerConnection:
+        f = filter or InfluencerFilter()
+        page = await svc.influencers.list(
+            filters=svc.InfluencerFilter(
+                platform=f.platform.value if f.platform else None,
+                min_followers=f.min_followers,
+                max_followers=f.max_followers,
+                verified=f.verified,
+                category=f.category,
+                country=f.country,
+                search=f.search,
+            ),
+            sort=svc.InfluencerSort[sort.value],
+            first=first,
+            after=after,
+        )
+        return build_connection(InfluencerConnection, page, Influencer.from_model)  # type: ignore[return-value]

@@ -1,0 +1,30 @@
+"""Scope-based permissions, declared on fields: `extensions=[requires("influencers:read")]`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.permission import BasePermission, PermissionExtension
+from strawberry.types import Info
+
+
+class HasScope(BasePermission):
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        self.message = f"requires the {scope} scope"
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal = info.context.principal
+        if principal is None:
+            self.message = "authentication required"
+            self.error_extensions = {"code": "UNAUTHENTICATED"}
+            return False
+        if self.scope not in principal.scopes:
+            self.message = f"requires the {self.scope} scope"
+            self.error_extensions = {"code": "FORBIDDEN"}
+            return False
+        return True
+
+
+def requires(scope: str) -> PermissionExtension:
+    return PermissionExtension(permissions=[HasScope(scope)], fail_silently=False)

@@ -1,0 +1,61 @@
+"""The Strawberry schema: every context's queries, mutations and subscriptions merged."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import relay
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+
+from domain.errors import DomainError
+from schema.accounts.mutations import AccountMutations
+from schema.accounts.queries import AccountQueries
+from schema.collection.mutations import CollectionMutations
+from schema.collection.queries import CollectionQueries
+from schema.collection.subscriptions import CollectionSubscriptions
+from schema.extensions import MaskUnexpectedErrors, TenantTransaction
+from schema.influencers.mutations import InfluencerMutations
+from schema.influencers.queries import InfluencerQueries
+from schema.permissions import requires
+from schema.posts.queries import PostQueries
+
+
+@strawberry.type
+class NodeQueries:
+    node: relay.Node | None = relay.node(extensions=[requires("influencers:read")])
+
+
+Query = merge_types(
+    "Query", (NodeQueries, AccountQueries, InfluencerQueries, PostQueries, CollectionQueries)
+)
+Mutation = merge_types("Mutation", (AccountMutations, InfluencerMutations, CollectionMutations))
+Subscription = merge_types("Subscription", (CollectionSubscriptions,))
+
+
+class TrendscopeSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Expected failures (bad input, missing auth) are answers, not incidents: log the rest.
+        unexpected = [e for e in errors if not isinstance(e.original_error, DomainError)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
+schema = TrendscopeSchema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    extensions=[
+        MaskUnexpectedErrors,
+        TenantTransaction,
+        ParserCache(maxsize=1000),
+        ValidationCache(maxsize=1000),
+    ],
+)
+
+
+def sdl() -> str:
+    return schema.as_str() + "\n"

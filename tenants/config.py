@@ -1,0 +1,49 @@
+"""Tortoise configuration: two apps, `public` (shared registry) and `tenant` (per schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+PUBLIC_MODELS = ["tenants.models", "domain.accounts.models"]
+TENANT_MODELS = [
+    "domain.influencers.models",
+    "domain.posts.models",
+    "domain.collection.models",
+    "domain.analytics.models",
+]
+
+
+def tortoise_config(
+    database_url: str, *, pool_min: int = 1, pool_max: int = 10, statement_cache_size: int = 100
+) -> dict[str, Any]:
+    url = urlparse(database_url)
+    credentials: dict[str, Any] = {
+        "host": url.hostname or "127.0.0.1",
+        "port": url.port or 5432,
+        "user": url.username or "postgres",
+        "password": url.password or "",
+        "database": (url.path or "/postgres").lstrip("/") or "postgres",
+        "minsize": pool_min,
+        "maxsize": pool_max,
+        "statement_cache_size": statement_cache_size,
+    }
+    return {
+        "connections": {
+            "default": {"engine": "tortoise.backends.asyncpg", "credentials": credentials}
+        },
+        "apps": {
+            "public": {
+                "models": PUBLIC_MODELS,
+                "default_connection": "default",
+                "migrations": "migrations.public",
+            },
+            "tenant": {
+                "models": TENANT_MODELS,
+                "default_connection": "default",
+                "migrations": "migrations.tenant",
+            },
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }

@@ -1,0 +1,26 @@
+"""Process-wide database setup: one shared pool for every tenant."""
+
+from __future__ import annotations
+
+from tortoise import Tortoise
+
+from api.settings import Settings
+from tenants.config import tortoise_config
+
+
+async def init_db(settings: Settings) -> None:
+    await Tortoise.init(
+        config=tortoise_config(
+            settings.require_database_url(),
+            pool_min=settings.db_pool_min,
+            pool_max=settings.db_pool_max,
+            statement_cache_size=settings.db_statement_cache_size,
+        ),
+        # One Tortoise per process, visible from every task and thread-loop (ARQ jobs,
+        # Dramatiq's event-loop thread, uvicorn's request tasks).
+        _enable_global_fallback=True,
+    )
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()

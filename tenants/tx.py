@@ -1,0 +1,125 @@
+"""The tenant transaction: the one way code touches a tenant's tables.
+
+`tenant_tx(schema)` opens a Tortoise transaction (which binds the connection into Tortoise's
+contextvar, so plain `Model.filter()` uses it) and runs `SET LOCAL search_path TO <schema>,
+public`. The setting dies with the transaction, which is what keeps it correct behind PgBouncer
+in transaction mode (see docs/tenancy.md). Never use session-level `SET`.
+
+Work that must happen only once the data is durable (publishing events, enqueueing jobs) is
+registered with `on_commit()` and runs after COMMIT; a rollback drops it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+import structlog
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+log = structlog.get_logger(__name__)
+
+SCHEMA_RE = re.compile(r"^t_[a-z0-9_]{1,50}$")
+PUBLIC = "public"
+
+AfterCommit = Callable[[], Awaitable[object]]
+
+
+class InvalidSchemaName(ValueError):
+    pass
+
+
+def validate_schema_name(schema: str) -> str:
+    if not SCHEMA_RE.fullmatch(schema):
+        raise InvalidSchemaName(f"invalid tenant schema name: {schema!r}")
+    return schema
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class TenantTx:
+    """The open transaction: its schema (None for public-only work) and connection."""
+
+    schema: str | None
+    conn: BaseDBAsyncClient
+    after_commit: list[AfterCommit] = field(default_factory=list)
+    rollback_only: bool = False
+
+    def on_commit(self, fn: AfterCommit) -> None:
+        self.after_commit.append(fn)
+
+    def set_rollback(self) -> None:
+        """Roll back at the end of the block instead of committing (no exception needed)."""
+        self.rollback_only = True
+
+
+_current: ContextVar[TenantTx | None] = ContextVar("trendscope_tenant_tx", default=None)
+
+
+class _Rollback(Exception):
+    pass
+
+
+def current_tx() -> TenantTx:
+    tx = _current.get()
+    if tx is None:
+        raise RuntimeError("no tenant transaction is open")
+    return tx
+
+
+def current_tx_or_none() -> TenantTx | None:
+    return _current.get()
+
+
+def on_commit(fn: AfterCommit) -> None:
+    """Run `fn` after the current transaction commits (dropped on rollback)."""
+    current_tx().on_commit(fn)
+
+
+@asynccontextmanager
+async def _tx(schema: str | None) -> AsyncIterator[TenantTx]:
+    current = _current.get()
+    if current is not None:
+        if current.schema != schema:
+            raise RuntimeError(
+                f"a transaction for {current.schema!r} is open; cannot enter {schema!r}"
+            )
+        yield current  # re-entrant: same schema, same transaction
+        return
+    search_path = f"{quote_ident(schema)}, public" if schema else "public"
+    tx: TenantTx | None = None
+    try:
+        async with in_transaction() as conn:
+            await conn.execute_script(f"SET LOCAL search_path TO {search_path}")
+            tx = TenantTx(schema=schema, conn=conn)
+            token = _current.set(tx)
+            try:
+                yield tx
+            finally:
+                _current.reset(token)
+            if tx.rollback_only:
+                raise _Rollback
+    except _Rollback:
+        return
+    for fn in tx.after_commit:
+        try:
+            await fn()
+        except Exception:  # after-commit work must never undo or hide a committed write
+            log.exception("after_commit_failed", schema=schema)
+
+
+def tenant_tx(schema: str) -> AsyncIterator[TenantTx]:
+    """`async with tenant_tx("t_acme") as tx:` — a transaction bound to one tenant schema."""
+    return _tx(validate_schema_name(schema))  # type: ignore[return-value]
+
+
+def public_tx() -> AsyncIterator[TenantTx]:
+    """A transaction that sees only the public schema (accounts, tenants registry)."""
+    return _tx(None)  # type: ignore[return-value]
