@@ -53,14 +53,23 @@ async def import_file(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> 
     return f"created={task.created} updated={task.updated} skipped={task.skipped}"
 
 
-async def requeue_stale(ctx: dict[str, Any]) -> int:
-    """`collection.requeue_stale` (cron): enqueue tasks whose job was lost with Redis or whose
-    worker died. Deterministic job ids make this a no-op for tasks still queued."""
+async def requeue_stale(ctx: dict[str, Any], stale_after: timedelta = STALE_AFTER) -> int:
+    """`collection.requeue_stale` (cron): enqueue again the tasks whose job was lost with Redis
+    (still `pending`) or whose worker died (`running`, no batch committed for a while).
+
+    A pending task keeps its job id, so a job still queued is not duplicated. A stale running
+    task gets a job id with its attempt number: ARQ would keep refusing the original id until
+    the dead job's in-progress key expires. Two runs of one task cannot double-count: each
+    batch checks the task's cursor under a row lock.
+    """
     count = 0
-    cutoff = datetime.now(UTC) - STALE_AFTER
+    cutoff = datetime.now(UTC) - stale_after
     for schema in await list_tenant_schemas():
         async with tenant_tx(schema):
-            for task_id in await collection.stale_task_ids(cutoff):
-                enqueue_after_commit(IMPORT_JOB, schema, task_id)
+            for task_id, status, attempts in await collection.stale_tasks(cutoff):
+                if status == "pending":
+                    enqueue_after_commit(IMPORT_JOB, schema, task_id)
+                else:
+                    enqueue_after_commit(IMPORT_JOB, schema, task_id, suffix=f"retry{attempts}")
                 count += 1
     return count

@@ -18,8 +18,8 @@ def job_id(name: str, tenant_schema: str, *ids: object) -> str:
     return ":".join([name, tenant_schema, *map(str, ids)])
 
 
-def enqueue_after_commit(name: str, tenant_schema: str, *ids: int) -> None:
-    jid = job_id(name, tenant_schema, *ids)
+def enqueue_after_commit(name: str, tenant_schema: str, *ids: int, suffix: str = "") -> None:
+    jid = job_id(name, tenant_schema, *ids) + (f":{suffix}" if suffix else "")
 
     async def enqueue() -> None:
         if runtime.arq is None:

@@ -21,19 +21,21 @@ async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
     configure_logging(settings)
     await init_db(settings)
-    runtime.redis = ctx["redis"]
-    runtime.arq = ctx["redis"]
-    runtime.queue_name = settings.arq_queue_name
+    if runtime.redis is None:  # (an in-process worker in tests shares the app's clients)
+        await runtime.connect(settings)
+        ctx["owns_runtime"] = True
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if ctx.get("owns_runtime"):
+        await runtime.close()
     await close_db()
 
 
 def worker_settings() -> dict[str, Any]:
     settings = get_settings()
     return {
-        "functions": [func(import_file, name="collection.import", max_tries=10, timeout=3600)],
+        "functions": [func(import_file, name="collection.import", max_tries=10, timeout=600)],
         "cron_jobs": [
             cron(requeue_stale, name="collection.requeue_stale", second=0, run_at_startup=True)
         ],
@@ -43,5 +45,5 @@ def worker_settings() -> dict[str, Any]:
         "queue_name": settings.arq_queue_name,
         "max_jobs": 10,
         "keep_result": 3600,
-        "job_timeout": 3600,
+        "job_timeout": 600,
     }

@@ -51,8 +51,8 @@ schema = TrendscopeSchema(
     extensions=[
         MaskUnexpectedErrors,
         TenantTransaction,
-        ParserCache(maxsize=1000),
-        ValidationCache(maxsize=1000),
+        lambda: ParserCache(maxsize=1000),  # the cache itself is shared per maxsize
+        lambda: ValidationCache(maxsize=1000),
     ],
 )
 

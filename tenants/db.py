@@ -7,8 +7,16 @@ from tortoise import Tortoise
 from api.settings import Settings
 from tenants.config import tortoise_config
 
+_users = 0
+
 
 async def init_db(settings: Settings) -> None:
+    """Initialise Tortoise once per process. Nested users (e.g. an in-process worker beside
+    the API in tests) share it; the last `close_db()` closes the pool."""
+    global _users
+    _users += 1
+    if Tortoise.is_inited():
+        return
     await Tortoise.init(
         config=tortoise_config(
             settings.require_database_url(),
@@ -23,4 +31,7 @@ async def init_db(settings: Settings) -> None:
 
 
 async def close_db() -> None:
-    await Tortoise.close_connections()
+    global _users
+    _users = max(0, _users - 1)
+    if _users == 0 and Tortoise.is_inited():
+        await Tortoise.close_connections()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -87,7 +87,8 @@ def on_commit(fn: AfterCommit) -> None:
 async def _tx(schema: str | None) -> AsyncIterator[TenantTx]:
     current = _current.get()
     if current is not None:
-        if current.schema != schema:
+        # Public tables are schema-qualified, so public work may join any open transaction.
+        if schema is not None and current.schema != schema:
             raise RuntimeError(
                 f"a transaction for {current.schema!r} is open; cannot enter {schema!r}"
             )
@@ -115,11 +116,11 @@ async def _tx(schema: str | None) -> AsyncIterator[TenantTx]:
             log.exception("after_commit_failed", schema=schema)
 
 
-def tenant_tx(schema: str) -> AsyncIterator[TenantTx]:
+def tenant_tx(schema: str) -> AbstractAsyncContextManager[TenantTx]:
     """`async with tenant_tx("t_acme") as tx:` — a transaction bound to one tenant schema."""
-    return _tx(validate_schema_name(schema))  # type: ignore[return-value]
+    return _tx(validate_schema_name(schema))
 
 
-def public_tx() -> AsyncIterator[TenantTx]:
+def public_tx() -> AbstractAsyncContextManager[TenantTx]:
     """A transaction that sees only the public schema (accounts, tenants registry)."""
-    return _tx(None)  # type: ignore[return-value]
+    return _tx(None)

@@ -108,11 +108,12 @@ class CollectionService:
         events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
         return task
 
-    async def stale_task_ids(self, older_than: datetime) -> list[int]:
+    async def stale_tasks(self, older_than: datetime) -> list[tuple[int, str, int]]:
+        """(id, status, attempts) of unfinished tasks not touched since `older_than`."""
         rows = await CollectionTask.filter(
             status__in=["pending", "running"], updated_at__lt=older_than
-        ).values_list("id", flat=True)
-        return [int(r) for r in rows]
+        ).values_list("id", "status", "attempts")
+        return [(int(i), str(s), int(a)) for i, s, a in rows]
 
 
 collection = CollectionService()

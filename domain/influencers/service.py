@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 
 from domain.errors import FieldError, NotFound, ValidationFailed
 from domain.influencers import rules
@@ -82,12 +82,18 @@ class InfluencerService:
         if f.verified is not None:
             account_q &= Q(verified=f.verified)
         if f.platform or f.verified is not None:
-            query = query.filter(id__in=InfluencerAccount.filter(account_q).values("influencer_id"))
+            query = query.filter(
+                id__in=Subquery(InfluencerAccount.filter(account_q).values("influencer_id"))
+            )
         if f.search:
             term = f.search.strip()[:100]
             query = query.filter(
                 Q(display_name__icontains=term)
-                | Q(id__in=InfluencerAccount.filter(handle__icontains=term).values("influencer_id"))
+                | Q(
+                    id__in=Subquery(
+                        InfluencerAccount.filter(handle__icontains=term).values("influencer_id")
+                    )
+                )
             )
         if after:
             value, ident = decode_cursor(after, key)

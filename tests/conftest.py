@@ -1,0 +1,266 @@
+"""Test services: the machine's PostgreSQL/Redis when TEST_DATABASE_URL / TEST_REDIS_URL are
+set, the embedded ones otherwise. Each run creates its own database (dropped at the end) and
+its own ARQ queue / Dramatiq namespace, and starts the real app on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse, urlunparse
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+RUN_ID = secrets.token_hex(4)
+
+
+@dataclass
+class Services:
+    database_url: str  # this run's own database
+    redis_url: str
+    admin_url: str  # the server's maintenance database
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _with_db(url: str, name: str) -> str:
+    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    db = os.environ.get("TEST_DATABASE_URL")
+    redis = os.environ.get("TEST_REDIS_URL")
+    embedded = None
+    if not db or not redis:
+        from api.embedded import start_embedded
+
+        embedded = start_embedded(
+            Path(tempfile.mkdtemp(prefix="trendscope-test-")), postgres=not db, redis=not redis
+        )
+        db = db or embedded.database_url
+        redis = redis or embedded.redis_url
+    assert db and redis
+    name = f"trendscope_test_{RUN_ID}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(db)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    settings_env = {
+        "DATABASE_URL": _with_db(db, name),
+        "REDIS_URL": redis,
+        "ENV": "test",
+        "ARQ_QUEUE_NAME": f"trendscope-test-{RUN_ID}:arq",
+        "DRAMATIQ_NAMESPACE": f"trendscope-test-{RUN_ID}",
+        "SECRET_KEY": "test-secret-key-0123456789abcdef0123456789",
+    }
+    old = {k: os.environ.get(k) for k in settings_env}
+    os.environ.update(settings_env)
+    from api.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        yield Services(database_url=settings_env["DATABASE_URL"], redis_url=redis, admin_url=db)
+    finally:
+
+        async def drop() -> None:
+            conn = await asyncpg.connect(db)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+        asyncio.run(drop())
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        if embedded is not None:
+            embedded.stop()
+
+
+@dataclass
+class Server:
+    url: str
+    ws_url: str
+
+
+@pytest.fixture(scope="session")
+async def server(services: Services) -> AsyncIterator[Server]:
+    """The real app (lifespan included) served by uvicorn on a loopback port, in this loop."""
+    from api.app import create_app
+    from api.settings import get_settings
+    from tenants.migrate import migrate_all
+
+    app = create_app(get_settings())
+    port = _free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False
+    )
+    srv = uvicorn.Server(config)
+    task = asyncio.create_task(srv.serve())
+    while not srv.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    await migrate_all()
+    try:
+        yield Server(url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}/graphql")
+    finally:
+        srv.should_exit = True
+        await task
+
+
+@dataclass
+class Tenant:
+    slug: str
+    schema: str
+    token: str
+    refresh_token: str
+    email: str
+    password: str
+
+
+class GQL:
+    """A tiny GraphQL-over-HTTP client for tests."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def raw(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        return await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=h
+        )
+
+    async def __call__(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        response = await self.raw(query, variables, token=token, headers=headers)
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def ok(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
+        body = await self(query, variables, **kw)
+        assert not body.get("errors"), body
+        return body["data"]
+
+    async def sign_up(self, slug: str | None = None) -> Tenant:
+        slug = slug or f"t{secrets.token_hex(4)}"
+        email, password = f"owner@{slug}.example", "correct horse battery"
+        data = await self.ok(
+            """mutation($i: SignUpInput!) { signUp(input: $i) {
+                __typename ... on AuthPayload { accessToken refreshToken tenantSlug }
+                ... on ValidationFailed { message } } }""",
+            {"i": {"email": email, "password": password, "tenantName": slug, "tenantSlug": slug}},
+        )
+        payload = data["signUp"]
+        assert payload["__typename"] == "AuthPayload", payload
+        return Tenant(
+            slug=slug,
+            schema=f"t_{slug}",
+            token=payload["accessToken"],
+            refresh_token=payload["refreshToken"],
+            email=email,
+            password=password,
+        )
+
+
+@pytest.fixture
+async def gql(server: Server) -> AsyncIterator[GQL]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        yield GQL(http)
+
+
+@pytest.fixture
+async def tenant(gql: GQL) -> Tenant:
+    return await gql.sign_up()
+
+
+@pytest.fixture
+async def other_tenant(gql: GQL) -> Tenant:
+    return await gql.sign_up()
+
+
+async def run_jobs() -> None:
+    """Run every queued ARQ job in-process (a burst worker), then return."""
+    from arq.worker import Worker
+
+    from jobs.worker import worker_settings
+
+    settings = worker_settings()
+    settings["cron_jobs"] = []
+    worker = Worker(**settings, burst=True, poll_delay=0.05, handle_signals=False)
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+
+
+def upload_request(
+    query: str,
+    file_var: str,
+    filename: str,
+    content: bytes,
+    variables: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """httpx kwargs for a GraphQL multipart request (the spec's operations/map/file parts)."""
+    import json
+
+    ops = {"query": query, "variables": {**(variables or {}), file_var: None}}
+    return {
+        "data": {
+            "operations": json.dumps(ops),
+            "map": json.dumps({"0": [f"variables.{file_var}"]}),
+        },
+        "files": {"0": (filename, content, "application/octet-stream")},
+    }
+
+
+IMPORT_POSTS = """mutation($file: Upload!) { importPosts(file: $file) { __typename
+    ... on ImportPostsSuccess { task { id status total } }
+    ... on ValidationFailed { code fields { field message } } } }"""
+
+
+async def import_file(gql: GQL, token: str, filename: str, content: bytes) -> dict[str, Any]:
+    response = await gql.http.post(
+        "/graphql",
+        headers={"Authorization": f"Bearer {token}"},
+        **upload_request(IMPORT_POSTS, "file", filename, content),
+    )
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]["importPosts"]  # type: ignore[no-any-return]
