@@ -5,7 +5,7 @@ The API maps each to a typed GraphQL error (see schema/errors.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class DomainError(Exception):
@@ -49,13 +49,6 @@ class AuthenticationFailed(DomainError):
 
 class PermissionDenied(DomainError):
     code = "FORBIDDEN"
-
-
-@dataclass
-class LimitInfo:
-    limit: str
-    allowed: int
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 class LimitReached(DomainError):

@@ -7,7 +7,6 @@ from strawberry import relay
 from strawberry.types import Info
 
 from domain.analytics.service import analytics
-from domain.errors import NotFound
 from schema.collection.types import CollectionTask
 from schema.permissions import requires
 from schema.relay import decode_id
@@ -26,10 +25,7 @@ class TenantTotals:
 class CollectionQueries:
     @strawberry.field(extensions=[requires("collection:read")])
     async def collection_task(self, info: Info, id: relay.GlobalID) -> CollectionTask | None:
-        try:
-            task = await info.context.loaders.task_by_id.load(decode_id(id, "CollectionTask"))
-        except NotFound:
-            return None
+        task = await info.context.loaders.task_by_id.load(decode_id(id, "CollectionTask"))
         return CollectionTask.from_model(task) if task else None
 
     @strawberry.field(
