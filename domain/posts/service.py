@@ -13,26 +13,44 @@ from domain.pagination import Page, check_first, decode_cursor, encode_cursor
 from domain.posts.models import Comment, Post
 from tenants.tx import current_tx
 
-_UPSERT = """
-WITH upserted AS (
-INSERT INTO post (account_id, influencer_id, platform, external_id, url, text, hashtags,
-                  mentions, published_at, likes, comments, shares, views, raw_json, collected_at)
-SELECT r.account_id, r.influencer_id, r.platform, r.external_id, r.url, r.text, r.hashtags,
-       r.mentions, r.published_at, r.likes, r.comments, r.shares, r.views, r.raw_json, now()
-FROM jsonb_to_recordset($1::jsonb) AS r(
+# The write path: COPY the batch into a transaction-local staging table (binary, the fastest way
+# into PostgreSQL), then one INSERT .. ON CONFLICT from it. (platform, external_id) is the key.
+_STAGE_COLUMNS = (
+    "account_id",
+    "influencer_id",
+    "platform",
+    "external_id",
+    "url",
+    "text",
+    "hashtags",
+    "mentions",
+    "published_at",
+    "likes",
+    "comments",
+    "shares",
+    "views",
+    "raw_json",
+)
+_CREATE_STAGE = """
+CREATE TEMP TABLE _post_stage (
     account_id bigint, influencer_id bigint, platform text, external_id text, url text,
     text text, hashtags text[], mentions text[], published_at timestamptz, likes bigint,
-    comments bigint, shares bigint, views bigint, raw_json jsonb)
+    comments bigint, shares bigint, views bigint, raw_json jsonb
+) ON COMMIT DROP
+"""
+_UPSERT_FROM_STAGE = """
+INSERT INTO post (account_id, influencer_id, platform, external_id, url, text, hashtags,
+                  mentions, published_at, likes, comments, shares, views, raw_json, collected_at)
+SELECT account_id, influencer_id, platform, external_id, url, text, hashtags, mentions,
+       published_at, likes, comments, shares, views, raw_json, now()
+FROM _post_stage
 ON CONFLICT (platform, external_id) DO UPDATE SET
     url = EXCLUDED.url, text = EXCLUDED.text, hashtags = EXCLUDED.hashtags,
     mentions = EXCLUDED.mentions, published_at = EXCLUDED.published_at,
     likes = EXCLUDED.likes, comments = EXCLUDED.comments, shares = EXCLUDED.shares,
     views = EXCLUDED.views, raw_json = EXCLUDED.raw_json, collected_at = now()
 RETURNING id, influencer_id, (xmax = 0) AS inserted
-)
-SELECT * FROM upserted
 """
-# (A CTE, because Tortoise returns no rows for statements that start with INSERT.)
 
 _RECENT_BY_ACCOUNT = """
 SELECT * FROM (
@@ -122,7 +140,7 @@ class PostService:
             platform__in=list({k[0] for k in keys}), handle__in=list({k[1] for k in keys})
         ).values_list("platform", "handle", "id", "influencer_id")
         by_key = {(p, h): (i, inf) for p, h, i, inf in accounts}
-        latest: dict[tuple[str, str], dict[str, object]] = {}
+        latest: dict[tuple[str, str], tuple[object, ...]] = {}
         for r in rows:
             acc = by_key.get((r.platform, r.handle))
             if acc is None:
@@ -132,26 +150,31 @@ class PostService:
             key = (r.platform, r.external_id)
             if key in latest:  # the same post twice in one batch: the later row wins
                 result.updated += 1
-            latest[key] = {
-                "account_id": acc[0],
-                "influencer_id": acc[1],
-                "platform": r.platform,
-                "external_id": r.external_id,
-                "url": r.url,
-                "text": r.text,
-                "hashtags": list(r.hashtags),
-                "mentions": list(r.mentions),
-                "published_at": r.published_at.isoformat(),
-                "likes": r.likes,
-                "comments": r.comments,
-                "shares": r.shares,
-                "views": r.views,
-                "raw_json": r.raw,
-            }
+            latest[key] = (
+                acc[0],
+                acc[1],
+                r.platform,
+                r.external_id,
+                r.url,
+                r.text,
+                list(r.hashtags),
+                list(r.mentions),
+                r.published_at,
+                r.likes,
+                r.comments,
+                r.shares,
+                r.views,
+                json.dumps(r.raw, default=str),
+            )
         if not latest:
             return result
-        payload = json.dumps(list(latest.values()), default=str)
-        _, returned = await current_tx().conn.execute_query(_UPSERT, [payload])
+        async with current_tx().raw_connection() as conn:
+            await conn.execute(_CREATE_STAGE)
+            await conn.copy_records_to_table(
+                "_post_stage", records=list(latest.values()), columns=_STAGE_COLUMNS
+            )
+            returned = await conn.fetch(_UPSERT_FROM_STAGE)
+            await conn.execute("DROP TABLE _post_stage")
         for row in returned:
             if row["inserted"]:
                 result.created += 1
