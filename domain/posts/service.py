@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol
 
 from domain.collection.rules import ImportRow
 from domain.influencers.models import InfluencerAccount
@@ -51,6 +52,60 @@ ON CONFLICT (platform, external_id) DO UPDATE SET
     views = EXCLUDED.views, raw_json = EXCLUDED.raw_json, collected_at = now()
 RETURNING id, influencer_id, (xmax = 0) AS inserted
 """
+_COMMENT_STAGE_COLUMNS = (
+    "platform",
+    "external_id",
+    "post_external_id",
+    "author",
+    "text",
+    "likes",
+    "published_at",
+)
+_CREATE_COMMENT_STAGE = """
+CREATE TEMP TABLE _comment_stage (
+    platform text, external_id text, post_external_id text, author text, text text,
+    likes bigint, published_at timestamptz
+) ON COMMIT DROP
+"""
+# Comments of posts we do not store are left out (and counted as skipped by the caller).
+_UPSERT_COMMENTS_FROM_STAGE = """
+INSERT INTO comment (post_id, platform, external_id, author, text, likes, published_at)
+SELECT p.id, s.platform, s.external_id, s.author, s.text, s.likes, s.published_at
+FROM _comment_stage s JOIN post p ON p.platform = s.platform AND p.external_id = s.post_external_id
+ON CONFLICT (platform, external_id) DO UPDATE SET
+    author = EXCLUDED.author, text = EXCLUDED.text, likes = EXCLUDED.likes,
+    published_at = EXCLUDED.published_at
+RETURNING (xmax = 0) AS inserted
+"""
+
+
+class CommentLike(Protocol):
+    """What `upsert_comments` needs of a comment (connectors' CommentData has it)."""
+
+    platform: str
+    external_id: str
+    post_external_id: str
+    author: str
+    text: str
+    likes: int
+    published_at: datetime | None
+
+
+async def _copy_and_upsert(
+    create_stage: str,
+    stage: str,
+    columns: Sequence[str],
+    records: list[tuple[object, ...]],
+    upsert: str,
+) -> list[Any]:
+    """COPY `records` into a fresh transaction-local staging table, run `upsert` from it."""
+    async with current_tx().raw_connection() as conn:
+        await conn.execute(create_stage)
+        await conn.copy_records_to_table(stage, records=records, columns=columns)
+        returned = await conn.fetch(upsert)
+        await conn.execute(f"DROP TABLE {stage}")
+    return list(returned)
+
 
 _RECENT_BY_ACCOUNT = """
 SELECT * FROM (
@@ -168,19 +223,47 @@ class PostService:
             )
         if not latest:
             return result
-        async with current_tx().raw_connection() as conn:
-            await conn.execute(_CREATE_STAGE)
-            await conn.copy_records_to_table(
-                "_post_stage", records=list(latest.values()), columns=_STAGE_COLUMNS
-            )
-            returned = await conn.fetch(_UPSERT_FROM_STAGE)
-            await conn.execute("DROP TABLE _post_stage")
+        returned = await _copy_and_upsert(
+            _CREATE_STAGE, "_post_stage", _STAGE_COLUMNS, list(latest.values()), _UPSERT_FROM_STAGE
+        )
         for row in returned:
             if row["inserted"]:
                 result.created += 1
                 result.created_posts.append((row["id"], row["influencer_id"]))
             else:
                 result.updated += 1
+        return result
+
+    async def upsert_comments(self, rows: Sequence[CommentLike]) -> UpsertResult:
+        """Insert or update comments by (platform, external_id), attached to the stored post
+        with (platform, post_external_id); comments of unknown posts are skipped."""
+        result = UpsertResult()
+        latest: dict[tuple[str, str], tuple[object, ...]] = {}
+        for c in rows:
+            key = (c.platform, c.external_id)
+            if key in latest:  # twice in one batch: the later one wins
+                result.updated += 1
+            latest[key] = (
+                c.platform,
+                c.external_id,
+                c.post_external_id,
+                c.author[:200],
+                c.text,
+                c.likes,
+                c.published_at,
+            )
+        if not latest:
+            return result
+        returned = await _copy_and_upsert(
+            _CREATE_COMMENT_STAGE,
+            "_comment_stage",
+            _COMMENT_STAGE_COLUMNS,
+            list(latest.values()),
+            _UPSERT_COMMENTS_FROM_STAGE,
+        )
+        result.created = sum(1 for r in returned if r["inserted"])
+        result.updated += len(returned) - result.created
+        result.skipped = len(latest) - len(returned)
         return result
 
 
