@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
+import httpx
+
 from domain.collection.rules import HASHTAG_RE, MENTION_RE, ImportRow
 
 T = TypeVar("T")
@@ -290,6 +292,16 @@ def epoch_datetime(value: Any, name: str) -> datetime:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} is not a Unix time")
     return datetime.fromtimestamp(value, UTC)
+
+
+def error_object(response: httpx.Response, key: str = "error") -> dict[str, Any]:
+    """The platform's error object from a response body, or {} when there is none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    error = body.get(key) if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
 
 
 def text_of(value: Any) -> str:

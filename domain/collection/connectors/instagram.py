@@ -33,6 +33,7 @@ from domain.collection.connectors.base import (
     count,
     decode_cursor,
     encode_cursor,
+    error_object,
     iso_datetime,
     map_items,
     required_id,
@@ -76,9 +77,8 @@ def _regain_seconds(response: httpx.Response) -> float:
 def _classify(response: httpx.Response) -> Exception | None:
     if response.status_code < 400:
         return None
-    try:
-        error = response.json().get("error") or {}
-    except (ValueError, AttributeError):
+    error = error_object(response)
+    if not error:
         return None
     code = error.get("code")
     subcode = error.get("error_subcode")

@@ -33,6 +33,7 @@ from domain.collection.connectors.base import (
     decode_cursor,
     encode_cursor,
     epoch_datetime,
+    error_object,
     map_items,
     required_id,
     tags_from,
@@ -55,18 +56,9 @@ COMMENT_FIELDS = "id,video_id,text,like_count,reply_count,parent_comment_id,crea
 WINDOW_DAYS = 30
 
 
-def _error(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    error = body.get("error") if isinstance(body, dict) else None
-    return error if isinstance(error, dict) else {}
-
-
 def _classify(clock: Callable[[], datetime], *, user_lookup: bool = False) -> Any:
     def classify(response: httpx.Response) -> Exception | None:
-        error = _error(response)
+        error = error_object(response)
         code = str(error.get("code") or "")
         message = str(error.get("message") or code or f"HTTP {response.status_code}")
         if response.status_code == 429 and "quota" in message.lower():

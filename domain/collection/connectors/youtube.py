@@ -34,6 +34,7 @@ from domain.collection.connectors.base import (
     count,
     decode_cursor,
     encode_cursor,
+    error_object,
     iso_datetime,
     map_items,
     required_id,
@@ -82,12 +83,12 @@ def _classify(clock: Callable[[], datetime]) -> Callable[[httpx.Response], Excep
     def classify(response: httpx.Response) -> Exception | None:
         if response.status_code < 400:
             return None
-        try:
-            error = response.json().get("error") or {}
-        except (ValueError, AttributeError):
+        error = error_object(response)
+        if not error:
             return None
-        details = error.get("errors") or [{}]
-        reason = str(details[0].get("reason") or "") if isinstance(details, list) else ""
+        details = error.get("errors")
+        first = details[0] if isinstance(details, list) and details else {}
+        reason = str(first.get("reason") or "") if isinstance(first, dict) else ""
         message = str(error.get("message") or reason)
         if reason in QUOTA_REASONS:
             if reason in ("rateLimitExceeded", "userRateLimitExceeded"):
