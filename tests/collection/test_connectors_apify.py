@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -10,6 +11,7 @@ from domain.collection.connectors import (
     DEFAULT_BUCKETS,
     AccountRef,
     AccountUnavailable,
+    Connector,
     PlatformUnavailable,
     PostData,
 )
@@ -22,7 +24,7 @@ ITEMS = "/v2/datasets/wmKPijuyDnPZAPRMk/items"
 REQUESTS = DEFAULT_BUCKETS["apify"]["requests"]
 
 
-def ap(kit: Kit, **options: object):  # type: ignore[no-untyped-def]
+def ap(kit: Kit, **options: Any) -> Connector:
     return kit.connector("apify", {"token": "apify_api_token"}, base_url=BASE, **options)
 
 

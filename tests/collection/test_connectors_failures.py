@@ -13,6 +13,7 @@ import pytest
 
 from domain.collection.connectors import (
     DEFAULT_BUCKETS,
+    Connector,
     CredentialBroken,
     PlatformUnavailable,
     QuotaExhausted,
@@ -100,7 +101,7 @@ CASES = [
 IDS = [c.platform for c in CASES]
 
 
-def connector(kit: Kit, case: Case, **options: Any):  # type: ignore[no-untyped-def]
+def connector(kit: Kit, case: Case, **options: Any) -> Connector:
     return kit.connector(case.platform, case.secrets, base_url=case.base_url, **options)
 
 
@@ -201,3 +202,10 @@ def test_parse_retry_after_seconds_and_http_date() -> None:
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
     assert parse_retry_after("", now) is None
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_every_connector_satisfies_the_protocol(kit: Kit, case: Case) -> None:
+    built = connector(kit, case)
+    assert isinstance(built, Connector)
+    assert built.platform == case.platform

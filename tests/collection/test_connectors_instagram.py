@@ -11,6 +11,7 @@ from domain.collection.connectors import (
     DEFAULT_BUCKETS,
     AccountRef,
     AccountUnavailable,
+    Connector,
     CredentialBroken,
     PostData,
     QuotaExhausted,
@@ -22,7 +23,7 @@ PATH = "/v25.0/17841405309211844"
 CALLS = DEFAULT_BUCKETS["instagram"]["calls"]
 
 
-def ig(kit: Kit):  # type: ignore[no-untyped-def]
+def ig(kit: Kit) -> Connector:
     return kit.connector(
         "instagram",
         {"access_token": "EAAGtoken", "ig_user_id": "17841405309211844"},

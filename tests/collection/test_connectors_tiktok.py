@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -13,6 +14,7 @@ from domain.collection.connectors import (
     DEFAULT_BUCKETS,
     AccountRef,
     AccountUnavailable,
+    Connector,
     CredentialBroken,
     PostData,
     QuotaExhausted,
@@ -24,7 +26,7 @@ REQUESTS = DEFAULT_BUCKETS["tiktok"]["requests"]
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def tt(kit: Kit, secrets: dict[str, str] | None = None, **options: object):  # type: ignore[no-untyped-def]
+def tt(kit: Kit, secrets: dict[str, str] | None = None, **options: Any) -> Connector:
     return kit.connector(
         "tiktok",
         secrets or {"access_token": "clt.example"},

@@ -11,6 +11,7 @@ from domain.collection.connectors import (
     DEFAULT_BUCKETS,
     AccountRef,
     AccountUnavailable,
+    Connector,
     PostData,
     QuotaExhausted,
 )
@@ -20,7 +21,7 @@ BASE = "https://x.test"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def xc(kit: Kit):  # type: ignore[no-untyped-def]
+def xc(kit: Kit) -> Connector:
     return kit.connector("x", {"bearer_token": "AAAAbearer"}, base_url=BASE, clock=lambda: NOW)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -11,6 +13,7 @@ from domain.collection.connectors import (
     DEFAULT_BUCKETS,
     AccountRef,
     AccountUnavailable,
+    Connector,
     CredentialBroken,
     PostData,
     QuotaExhausted,
@@ -22,11 +25,11 @@ P = "/youtube/v3"
 UNITS = DEFAULT_BUCKETS["youtube"]["units"]
 
 
-def yt(kit: Kit, **options: object):  # type: ignore[no-untyped-def]
+def yt(kit: Kit, **options: Any) -> Connector:
     return kit.connector("youtube", {"api_key": "AIzaTestKey"}, base_url=BASE, **options)
 
 
-def by_page_token(first: str, second: str):  # type: ignore[no-untyped-def]
+def by_page_token(first: str, second: str) -> Callable[[httpx.Request], httpx.Response]:
     def handle(request: httpx.Request) -> httpx.Response:
         token = request.url.params.get("pageToken")
         return httpx.Response(200, json=load("youtube", second if token else first))
