@@ -170,6 +170,15 @@ async def test_long_retry_after_reschedules_instead_of_sleeping(kit: Kit) -> Non
     assert kit.sleeps == [] and len(kit.api.requests) == 1
 
 
+async def test_503_with_a_long_retry_after_is_unavailable_with_that_delay(kit: Kit) -> None:
+    case = CASES[2]
+    kit.api.on(case.method, case.path, reply({}, 503, {"Retry-After": "3600"}))
+    with pytest.raises(PlatformUnavailable) as err:
+        await connector(kit, case).fetch_profile(case.handle)
+    assert err.value.retry_after == 3600 and err.value.status == 503
+    assert kit.sleeps == [] and len(kit.api.requests) == 1
+
+
 async def test_429_on_every_attempt_is_quota_exhausted(kit: Kit) -> None:
     case = CASES[0]
     kit.api.on(case.method, case.path, reply({"error": "busy"}, 429, {"Retry-After": "3"}))

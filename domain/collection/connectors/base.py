@@ -75,9 +75,17 @@ class PlatformUnavailable(ConnectorError):
 
     code = "PLATFORM_UNAVAILABLE"
 
-    def __init__(self, platform: str, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        platform: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(platform, message)
         self.status = status
+        self.retry_after = retry_after  # the platform's Retry-After, when it sent one
 
 
 class PlatformRequestFailed(ConnectorError):

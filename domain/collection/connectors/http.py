@@ -174,6 +174,7 @@ class PlatformHttp:
                 self.platform,
                 f"{exc.message} after {self.policy.max_attempts} attempts",
                 status=exc.status,
+                retry_after=exc.retry_after,
             ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -206,7 +207,9 @@ class PlatformHttp:
             if error.retry_after is not None and error.retry_after > self.policy.max_retry_after:
                 if error.status == 429:
                     raise QuotaExhausted(self.platform, error.retry_after, error.message)
-                raise PlatformUnavailable(self.platform, error.message, status=error.status)
+                raise PlatformUnavailable(
+                    self.platform, error.message, status=error.status, retry_after=error.retry_after
+                )
             raise error
         if error is not None:
             raise error
