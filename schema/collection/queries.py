@@ -7,9 +7,17 @@ from strawberry import relay
 from strawberry.types import Info
 
 from domain.analytics.service import analytics
-from schema.collection.types import CollectionTask
+from domain.collection.connections import connections
+from domain.collection.service import collection
+from schema.collection.types import (
+    CollectionTask,
+    CollectionTaskConnection,
+    CollectionTaskStatus,
+    PlatformConnection,
+)
+from schema.influencers.types import Platform
 from schema.permissions import requires
-from schema.relay import decode_id
+from schema.relay import build_connection, decode_id
 
 
 @strawberry.type
@@ -27,6 +35,36 @@ class CollectionQueries:
     async def collection_task(self, info: Info, id: relay.GlobalID) -> CollectionTask | None:
         task = await info.context.loaders.task_by_id.load(decode_id(id, "CollectionTask"))
         return CollectionTask.from_model(task) if task else None
+
+    @strawberry.field(
+        extensions=[requires("collection:read")],
+        description="Collection tasks (imports and collections), newest first.",
+    )
+    async def collection_tasks(
+        self,
+        first: int | None = 20,
+        after: str | None = None,
+        status: CollectionTaskStatus | None = None,
+        platform: Platform | None = None,
+        influencer_id: relay.GlobalID | None = None,
+    ) -> CollectionTaskConnection:
+        page = await collection.list(
+            status=status.value if status else None,
+            platform=platform.value if platform else None,
+            influencer_id=decode_id(influencer_id, "Influencer", "influencerId")
+            if influencer_id
+            else None,
+            first=first,
+            after=after,
+        )
+        return build_connection(CollectionTaskConnection, page, CollectionTask.from_model)  # type: ignore[return-value]
+
+    @strawberry.field(
+        extensions=[requires("collection:read")],
+        description="The tenant's platform credentials (status only; secrets never leave).",
+    )
+    async def platform_connections(self) -> list[PlatformConnection]:
+        return [PlatformConnection.from_model(c) for c in await connections.list()]
 
     @strawberry.field(
         extensions=[requires("influencers:read")],
