@@ -53,10 +53,25 @@ def api(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    graceful_timeout: Annotated[
+        int, typer.Option(help="seconds to let in-flight requests finish on SIGTERM")
+    ] = 30,
+    shutdown_delay: Annotated[
+        float | None,
+        typer.Option(
+            help="seconds to keep serving with /readyz at 503 after SIGTERM "
+            "(env SHUTDOWN_DELAY_SECONDS; default 0)"
+        ),
+    ] = None,
 ) -> None:
-    """Serve the API (uvicorn + Starlette)."""
+    """Serve the API (uvicorn + Starlette). SIGTERM: /readyz turns 503, then (after the
+    shutdown delay) uvicorn stops accepting, drains in-flight requests and runs the lifespan
+    shutdown. Run one worker per container and scrape each one's /metrics."""
     import uvicorn
 
+    if shutdown_delay is not None:  # read by create_app() in every worker process
+        os.environ["SHUTDOWN_DELAY_SECONDS"] = str(shutdown_delay)
+        get_settings.cache_clear()
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -66,17 +81,27 @@ def api(
         ws_per_message_deflate=False,  # ~40 KB per socket and 30-50 us/message (design.md)
         log_level="warning",
         lifespan="on",
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=graceful_timeout,
     )
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve this worker's Prometheus /metrics on this port")
+    ] = None,
+) -> None:
     """Run the ARQ worker (I/O jobs: collection, cron)."""
     from arq.worker import Worker
 
     from jobs.worker import worker_settings
 
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        import api.metrics  # noqa: F401  (registers the job and pool metrics)
+
+        start_http_server(metrics_port)
     Worker(**worker_settings()).run()
 
 
