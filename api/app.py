@@ -27,6 +27,7 @@ from api.logging import RequestContextMiddleware, configure_logging, request_id_
 from api.metrics import metrics_endpoint
 from api.realtime import EventHub
 from api.settings import Settings, get_settings
+from api.tracing import tracing_middleware
 from domain.errors import DomainError
 from jobs.runtime import runtime
 from schema.context import Context
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[
+            *tracing_middleware(),  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
             Middleware(RequestContextMiddleware),  # outermost: sees what auth answers itself
             Middleware(AuthMiddleware, settings=settings),
         ],

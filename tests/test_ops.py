@@ -276,3 +276,49 @@ def test_pgbouncer_turns_the_statement_cache_off() -> None:
         statement_cache_size=statement_cache_size(Settings(database_pgbouncer=True)),
     )
     assert config["connections"]["default"]["credentials"]["statement_cache_size"] == 0
+
+
+# --- tracing ----------------------------------------------------------------------------------
+
+
+def test_without_otel_endpoint_nothing_of_opentelemetry_is_loaded(services: Services) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    code = (
+        "import sys; from api.app import create_app; app = create_app(); "
+        "loaded = [m for m in sys.modules if m.startswith('opentelemetry')]; "
+        "assert not loaded, loaded; "
+        "assert 'OpenTelemetryMiddleware' not in repr(app.user_middleware)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, cwd=Path(__file__).resolve().parents[1]
+    )
+
+
+async def test_with_otel_endpoint_requests_and_queries_are_traced(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app starts with tracing on; spans go to an in-memory exporter (no network)."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from api.app import create_app
+    from api.settings import get_settings
+    from api.tracing import setup_tracing, shutdown_tracing
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")  # never contacted
+    exporter = InMemorySpanExporter()
+    setup_tracing(exporter)
+    try:
+        app = create_app(get_settings())
+        assert any("OpenTelemetryMiddleware" in repr(m) for m in app.user_middleware)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+            # no lifespan here: /readyz's database check runs on the session's pool, Redis
+            # is not attached to this app (so 503), which is enough to produce both spans
+            await http.get("/readyz")
+            await http.get("/graphql?query=%7B__typename%7D")
+        names = [span.name for span in exporter.get_finished_spans()]
+        assert any(n.startswith("GET /graphql") for n in names), names
+        assert any("SELECT" in n or n == "postgresql" for n in names), names
+        assert not any("readyz" in n for n in names if n.startswith("GET")), names
+    finally:
+        shutdown_tracing()
