@@ -202,6 +202,54 @@ def export_schema(path: Path = Path("schema/schema.graphql")) -> None:
     typer.echo(f"wrote {path}")
 
 
+@app.command("schema-check")
+def schema_check(
+    against: Annotated[str, typer.Option(help="git ref whose schema/schema.graphql to compare")] = (
+        "main"
+    ),
+    changelog: Annotated[
+        Path, typer.Option(help="where intended breaking changes are acknowledged")
+    ] = Path("docs/schema-changelog.md"),
+    current: Annotated[
+        Path | None, typer.Option(help="SDL file to check (default: the code's schema)")
+    ] = None,
+) -> None:
+    """Fail on breaking GraphQL schema changes against a git ref unless the changelog
+    acknowledges them; dangerous changes are warnings (api/schema_check.py has the format)."""
+    from api.schema_check import SchemaUnavailable, acknowledgement, check_schema, schema_at
+
+    try:
+        old_sdl = schema_at(against)
+    except SchemaUnavailable as exc:
+        typer.echo(f"schema-check skipped: no schema at {against!r} ({exc})")
+        return
+    if current is not None:
+        new_sdl = current.read_text()
+    else:
+        from schema.schema import sdl
+
+        new_sdl = sdl()
+    report = check_schema(old_sdl, new_sdl, changelog.read_text() if changelog.exists() else "")
+    for change in report.dangerous:
+        typer.echo(f"warning: {change.type.name}: {change.description}")
+    for coordinate in report.removed_without_deprecation:
+        typer.echo(f"warning: {coordinate} was removed without being deprecated on {against}")
+    acknowledged = len(report.breaking) - len(report.unacknowledged)
+    if report.unacknowledged:
+        typer.echo(
+            f"{len(report.unacknowledged)} unacknowledged breaking change(s) against {against}; "
+            f"if intended, add these lines to {changelog}:",
+            err=True,
+        )
+        for change in report.unacknowledged:
+            typer.echo(acknowledgement(change), err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"schema-check against {against}: {acknowledged} acknowledged breaking, "
+        f"{len(report.dangerous)} dangerous change(s)"
+    )
+
+
 @app.command()
 def up(
     port: int = 8000,
