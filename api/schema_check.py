@@ -5,7 +5,7 @@ a changed type, a new required argument, ...); `find_dangerous_changes` gives wa
 enum value, a changed default, ...). A breaking change passes only when
 `docs/schema-changelog.md` acknowledges it with a line of this form (the tool prints it):
 
-    - BREAKING(FIELD_REMOVED) `Field Influencer.legacyScore was removed.` why, and what to use instead
+    - BREAKING(FIELD_REMOVED) `Field Influencer.legacyScore was removed.` why; use `score`
 
 i.e. `BREAKING(<graphql-core BreakingChangeType>)` followed by graphql-core's description in
 backticks; the rest of the line is free text. Fields should be deprecated with
