@@ -21,8 +21,10 @@ async def init_db(settings: Settings) -> None:
     the API in tests) share it; the last `close_db()` closes the pool."""
     global _users
     _users += 1
-    if Tortoise.is_inited():
+    if _users > 1 and Tortoise.is_inited():
         return
+    # (Tortoise stays "inited" after close_connections(): a process that closed its last use
+    # and starts again must initialise again.)
     await Tortoise.init(
         config=tortoise_config(
             settings.require_database_url(),
