@@ -230,8 +230,8 @@ def schema_check(
 
         new_sdl = sdl()
     report = check_schema(old_sdl, new_sdl, changelog.read_text() if changelog.exists() else "")
-    for change in report.dangerous:
-        typer.echo(f"warning: {change.type.name}: {change.description}")
+    for dangerous in report.dangerous:
+        typer.echo(f"warning: {dangerous.type.name}: {dangerous.description}")
     for coordinate in report.removed_without_deprecation:
         typer.echo(f"warning: {coordinate} was removed without being deprecated on {against}")
     acknowledged = len(report.breaking) - len(report.unacknowledged)

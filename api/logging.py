@@ -84,7 +84,7 @@ class RequestContextMiddleware:
             return
         request_id = request_id_from(_header(scope, b"x-request-id"))
         scope.setdefault("state", {})["request_id"] = request_id
-        info = RequestInfo(request_id=request_id)
+        info = RequestInfo(request_id=request_id, kind=kind)
         info_token = current_request.set(info)
         log_tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         start = time.perf_counter()

@@ -116,6 +116,7 @@ class RequestInfo:
     contextvar by the request middleware, so it works whatever the GraphQL view does)."""
 
     request_id: str
+    kind: str = "http"  # or "websocket": one info for the connection's whole life
     operation: str | None = None
     operation_type: str | None = None
     tenant: str | None = None
@@ -149,7 +150,8 @@ class OperationMetrics(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         info = current_request.get()
-        if info is None:
+        if info is None or info.kind != "http":
+            # A websocket runs many operations over one connection: nothing to accumulate.
             return
         ec = self.execution_context
         if info.operation is None:
@@ -161,7 +163,7 @@ class OperationMetrics(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         info = current_request.get()
-        if info is not None:
+        if info is not None and info.kind == "http":
             ec = self.execution_context
             name = ec.operation_name
             definition = _selected_operation(ec.graphql_document, name)

@@ -118,6 +118,36 @@ async def test_access_log_lines_carry_each_tenants_own_schema(
     assert by_id["iso-b"]["tenant"] == other_tenant.schema
 
 
+async def test_websocket_gets_a_request_id_and_one_line_when_closed(
+    server: Server, tenant: Tenant
+) -> None:
+    import asyncio
+    import json
+
+    import websockets
+
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        async with websockets.connect(
+            server.ws_url,
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+            additional_headers={"X-Request-Id": "ws-req-1"},
+        ) as ws:
+            payload = {"Authorization": f"Bearer {tenant.token}"}
+            await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            sub = {"query": "subscription { postAdded { id } }"}
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": sub}))
+            await ws.send(json.dumps({"id": "1", "type": "complete"}))
+        for _ in range(100):  # the server logs after its side of the close
+            if any(e.get("event") == "websocket_closed" for e in logs):
+                break
+            await asyncio.sleep(0.02)
+    [line] = [e for e in logs if e.get("event") == "websocket_closed"]
+    assert line["request_id"] == "ws-req-1" and line["path"] == "/graphql"
+    assert line["operation"] is None  # operations over a socket are not accumulated
+    assert not request_lines([e for e in logs if e.get("request_id") == "ws-req-1"])
+
+
 async def test_refused_request_is_logged_and_counted(gql: GQL) -> None:
     before = value(await metrics(gql), "trendscope_errors_total", code="HTTP_401")
     with capture_logs(processors=[merge_contextvars]) as logs:
