@@ -153,3 +153,21 @@ def test_the_codes_schema_has_no_unacknowledged_break_against_the_checked_in_fil
     """What CI's schema-check sees on a branch without schema changes."""
     path = Path(__file__).resolve().parents[1] / "schema" / "schema.graphql"
     assert check_schema(path.read_text(), sdl()).breaking == []
+
+
+def test_every_deprecation_in_the_schema_gives_a_reason() -> None:
+    """`@deprecated(reason: ...)` says what to use instead; graphql-core's default reason
+    ("No longer supported") does not."""
+    from graphql import DEFAULT_DEPRECATION_REASON, build_schema, is_enum_type
+
+    schema = build_schema(sdl())
+    reasons = []
+    for gql_type in schema.type_map.values():
+        for f in getattr(gql_type, "fields", {}).values():
+            if getattr(f, "deprecation_reason", None) is not None:
+                reasons.append(f.deprecation_reason)
+        if is_enum_type(gql_type):
+            for v in gql_type.values.values():  # type: ignore[attr-defined]
+                if v.deprecation_reason is not None:
+                    reasons.append(v.deprecation_reason)
+    assert all(r.strip() and r != DEFAULT_DEPRECATION_REASON for r in reasons), reasons
