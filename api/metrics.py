@@ -26,12 +26,15 @@ labels come from a fixed set and error codes are capped the same way as operatio
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from typing import Any
 
+import structlog
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
@@ -148,7 +151,15 @@ class OperationMetrics(SchemaExtension):
     masking."""
 
     def on_operation(self) -> Iterator[None]:
-        yield
+        self._log_tokens: Mapping[str, Token[Any]] = {}
+        try:
+            yield
+        finally:
+            # after every other extension's post-processing (e.g. the masked-error log line),
+            # which therefore still carries tenant and operation
+            if self._log_tokens:
+                with contextlib.suppress(ValueError, LookupError):  # (another context)
+                    structlog.contextvars.reset_contextvars(**self._log_tokens)
         info = current_request.get()
         if info is None or info.kind != "http":
             # A websocket runs many operations over one connection: nothing to accumulate.
@@ -162,24 +173,28 @@ class OperationMetrics(SchemaExtension):
             info.error_codes.append(error_code(error))
 
     def on_execute(self) -> Iterator[None]:
+        ec = self.execution_context
+        name = ec.operation_name
+        definition = _selected_operation(ec.graphql_document, name)
+        op_type = definition.operation.value if definition is not None else "unknown"
+        if definition is not None:
+            if name is None and definition.name is not None:
+                name = definition.name.value
+            if name is None:
+                root = _root_field_name(definition)
+                name = f"anonymous_{root}" if root else "anonymous"
+        label = operation_label(name or "anonymous")
+        principal = getattr(getattr(ec, "context", None), "principal", None)
+        tenant = principal.tenant_schema if principal is not None else None
         info = current_request.get()
+        if info is None or info.kind == "http":
+            # Log lines written while the operation runs carry these (request_id is bound by
+            # the request middleware). Not on websockets: one connection, many operations.
+            self._log_tokens = structlog.contextvars.bind_contextvars(
+                tenant=tenant, operation=label, operation_type=op_type
+            )
         if info is not None and info.kind == "http":
-            ec = self.execution_context
-            name = ec.operation_name
-            definition = _selected_operation(ec.graphql_document, name)
-            if definition is not None:
-                info.operation_type = definition.operation.value
-                if name is None and definition.name is not None:
-                    name = definition.name.value
-                if name is None:
-                    root = _root_field_name(definition)
-                    name = f"anonymous_{root}" if root else "anonymous"
-            else:
-                info.operation_type = "unknown"
-            info.operation = operation_label(name or "anonymous")
-            principal = getattr(getattr(ec, "context", None), "principal", None)
-            if principal is not None:
-                info.tenant = principal.tenant_schema
+            info.operation, info.operation_type, info.tenant = label, op_type, tenant
         yield
 
 

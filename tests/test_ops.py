@@ -222,6 +222,40 @@ async def test_job_queue_depth_and_job_latency(gql: GQL, tenant: Tenant) -> None
     assert depth == [0]
 
 
+async def test_log_lines_during_an_operation_carry_tenant_and_operation() -> None:
+    """Whatever logs while an operation runs (e.g. the masked-error line) gets the tenant and
+    operation; they are gone again afterwards."""
+    import copy
+    from types import SimpleNamespace
+
+    import structlog
+    from strawberry.extensions import SchemaExtension
+
+    from api.metrics import OperationMetrics
+    from schema.schema import schema
+
+    class Probe(SchemaExtension):  # a test probe, listed after the extension under test
+        def on_execute(self) -> Iterator[None]:
+            structlog.get_logger("probe").info("probe")
+            yield
+
+    probed = copy.copy(schema)
+    probed.extensions = (OperationMetrics, Probe)
+    principal = SimpleNamespace(tenant_schema="t_probe")
+    context = SimpleNamespace(tenant_schema=None, principal=principal, request_id="p")
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        result = await probed.execute("query Probe { __typename }", context_value=context)
+        structlog.get_logger("probe").info("after")
+    assert not result.errors
+    probe, after = logs
+    assert (probe["tenant"], probe["operation"], probe["operation_type"]) == (
+        "t_probe",
+        "Probe",
+        "query",
+    )
+    assert "tenant" not in after and "operation" not in after
+
+
 def test_operation_labels_are_bounded() -> None:
     labels = _BoundedLabels(3, _NAME_RE)
     assert [labels(n) for n in ("A", "B", "C", "D", "A")] == ["A", "B", "C", OTHER, "A"]
