@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -18,6 +18,7 @@ from schema.collection.subscriptions import CollectionSubscriptions
 from schema.extensions import MaskUnexpectedErrors, TenantTransaction
 from schema.influencers.mutations import InfluencerMutations
 from schema.influencers.queries import InfluencerQueries
+from schema.limits import LimitedParserCache, LimitedValidationCache
 from schema.permissions import requires
 from schema.posts.queries import PostQueries
 
@@ -51,9 +52,14 @@ schema = TrendscopeSchema(
     extensions=[
         MaskUnexpectedErrors,
         TenantTransaction,
-        lambda: ParserCache(maxsize=1000),  # the cache itself is shared per maxsize
-        lambda: ValidationCache(maxsize=1000),
+        # Strawberry's parser and validation caches plus the abuse limits (schema/limits.py);
+        # the caches themselves are shared per maxsize.
+        lambda: LimitedParserCache(maxsize=1000),
+        lambda: LimitedValidationCache(maxsize=1000),
     ],
+    # Batching (JSON arrays of operations) on; GraphQLApp caps a batch at `limits.max_batch`
+    # of its own settings (BATCH_TOO_LARGE), this figure is only Strawberry's default check.
+    config=StrawberryConfig(batching_config={"max_operations": 100}),
 )
 
 
