@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 from cross_web import HTTPException
+from graphql import GraphQLError
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -86,6 +87,7 @@ def negotiate(accept: str | None) -> str | None:
     best: tuple[float, int, str] | None = None
     for index, part in enumerate(accept.split(",")):
         media, params = parse_content_type(part)
+        media = media.lower()
         try:
             q = float(params.get("q", "1"))
         except ValueError:
@@ -234,7 +236,11 @@ class GraphQLApp(GraphQL[Context, None]):
                 operation_extensions=request_data.extensions,
             )
         except CannotGetOperationTypeError as exc:
-            raise RequestRefused(400, exc.as_http_error_reason(), "BAD_REQUEST") from exc
+            # GetOperation() failed: a GraphQL request error (200 with application/json)
+            error = GraphQLError(
+                exc.as_http_error_reason(), extensions={"code": "OPERATION_RESOLUTION_FAILURE"}
+            )
+            return ExecutionResult(data=None, errors=[error])
         except InvalidOperationTypeError as exc:
             if method == "GET":  # the spec: 405, and mutations go by POST
                 raise RequestRefused(
