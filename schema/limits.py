@@ -485,7 +485,8 @@ class LimitedValidationCache(ValidationCache):
             return
         result.errors = [_without_suggestions(e) for e in errors]
 
-    async def on_validate(self) -> AsyncIterator[None]:
+    # Async (Strawberry runs async hooks): the tenant's plan may need a database read.
+    async def on_validate(self) -> AsyncIterator[None]:  # type: ignore[override]
         ec = self.execution_context
         settings = _settings_of(ec.context)
         ec.validation_rules = (*ec.validation_rules, *rules_for(settings))
