@@ -71,7 +71,7 @@ def limit_error(message: str, code: str, **extra: Any) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code, **extra})
 
 
-def _settings_of(context: object) -> Settings:
+def settings_of(context: object) -> Settings:
     settings = getattr(context, "settings", None)
     return settings if isinstance(settings, Settings) else get_settings()
 
@@ -443,7 +443,7 @@ class LimitedParserCache(ParserCache):
 
     def on_parse(self) -> Iterator[None]:
         ec = self.execution_context
-        lim = _settings_of(ec.context).limits
+        lim = settings_of(ec.context).limits
         options: dict[str, Any] = ec.parse_options  # type: ignore[assignment]
         options["max_lexical_tokens"] = lim.max_tokens
         options["max_comments"] = lim.max_tokens
@@ -467,28 +467,14 @@ class LimitedParserCache(ParserCache):
 
 class LimitedValidationCache(ValidationCache):
     """`ValidationCache` plus the limit rules, the cost ceiling and `extensions.cost`.
-
-    Also hides "Did you mean ...?" suggestions from every error when the settings say so.
-    """
+    (Suggestions are hidden with the error masking, `schema/extensions.py`.)"""
 
     cost: dict[str, int] | None = None
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        errors = getattr(result, "errors", None)
-        if (
-            not errors
-            or result is None
-            or _settings_of(self.execution_context.context).suggestions_enabled
-        ):
-            return
-        result.errors = [_without_suggestions(e) for e in errors]
 
     # Async (Strawberry runs async hooks): the tenant's plan may need a database read.
     async def on_validate(self) -> AsyncIterator[None]:  # type: ignore[override]
         ec = self.execution_context
-        settings = _settings_of(ec.context)
+        settings = settings_of(ec.context)
         ec.validation_rules = (*ec.validation_rules, *rules_for(settings))
         assert ec.graphql_document is not None
         errors: list[GraphQLError] = self.cached_validate_document(
@@ -529,7 +515,8 @@ async def _plan_of(context: object, settings: Settings) -> str | None:
     return policy.plan
 
 
-def _without_suggestions(error: GraphQLError) -> GraphQLError:
+def without_suggestions(error: GraphQLError) -> GraphQLError:
+    """The error without graphql-core's "Did you mean ...?" (off in production)."""
     if "Did you mean" not in error.message:
         return error
     return GraphQLError(
@@ -549,4 +536,5 @@ __all__ = [
     "limit_error",
     "operation_cost",
     "rules_for",
+    "without_suggestions",
 ]
