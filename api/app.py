@@ -159,7 +159,6 @@ class GraphQLApp(GraphQL[Context, None]):
         sub.status_code = None  # type: ignore[assignment]
         del sub.headers["content-length"]
         sub.media_type_chosen = negotiate(request.headers.get("accept"))
-        request.state.sub_response = sub
         return sub
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:

@@ -22,7 +22,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from graphql import GraphQLError, parse, validate
+from redis.exceptions import RedisError
 
 from api.settings import Settings
 from domain.accounts.service import Principal
@@ -30,6 +32,8 @@ from jobs.runtime import runtime
 from tenants.models import AllowedQuery, Tenant
 from tenants.policy import policies
 from tenants.tx import public_tx
+
+log = structlog.get_logger(__name__)
 
 PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 PERSISTED_QUERY_NOT_ALLOWED = "PERSISTED_QUERY_NOT_ALLOWED"
@@ -106,9 +110,12 @@ class PersistedQueries:
         redis = runtime.redis
         stored = None
         if redis is not None:
-            stored = await redis.getex(
-                self._key(settings, principal, sha), ex=settings.limits.apq_ttl_seconds
-            )
+            try:
+                stored = await redis.getex(
+                    self._key(settings, principal, sha), ex=settings.limits.apq_ttl_seconds
+                )
+            except RedisError as exc:  # a cache: without it the client sends the query
+                log.warning("apq_redis_unavailable", error=str(exc))
         if stored is None:
             raise PersistedQueryError("PersistedQueryNotFound", PERSISTED_QUERY_NOT_FOUND)
         return Resolved(stored.decode() if isinstance(stored, bytes) else str(stored))
@@ -116,10 +123,14 @@ class PersistedQueries:
     async def store(
         self, settings: Settings, principal: Principal | None, sha: str, query: str
     ) -> None:
-        if runtime.redis is not None:
+        if runtime.redis is None:
+            return
+        try:
             await runtime.redis.set(
                 self._key(settings, principal, sha), query, ex=settings.limits.apq_ttl_seconds
             )
+        except RedisError as exc:
+            log.warning("apq_redis_unavailable", error=str(exc))
 
     @staticmethod
     def _check(persisted: object) -> str:

@@ -62,6 +62,17 @@ QUERY_TOO_LONG = "QUERY_TOO_LONG"
 TOO_MANY_DIRECTIVES = "TOO_MANY_DIRECTIVES"
 QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
 INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
+LIMIT_CODES = frozenset(
+    {
+        QUERY_TOO_DEEP,
+        TOO_MANY_ALIASES,
+        TOO_MANY_TOKENS,
+        QUERY_TOO_LONG,
+        TOO_MANY_DIRECTIVES,
+        QUERY_TOO_COSTLY,
+        INTROSPECTION_DISABLED,
+    }
+)
 
 # Arguments whose value is the number of items a list or connection field returns.
 SIZE_ARGUMENTS = ("first", "last", "limit")
@@ -531,6 +542,7 @@ def without_suggestions(error: GraphQLError) -> GraphQLError:
 
 
 __all__ = [
+    "LIMIT_CODES",
     "LimitedParserCache",
     "LimitedValidationCache",
     "limit_error",

@@ -18,7 +18,7 @@ from schema.collection.subscriptions import CollectionSubscriptions
 from schema.extensions import MaskUnexpectedErrors, TenantTransaction
 from schema.influencers.mutations import InfluencerMutations
 from schema.influencers.queries import InfluencerQueries
-from schema.limits import LimitedParserCache, LimitedValidationCache
+from schema.limits import LIMIT_CODES, LimitedParserCache, LimitedValidationCache
 from schema.permissions import requires
 from schema.posts.queries import PostQueries
 
@@ -39,8 +39,14 @@ class TrendscopeSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        # Expected failures (bad input, missing auth) are answers, not incidents: log the rest.
-        unexpected = [e for e in errors if not isinstance(e.original_error, DomainError)]
+        # Expected failures (bad input, missing auth, a refused abuse limit) are answers, not
+        # incidents: log the rest.
+        unexpected = [
+            e
+            for e in errors
+            if not isinstance(e.original_error, DomainError)
+            and (e.extensions or {}).get("code") not in LIMIT_CODES
+        ]
         if unexpected:
             super().process_errors(unexpected, execution_context)
 

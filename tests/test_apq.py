@@ -181,3 +181,22 @@ async def test_cli_refuses_invalid_documents_and_unknown_tenants(
     for slug, path in ((tenant.slug, bad), ("no_such_tenant", good)):
         rc, out, err = await cli("tenants", "allow-query", slug, str(path))
         assert rc == 2, (slug, out, err)
+
+
+async def test_apq_degrades_to_a_miss_when_redis_is_down(
+    gql: GQL, tenant: Tenant, monkeypatch: Any
+) -> None:
+    from redis.asyncio import Redis
+
+    from jobs.runtime import runtime
+
+    dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    monkeypatch.setattr(runtime, "redis", dead)
+    try:
+        query = unique_query()
+        miss = await post(gql, tenant, {"extensions": ext(query)})
+        assert error(miss)[1] == "PERSISTED_QUERY_NOT_FOUND"
+        ran = await post(gql, tenant, {"query": query, "extensions": ext(query)})
+        assert ran.json()["data"] == {"viewer": {"tenant": {"slug": tenant.slug}}}
+    finally:
+        await dead.aclose()
