@@ -16,7 +16,6 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 from bench._util import run_async, temporary_database
@@ -36,12 +35,12 @@ def baseline_schema() -> Any:
     from schema.schema import schema
 
     baseline = copy.copy(schema)
-    baseline.extensions = [
+    baseline.extensions = (
         MaskUnexpectedErrors,
         TenantTransaction,
         lambda: ParserCache(maxsize=1000),
         lambda: ValidationCache(maxsize=1000),
-    ]
+    )
     return baseline
 
 
@@ -89,7 +88,7 @@ async def measure(rounds: int, per_round: int, database_url: str, redis_url: str
                     await run(schema, query)
                 cpu[(name, which)] = 0.0
             for r in range(rounds):
-                order: list[tuple[str, Callable[..., Any]]] = [
+                order: list[tuple[str, Any]] = [
                     ("limits", limited),
                     ("baseline", baseline),
                 ]
@@ -100,7 +99,9 @@ async def measure(rounds: int, per_round: int, database_url: str, redis_url: str
                     for _ in range(per_round):
                         await run(schema, query)
                     cpu[(name, which)] += time.process_time() - start
-        cost = (await limited.execute(QUERY, context_value=context())).extensions["cost"]
+        extensions = (await limited.execute(QUERY, context_value=context())).extensions
+        assert extensions is not None
+        cost = extensions["cost"]
     finally:
         await close_db()
 
