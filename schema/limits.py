@@ -51,8 +51,9 @@ from graphql import (
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import ParserCache, ValidationCache
 
+from api.persisted import PERSISTED_QUERY_NOT_ALLOWED, persisted_queries, sha256_hex
 from api.settings import Limits, Settings, get_settings
-from tenants.policy import policies
+from tenants.policy import TenantPolicy, policies
 
 # extensions.code of each refusal
 QUERY_TOO_DEEP = "QUERY_TOO_DEEP"
@@ -71,6 +72,7 @@ LIMIT_CODES = frozenset(
         TOO_MANY_DIRECTIVES,
         QUERY_TOO_COSTLY,
         INTROSPECTION_DISABLED,
+        PERSISTED_QUERY_NOT_ALLOWED,
     }
 )
 
@@ -486,10 +488,25 @@ class LimitedValidationCache(ValidationCache):
     async def on_validate(self) -> AsyncIterator[None]:  # type: ignore[override]
         ec = self.execution_context
         settings = settings_of(ec.context)
+        policy = await _policy_of(ec.context, settings)
+        if policy is not None and policy.persisted_queries_only:
+            # Enforced here as well as in GraphQLApp (which turns hashes into documents), so
+            # that no transport (websocket subscriptions included) gets around the allow-list.
+            if not await _allowed(policy.tenant_id, ec.query, settings):
+                ec.pre_execution_errors = [
+                    limit_error(
+                        "This query is not on the tenant's allow-list.",
+                        PERSISTED_QUERY_NOT_ALLOWED,
+                    )
+                ]
+                yield
+                return
         ec.validation_rules = (*ec.validation_rules, *rules_for(settings))
         assert ec.graphql_document is not None
-        errors: list[GraphQLError] = self.cached_validate_document(
-            ec.schema._schema, ec.graphql_document, ec.validation_rules
+        errors: list[GraphQLError] = list(  # a copy: the cached list is shared
+            self.cached_validate_document(
+                ec.schema._schema, ec.graphql_document, ec.validation_rules
+            )
         )
         if not errors:
             requested = operation_cost(
@@ -500,7 +517,7 @@ class LimitedValidationCache(ValidationCache):
                 variables=ec.variables,
                 limits=settings.limits,
             )
-            limit = settings.limits.cost_limit(await _plan_of(ec.context, settings))
+            limit = settings.limits.cost_limit(policy.plan if policy else None)
             self.cost = {"requested": requested, "limit": limit}
             if requested > limit:
                 errors = [
@@ -511,19 +528,24 @@ class LimitedValidationCache(ValidationCache):
                         cost=self.cost,
                     )
                 ]
-        ec.pre_execution_errors = errors  # a new list: the cached one is shared
+        ec.pre_execution_errors = errors
         yield
 
     def get_results(self) -> dict[str, Any]:
         return {"cost": self.cost} if self.cost is not None else {}
 
 
-async def _plan_of(context: object, settings: Settings) -> str | None:
+async def _policy_of(context: object, settings: Settings) -> TenantPolicy | None:
     principal = getattr(context, "principal", None)
     if principal is None:
         return None
-    policy = await policies.get(principal.tenant_id, settings.limits.tenant_policy_ttl_seconds)
-    return policy.plan
+    return await policies.get(principal.tenant_id, settings.limits.tenant_policy_ttl_seconds)
+
+
+async def _allowed(tenant_id: int, query: str | None, settings: Settings) -> bool:
+    if query is None:
+        return False
+    return await persisted_queries.allowed_query(tenant_id, sha256_hex(query), settings) is not None
 
 
 def without_suggestions(error: GraphQLError) -> GraphQLError:

@@ -63,6 +63,30 @@ async def cli(*args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
+async def run_in_schema(tenant: Tenant, query: str) -> list[Any]:
+    """Execute through the schema itself (no HTTP view), as the websocket handler does."""
+    from api.auth import principal_from_credentials
+    from api.settings import get_settings
+    from schema.context import Context
+    from schema.dataloaders import Loaders
+    from schema.schema import schema
+
+    settings = get_settings()
+    principal = await principal_from_credentials(settings, f"Bearer {tenant.token}", None)
+    assert principal is not None
+    context = Context(
+        request=None,  # type: ignore[arg-type]
+        response=None,
+        settings=settings,
+        hub=None,
+        request_id="test",
+        principal=principal,
+        loaders=Loaders(principal.tenant_schema),
+    )
+    result = await schema.execute(query, context_value=context)
+    return list(result.errors or [])
+
+
 def unique_query() -> str:
     # a query text no other test (or earlier run) has registered
     return "{ viewer { tenant { slug } } } # " + secrets.token_hex(4)
@@ -164,6 +188,13 @@ async def test_allow_list_mode_locks_one_tenant_only(
     assert (await post(gql, other_tenant, {"query": VIEWER})).json()["data"]
     response = await post(gql, other_tenant, {"extensions": ext(allowed)})
     assert error(response)[1] == "PERSISTED_QUERY_NOT_FOUND"
+
+    # enforced by the schema too, whatever the transport (websocket subscriptions included)
+    assert [e.message for e in await run_in_schema(tenant, VIEWER)] == [
+        "This query is not on the tenant's allow-list."
+    ]
+    assert await run_in_schema(tenant, allowed) == []
+    assert await run_in_schema(other_tenant, VIEWER) == []
 
     # switched off again, A runs anything
     from api.persisted import persisted_queries
