@@ -69,6 +69,17 @@ class RequestRefused(HTTPException):
         self.headers = headers or {}
 
 
+class _WithContentType:
+    """A request adapter whose Content-Type is replaced (everything else is the original's)."""
+
+    def __init__(self, adapter: Any, content_type: str) -> None:
+        self._adapter = adapter
+        self.content_type = content_type
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._adapter, name)
+
+
 class SubResponse(Response):
     """Strawberry's per-request sub-response, plus the media type negotiated for the reply."""
 
@@ -179,7 +190,8 @@ class GraphQLApp(GraphQL[Context, None]):
                 "NOT_ACCEPTABLE",
             )
         if request.method == "POST":
-            media, _ = parse_content_type(request.content_type or "")
+            sent, _ = parse_content_type(request.content_type or "")
+            media = sent.lower()  # media types are case-insensitive (RFC 9110)
             if media != JSON and not (
                 self.multipart_uploads_enabled and media == "multipart/form-data"
             ):
@@ -188,6 +200,8 @@ class GraphQLApp(GraphQL[Context, None]):
                     f"Unsupported Content-Type {media or '(none)'!r}: send {JSON}.",
                     "UNSUPPORTED_MEDIA_TYPE",
                 )
+            if sent != media:  # Strawberry compares it case-sensitively
+                request = _WithContentType(request, media)
         return await super().parse_http_body(request)
 
     def _validate_batch_request(self, request_data: list[Any], protocol: Any) -> None:

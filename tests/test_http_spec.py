@@ -99,7 +99,9 @@ async def test_unsupported_content_type_is_415(gql: GQL) -> None:
         response = await post(gql, {"query": "{ __typename }"}, content_type=content_type)
         assert response.status_code == 415, content_type
         assert code(response) == "UNSUPPORTED_MEDIA_TYPE"
-    # a charset is fine
+    # case does not matter, and a charset is fine
+    response = await post(gql, {"query": "{ __typename }"}, content_type="Application/JSON")
+    assert response.status_code == 200, response.text
     response = await post(
         gql, {"query": "{ __typename }"}, content_type="application/json; charset=utf-8"
     )
