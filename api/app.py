@@ -39,6 +39,7 @@ from domain.errors import DomainError
 from jobs.runtime import runtime
 from schema.context import Context
 from schema.dataloaders import Loaders
+from schema.limits import CostBudget, batch_budget
 from schema.schema import schema
 from tenants.db import close_db, init_db
 
@@ -216,6 +217,28 @@ class GraphQLApp(GraphQL[Context, None]):
             )
         if not all(isinstance(item, dict) for item in request_data):
             raise RequestRefused(400, "Each batched operation must be an object.", "BAD_REQUEST")
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: Any,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> Any:
+        if not isinstance(request_data, list):
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        # The cost ceiling is per request: the operations of a batch share it.
+        token = batch_budget.set(CostBudget())
+        try:
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        finally:
+            batch_budget.reset(token)
 
     async def execute_single(
         self,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -447,6 +448,17 @@ def operation_cost(
 
 # --- the extensions ---------------------------------------------------------------------------
 
+
+@dataclass
+class CostBudget:
+    """What the operations of one batched request have spent so far: the ceiling is per
+    request, so a batch shares it (GraphQLApp sets one around a batch)."""
+
+    spent: int = 0
+
+
+batch_budget: ContextVar[CostBudget | None] = ContextVar("batch_budget", default=None)
+
 _TOKEN_LIMIT = re.compile(r"contains more than \d+ (tokens|comments|code points)")
 _SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
 
@@ -519,15 +531,24 @@ class LimitedValidationCache(ValidationCache):
             )
             limit = settings.limits.cost_limit(policy.plan if policy else None)
             self.cost = {"requested": requested, "limit": limit}
-            if requested > limit:
+            budget = batch_budget.get()
+            total = requested + (budget.spent if budget is not None else 0)
+            if budget is not None:
+                self.cost["batchTotal"] = total
+            if total > limit:
+                within = (
+                    "" if budget is None else f" (with the batch's earlier operations: {total})"
+                )
                 errors = [
                     limit_error(
-                        f"The query costs {requested}; the limit is {limit}. Ask for fewer"
-                        " items (first/limit) or fewer nested lists.",
+                        f"The query costs {requested}{within}; the limit is {limit}. Ask for"
+                        " fewer items (first/limit) or fewer nested lists.",
                         QUERY_TOO_COSTLY,
                         cost=self.cost,
                     )
                 ]
+            elif budget is not None:
+                budget.spent = total
         ec.pre_execution_errors = errors
         yield
 
@@ -565,8 +586,10 @@ def without_suggestions(error: GraphQLError) -> GraphQLError:
 
 __all__ = [
     "LIMIT_CODES",
+    "CostBudget",
     "LimitedParserCache",
     "LimitedValidationCache",
+    "batch_budget",
     "limit_error",
     "operation_cost",
     "rules_for",

@@ -189,3 +189,24 @@ async def test_mutations_are_refused_over_get(gql: GQL, tenant: Tenant) -> None:
     assert response.headers["allow"] == "POST"
     assert codes(response.json()) == ["METHOD_NOT_ALLOWED"]
     await still_up(gql, tenant)
+
+
+async def test_a_batch_shares_the_cost_ceiling(gql: GQL, tenant: Tenant) -> None:
+    from api.settings import Limits
+
+    auth = {"Authorization": f"Bearer {tenant.token}"}
+    async with await client_for(limits=Limits(max_cost=150)) as http:
+        one = await http.post("/graphql", json=[{"query": PAGE}], headers=auth)
+        assert one.json()[0]["extensions"]["cost"] == {
+            "requested": 101,
+            "limit": 150,
+            "batchTotal": 101,
+        }
+        two = (await http.post("/graphql", json=[{"query": PAGE}] * 2, headers=auth)).json()
+        refused = [r for r in two if "errors" in r]
+        assert len(refused) == 1, two  # 101 + 101 > 150: the second one to validate
+        assert codes(refused[0]) == ["QUERY_TOO_COSTLY"]
+        assert refused[0]["extensions"]["cost"]["batchTotal"] == 202
+        # a single request is not affected by earlier batches
+        single = (await http.post("/graphql", json={"query": PAGE}, headers=auth)).json()
+        assert single["extensions"]["cost"] == {"requested": 101, "limit": 150}
