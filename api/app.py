@@ -9,22 +9,32 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from cross_web import HTTPException
+from graphql import GraphQLError
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.base import BaseRequestProtocol
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from tortoise import connections
 
 from api.auth import AuthMiddleware, principal_from_credentials
 from api.lifecycle import Lifecycle
 from api.logging import RequestContextMiddleware, configure_logging, request_id_from
 from api.metrics import metrics_endpoint
+from api.persisted import PERSISTED_QUERY_NOT_FOUND, PersistedQueryError, persisted_queries
 from api.realtime import EventHub
 from api.settings import Settings, get_settings
 from api.tracing import tracing_middleware
@@ -32,10 +42,92 @@ from domain.errors import DomainError
 from jobs.runtime import runtime
 from schema.context import Context
 from schema.dataloaders import Loaders
+from schema.limits import CostBudget, batch_budget
 from schema.schema import schema
 from tenants.db import close_db, init_db
 
 log = structlog.get_logger(__name__)
+
+# GraphQL-over-HTTP (https://graphql.github.io/graphql-over-http/draft/) response media types
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "REQUEST_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+class RequestRefused(HTTPException):
+    """A request refused before any GraphQL runs, with a typed code and extra headers."""
+
+    def __init__(
+        self, status_code: int, reason: str, code: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(status_code, reason)
+        self.code = code
+        self.headers = headers or {}
+
+
+class _WithContentType:
+    """A request adapter whose Content-Type is replaced (everything else is the original's)."""
+
+    def __init__(self, adapter: Any, content_type: str) -> None:
+        self._adapter = adapter
+        self.content_type = content_type
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._adapter, name)
+
+
+class SubResponse(Response):
+    """Strawberry's per-request sub-response, plus the media type negotiated for the reply."""
+
+    media_type_chosen: str | None = GRAPHQL_RESPONSE_JSON
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The response media type for an `Accept` header; None when none is acceptable.
+
+    No header means `application/graphql-response+json` (the spec, since its 2025 watershed);
+    so do `*/*` and `application/*`. Otherwise the acceptable type with the highest q wins,
+    the earlier one on a tie.
+    """
+    if not accept or not accept.strip():
+        return GRAPHQL_RESPONSE_JSON
+    best: tuple[float, int, str] | None = None
+    for index, part in enumerate(accept.split(",")):
+        media, params = parse_content_type(part)
+        media = media.lower()
+        try:
+            q = float(params.get("q", "1"))
+        except ValueError:
+            q = 0.0
+        if q <= 0:
+            continue
+        if media in (GRAPHQL_RESPONSE_JSON, "application/*", "*/*"):
+            chosen = GRAPHQL_RESPONSE_JSON
+        elif media == JSON:
+            chosen = JSON
+        else:
+            continue
+        if best is None or q > best[0]:
+            best = (q, -index, chosen)
+    return best[2] if best else None
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """Refused before execution (parse, validation, limits, variables, persisted queries):
+    no data and no error with a path. Such a response carries no `data` entry."""
+    return (
+        result.data is None
+        and bool(result.errors)
+        and all(e.path is None for e in result.errors or ())
+    )
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -50,6 +142,190 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.settings = settings
         self.state = state
+
+    # --- HTTP: GraphQL-over-HTTP compliance, typed refusals, persisted queries ---------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:
+            response = self._refusal(request, exc)
+        await response(scope, receive, send)
+
+    def _refusal(self, request: Request, exc: HTTPException) -> Response:
+        """A request refused outside GraphQL execution, as a GraphQL-shaped error body."""
+        code = getattr(exc, "code", None) or _HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
+        headers = dict(getattr(exc, "headers", {}))
+        media = negotiate(request.headers.get("accept")) or JSON
+        body = {"errors": [{"message": exc.reason, "extensions": {"code": code}}]}
+        return Response(
+            self.encode_json(body),
+            status_code=exc.status_code,
+            media_type=media,
+            headers=headers,
+        )
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub = SubResponse()
+        sub.status_code = None  # type: ignore[assignment]
+        del sub.headers["content-length"]
+        sub.media_type_chosen = negotiate(request.headers.get("accept"))
+        return sub
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # Only for browsers (text/html), and never for a persisted query sent by GET.
+        params = request.query_params
+        return (
+            request.method == "GET"
+            and params.get("query") is None
+            and params.get("extensions") is None
+            and "text/html" in request.headers.get("accept", "")
+        )
+
+    async def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
+        if negotiate(request.headers.get("accept")) is None:
+            raise RequestRefused(
+                406,
+                f"Not Acceptable: this endpoint answers {GRAPHQL_RESPONSE_JSON} or {JSON}.",
+                "NOT_ACCEPTABLE",
+            )
+        if request.method == "POST":
+            sent, _ = parse_content_type(request.content_type or "")
+            media = sent.lower()  # media types are case-insensitive (RFC 9110)
+            if media != JSON and not (
+                self.multipart_uploads_enabled and media == "multipart/form-data"
+            ):
+                raise RequestRefused(
+                    415,
+                    f"Unsupported Content-Type {media or '(none)'!r}: send {JSON}.",
+                    "UNSUPPORTED_MEDIA_TYPE",
+                )
+            if sent != media:  # Strawberry compares it case-sensitively
+                request = _WithContentType(request, media)
+        return await super().parse_http_body(request)
+
+    def _validate_batch_request(self, request_data: list[Any], protocol: Any) -> None:
+        limit = self.settings.limits.max_batch
+        if not request_data:
+            raise RequestRefused(400, "An empty batch has no operation to run.", "BAD_REQUEST")
+        if len(request_data) > limit:
+            raise RequestRefused(
+                400,
+                f"The batch has {len(request_data)} operations; the limit is {limit}.",
+                "BATCH_TOO_LARGE",
+            )
+        if not all(isinstance(item, dict) for item in request_data):
+            raise RequestRefused(400, "Each batched operation must be an object.", "BAD_REQUEST")
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: Any,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> Any:
+        if not isinstance(request_data, list):
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        # The cost ceiling is per request: the operations of a batch share it.
+        token = batch_budget.set(CostBudget())
+        try:
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        finally:
+            batch_budget.reset(token)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        method = request_adapter.method
+        allowed = OperationType.from_http(method)
+        try:
+            resolved = await persisted_queries.resolve(
+                self.settings, context.principal, request_data.query, request_data.extensions
+            )
+        except PersistedQueryError as exc:
+            if exc.code == PERSISTED_QUERY_NOT_FOUND:
+                sub_response.headers["cache-control"] = "private, no-cache, must-revalidate"
+            return ExecutionResult(data=None, errors=[exc.graphql_error()])
+        if resolved.query is None:
+            raise RequestRefused(400, "No GraphQL query found in the request.", "BAD_REQUEST")
+        try:
+            result = await self.schema.execute(
+                resolved.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as exc:
+            # GetOperation() failed: a GraphQL request error (200 with application/json)
+            error = GraphQLError(
+                exc.as_http_error_reason(), extensions={"code": "OPERATION_RESOLUTION_FAILURE"}
+            )
+            return ExecutionResult(data=None, errors=[error])
+        except InvalidOperationTypeError as exc:
+            if method == "GET":  # the spec: 405, and mutations go by POST
+                raise RequestRefused(
+                    405, exc.as_http_error_reason(method), "METHOD_NOT_ALLOWED", {"Allow": "POST"}
+                ) from exc
+            raise RequestRefused(400, exc.as_http_error_reason(method), "BAD_REQUEST") from exc
+        except MissingQueryError as exc:
+            raise RequestRefused(
+                400, "No GraphQL query found in the request.", "BAD_REQUEST"
+            ) from exc
+        if resolved.store_as is not None and not is_request_error(result):
+            await persisted_queries.store(
+                self.settings, context.principal, resolved.store_as, resolved.query
+            )
+        return result
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        if is_request_error(result):
+            response.pop("data", None)
+        return response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        media = getattr(sub_response, "media_type_chosen", None) or GRAPHQL_RESPONSE_JSON
+        status = 200
+        if media == GRAPHQL_RESPONSE_JSON and isinstance(response_data, dict):
+            if "data" not in response_data:  # a request error: 4xx, or 5xx if it was ours
+                codes = {
+                    (e.get("extensions") or {}).get("code")
+                    for e in response_data.get("errors") or ()
+                    if isinstance(e, dict)
+                }
+                status = 500 if "INTERNAL_SERVER_ERROR" in codes else 400
+        response = Response(self.encode_json(response_data), status_code=status, media_type=media)
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        if sub_response.status_code:
+            response.status_code = sub_response.status_code
+        return response
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         # The id RequestContextMiddleware gave this request (logs, X-Request-Id header).

@@ -157,6 +157,30 @@ def tenants_list() -> None:
         typer.echo(f"{t.slug}\t{t.schema_name}\t{t.plan}\t{t.name}")
 
 
+@tenants_app.command("allow-query")
+def tenants_allow_query(
+    slug: str,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    enforce: Annotated[
+        bool | None,
+        typer.Option(
+            "--enforce/--no-enforce",
+            help="also switch the tenant's allow-list mode on (only registered queries run) or off",
+        ),
+    ] = None,
+) -> None:
+    """Register FILE's GraphQL document as a persisted query SLUG may run; prints its hash."""
+    from api.persisted import persisted_queries
+
+    query = file.read_text()
+    try:
+        sha = _with_db(lambda s: persisted_queries.allow(slug, query, enforce=enforce))
+    except (ValueError, LookupError) as exc:
+        typer.echo(str(exc).strip("'\""), err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(sha)
+
+
 @app.command("seed-demo")
 def seed_demo(
     token_file: Annotated[Path | None, typer.Option(help="write an owner token here")] = None,

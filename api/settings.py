@@ -9,12 +9,48 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class Limits(BaseModel):
+    """Abuse limits of the GraphQL API, all in one place (docs/api-limits.md).
+
+    Set from the environment with the `LIMITS__` prefix, e.g. `LIMITS__MAX_DEPTH=12` or
+    `LIMITS__PLAN_MAX_COST='{"pro": 20000}'`.
+    """
+
+    max_depth: int = Field(default=10, ge=1)
+    max_aliases: int = Field(default=15, ge=0)
+    # Lexical tokens of the document (comments are capped separately at the same number).
+    max_tokens: int = Field(default=2_000, ge=1)
+    max_query_length: int = Field(default=100_000, ge=1)
+    max_directives: int = Field(default=25, ge=0)
+    # Query cost: objects 1, scalars 0, lists and connections x `first`/`last`/`limit`.
+    max_cost: int = Field(default=5_000, ge=1)
+    # Per-plan cost ceilings; a tenant whose plan is not listed gets `max_cost`.
+    plan_max_cost: dict[str, int] = Field(default_factory=dict)
+    # Assumed size of a list field that takes no `first`/`last`/`limit` argument.
+    default_list_size: int = Field(default=10, ge=1)
+    # Operations in one batched (JSON array) request.
+    max_batch: int = Field(default=10, ge=1)
+    # None: on in development and test, off in production.
+    introspection: bool | None = None
+    suggestions: bool | None = None
+    # Automatic persisted queries kept in Redis this long after their last use.
+    apq_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    # How long an api process trusts its copy of a tenant's plan and allow-list switch.
+    tenant_policy_ttl_seconds: float = Field(default=10.0, ge=0)
+
+    def cost_limit(self, plan: str | None) -> int:
+        """The cost ceiling for a tenant on `plan` (None: no tenant or no plan)."""
+        if plan is None:
+            return self.max_cost
+        return self.plan_max_cost.get(plan, self.max_cost)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_nested_delimiter="__")
 
     env: Literal["development", "production", "test"] = "development"
     # None means "start the embedded server" (only `trendscope up` does that).
@@ -38,6 +74,8 @@ class Settings(BaseSettings):
     import_max_bytes: int = 20 * 1024 * 1024
     max_page_size: int = 100
     subscription_queue_size: int = 256
+    # Redis keys of automatic persisted queries: <prefix>:<tenant schema | public>:<sha256>
+    apq_key_prefix: str = "trendscope:apq"
     log_level: str = "INFO"
     # Fernet keys (comma-separated, the first is current) that encrypt platform credentials at
     # rest; rotate by prepending a new key. Required in production; elsewhere a key derived
@@ -51,10 +89,21 @@ class Settings(BaseSettings):
     collect_interval_hours: int = Field(default=24, ge=1)  # per-tenant schedule (plans: later)
     # Keep serving (with /readyz at 503) this long after SIGTERM before draining.
     shutdown_delay_seconds: float = Field(default=0.0, ge=0)
+    limits: Limits = Field(default_factory=Limits)
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def introspection_enabled(self) -> bool:
+        on = self.limits.introspection
+        return not self.is_production if on is None else on
+
+    @property
+    def suggestions_enabled(self) -> bool:
+        on = self.limits.suggestions
+        return not self.is_production if on is None else on
 
     def require_database_url(self) -> str:
         if not self.database_url:

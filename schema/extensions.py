@@ -9,6 +9,7 @@ from graphql import GraphQLError, OperationDefinitionNode, OperationType
 from strawberry.extensions import SchemaExtension
 
 from schema.errors import user_facing
+from schema.limits import settings_of, without_suggestions
 from tenants.tx import tenant_tx
 
 log = structlog.get_logger(__name__)
@@ -58,7 +59,8 @@ class TenantTransaction(SchemaExtension):
 
 
 class MaskUnexpectedErrors(SchemaExtension):
-    """Domain errors keep their message and code; anything unexpected is logged and masked."""
+    """Domain errors keep their message and code; anything unexpected is logged and masked.
+    Where the settings turn suggestions off (production), "Did you mean ...?" is cut."""
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -68,6 +70,7 @@ class MaskUnexpectedErrors(SchemaExtension):
             return
         ctx = self.execution_context.context
         request_id = getattr(ctx, "request_id", "-")
+        suggestions = settings_of(ctx).suggestions_enabled
         shown: list[GraphQLError] = []
         for error in errors:
             visible = user_facing(error)
@@ -86,5 +89,5 @@ class MaskUnexpectedErrors(SchemaExtension):
                     path=error.path,
                     extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
                 )
-            shown.append(visible)
+            shown.append(visible if suggestions else without_suggestions(visible))
         result.errors = shown

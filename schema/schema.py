@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -19,6 +19,7 @@ from schema.collection.subscriptions import CollectionSubscriptions
 from schema.extensions import MaskUnexpectedErrors, TenantTransaction
 from schema.influencers.mutations import InfluencerMutations
 from schema.influencers.queries import InfluencerQueries
+from schema.limits import LIMIT_CODES, LimitedParserCache, LimitedValidationCache
 from schema.permissions import requires
 from schema.posts.queries import PostQueries
 
@@ -39,8 +40,14 @@ class TrendscopeSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        # Expected failures (bad input, missing auth) are answers, not incidents: log the rest.
-        unexpected = [e for e in errors if not isinstance(e.original_error, DomainError)]
+        # Expected failures (bad input, missing auth, a refused abuse limit) are answers, not
+        # incidents: log the rest.
+        unexpected = [
+            e
+            for e in errors
+            if not isinstance(e.original_error, DomainError)
+            and (e.extensions or {}).get("code") not in LIMIT_CODES
+        ]
         if unexpected:
             super().process_errors(unexpected, execution_context)
 
@@ -53,9 +60,14 @@ schema = TrendscopeSchema(
         OperationMetrics,  # first = outermost: sees errors after masking (api/metrics.py)
         MaskUnexpectedErrors,
         TenantTransaction,
-        lambda: ParserCache(maxsize=1000),  # the cache itself is shared per maxsize
-        lambda: ValidationCache(maxsize=1000),
+        # Strawberry's parser and validation caches plus the abuse limits (schema/limits.py);
+        # the caches themselves are shared per maxsize.
+        lambda: LimitedParserCache(maxsize=1000),
+        lambda: LimitedValidationCache(maxsize=1000),
     ],
+    # Batching (JSON arrays of operations) on; GraphQLApp caps a batch at `limits.max_batch`
+    # of its own settings (BATCH_TOO_LARGE), this figure is only Strawberry's default check.
+    config=StrawberryConfig(batching_config={"max_operations": 100}),
 )
 
 

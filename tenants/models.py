@@ -13,8 +13,27 @@ class Tenant(Model):
     schema_name = fields.CharField(max_length=63, unique=True)
     plan = fields.CharField(max_length=32, default="free")
     is_active = fields.BooleanField(default=True)
+    # Allow-list mode: only the persisted queries registered for this tenant run.
+    persisted_queries_only = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
         schema = "public"
         table = "tenant"
+
+
+class AllowedQuery(Model):
+    """A query document a tenant in allow-list mode may run, by its SHA-256 (hex)."""
+
+    id = fields.BigIntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "public.Tenant", related_name="allowed_queries", on_delete=fields.CASCADE
+    )
+    sha256 = fields.CharField(max_length=64)
+    query = fields.TextField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        schema = "public"
+        table = "allowed_query"
+        unique_together = (("tenant", "sha256"),)

@@ -225,9 +225,24 @@ async def run_jobs() -> None:
     settings["cron_jobs"] = []
     worker = Worker(**settings, burst=True, poll_delay=0.05, handle_signals=False)
     try:
-        await worker.main()
+        # A job that can never run (say, held by a dead worker's in-progress key) would keep
+        # a burst worker polling for ever: fail instead.
+        await asyncio.wait_for(worker.main(), timeout=120)
     finally:
         await worker.close()
+
+
+async def expire_dead_worker_jobs() -> int:
+    """Delete the in-progress keys of every job in this run's queue: what happens by itself
+    once a SIGKILLed worker's keys expire (after the job timeout). Returns how many."""
+    from jobs.runtime import runtime
+
+    assert runtime.redis is not None
+    deleted = 0
+    for job_id in await runtime.redis.zrange(runtime.queue_name, 0, -1):
+        jid = job_id.decode() if isinstance(job_id, bytes) else str(job_id)
+        deleted += int(await runtime.redis.delete(f"arq:in-progress:{jid}"))
+    return deleted
 
 
 def upload_request(

@@ -20,7 +20,7 @@ import uvicorn
 from domain.collection.models import CollectionTask
 from domain.posts.models import Comment, Post
 from tenants.tx import tenant_tx
-from tests.conftest import GQL, Tenant, _free_port, run_jobs
+from tests.conftest import GQL, Tenant, _free_port, expire_dead_worker_jobs, run_jobs
 from tests.fakes.youtube import API_KEY, FakeYouTube
 
 CONNECT = """mutation($i: ConnectPlatformInput!) { connectPlatform(input: $i) { __typename
@@ -225,11 +225,8 @@ async def test_worker_killed_mid_collection_resumes_to_one_clean_run(
     youtube.delay = 0.0
 
     from jobs.collection import requeue_stale
-    from jobs.runtime import runtime
 
-    assert runtime.redis is not None
-    for key in await runtime.redis.keys(f"arq:in-progress:*{tenant.schema}:*"):
-        await runtime.redis.delete(key)  # as if the dead job's key had expired
+    await expire_dead_worker_jobs()  # as if the dead worker's keys had expired
     assert await requeue_stale({}, stale_after=timedelta(0)) >= 1
     await run_jobs()
 

@@ -17,7 +17,7 @@ from domain.collection.models import CollectionTask
 from domain.posts.models import Post
 from jobs.collection import requeue_stale
 from tenants.tx import tenant_tx
-from tests.conftest import GQL, Tenant, import_file, run_jobs
+from tests.conftest import GQL, Tenant, expire_dead_worker_jobs, import_file, run_jobs
 
 TASK = """query($id: ID!) { collectionTask(id: $id) { status total processed created updated
     skipped progress errors { row message } } }"""
@@ -169,12 +169,8 @@ async def test_worker_killed_mid_import_then_rerun_matches_one_clean_run(
         row = await CollectionTask.get(id=task_id)
     assert row.status == "running" and row.processed < 3000
 
-    # Fast-forward time: the dead job's in-progress key would expire after the job timeout.
-    from jobs.runtime import runtime
-
-    assert runtime.redis is not None
-    for key in await runtime.redis.keys(f"arq:in-progress:*{tenant.schema}:*"):
-        await runtime.redis.delete(key)
+    # Fast-forward time: the dead worker's in-progress keys would expire after the job timeout.
+    await expire_dead_worker_jobs()
     assert await requeue_stale({}, stale_after=timedelta(0)) >= 1
     await run_jobs()
 

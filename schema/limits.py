@@ -1,0 +1,597 @@
+"""Abuse limits of the GraphQL API: size, depth, aliases, directives, cost, introspection.
+
+Every limit runs on parse or validation, never per field, and is cached with the document:
+
+- `LimitedParserCache` (Strawberry's `ParserCache`) parses with graphql-core's own lexical
+  token, comment and source length limits (TOO_MANY_TOKENS, QUERY_TOO_LONG).
+- `LimitedValidationCache` (Strawberry's `ValidationCache`) adds `LimitsRule` (depth, aliases,
+  directives) and, in production, the introspection rule to the validation rules, so their
+  verdict is cached with the rest of validation; then it prices the operation against the
+  caller's ceiling (QUERY_TOO_COSTLY) and puts `{"requested": N, "limit": M}` in the response's
+  `extensions.cost`. Pricing is compiled once per document and evaluated per request with
+  the request's variables (`first: $n`).
+
+Configured in one place, `Settings.limits` (api/settings.py); see docs/api-limits.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from graphql import (
+    ASTValidationRule,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    GraphQLType,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+    VariableNode,
+    get_named_type,
+    is_leaf_type,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import ParserCache, ValidationCache
+
+from api.persisted import PERSISTED_QUERY_NOT_ALLOWED, persisted_queries, sha256_hex
+from api.settings import Limits, Settings, get_settings
+from tenants.policy import TenantPolicy, policies
+
+# extensions.code of each refusal
+QUERY_TOO_DEEP = "QUERY_TOO_DEEP"
+TOO_MANY_ALIASES = "TOO_MANY_ALIASES"
+TOO_MANY_TOKENS = "TOO_MANY_TOKENS"
+QUERY_TOO_LONG = "QUERY_TOO_LONG"
+TOO_MANY_DIRECTIVES = "TOO_MANY_DIRECTIVES"
+QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
+INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
+LIMIT_CODES = frozenset(
+    {
+        QUERY_TOO_DEEP,
+        TOO_MANY_ALIASES,
+        TOO_MANY_TOKENS,
+        QUERY_TOO_LONG,
+        TOO_MANY_DIRECTIVES,
+        QUERY_TOO_COSTLY,
+        INTROSPECTION_DISABLED,
+        PERSISTED_QUERY_NOT_ALLOWED,
+    }
+)
+
+# Arguments whose value is the number of items a list or connection field returns.
+SIZE_ARGUMENTS = ("first", "last", "limit")
+
+
+def limit_error(message: str, code: str, **extra: Any) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code, **extra})
+
+
+def settings_of(context: object) -> Settings:
+    settings = getattr(context, "settings", None)
+    return settings if isinstance(settings, Settings) else get_settings()
+
+
+# --- depth, aliases, directives: one pass over the document -----------------------------------
+
+
+@dataclass(frozen=True)
+class _Shape:
+    depth: int  # nested object levels, as Strawberry's QueryDepthLimiter counts them
+    aliases: int  # counted once per place a fragment is spread (what executes)
+    directives: int
+
+
+def _shape(
+    selection_set: SelectionSetNode | None,
+    fragments: Mapping[str, FragmentDefinitionNode],
+    memo: dict[str, _Shape],
+    visiting: frozenset[str],
+) -> _Shape:
+    """Depth, aliases and directives below `selection_set`. Each fragment is measured once
+    (memo), so a document cannot make this exponential by spreading fragments in fragments."""
+    depth = aliases = directives = 0
+    if selection_set is None:
+        return _Shape(0, 0, 0)
+    for selection in selection_set.selections:
+        directives += len(selection.directives or ())
+        if isinstance(selection, FieldNode):
+            if selection.alias is not None:
+                aliases += 1
+            if selection.selection_set is None:
+                continue
+            inner = _shape(selection.selection_set, fragments, memo, visiting)
+            aliases += inner.aliases
+            directives += inner.directives
+            if not selection.name.value.startswith("__"):  # introspection is not counted
+                depth = max(depth, 1 + inner.depth)
+        elif isinstance(selection, InlineFragmentNode):
+            inner = _shape(selection.selection_set, fragments, memo, visiting)
+            depth = max(depth, inner.depth)
+            aliases += inner.aliases
+            directives += inner.directives
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            fragment = fragments.get(name)
+            if fragment is None or name in visiting:  # reported by the spec's own rules
+                continue
+            if name not in memo:
+                inner = _shape(fragment.selection_set, fragments, memo, visiting | {name})
+                memo[name] = _Shape(
+                    inner.depth, inner.aliases, inner.directives + len(fragment.directives or ())
+                )
+            inner = memo[name]
+            depth = max(depth, inner.depth)
+            aliases += inner.aliases
+            directives += inner.directives
+    return _Shape(depth, aliases, directives)
+
+
+def _limits_rule(max_depth: int, max_aliases: int, max_directives: int) -> type[ValidationRule]:
+    class LimitsRule(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            document = context.document
+            fragments = {
+                d.name.value: d
+                for d in document.definitions
+                if isinstance(d, FragmentDefinitionNode)
+            }
+            memo: dict[str, _Shape] = {}
+            for op in document.definitions:
+                if not isinstance(op, OperationDefinitionNode):
+                    continue
+                name = op.name.value if op.name else "anonymous"
+                shape = _shape(op.selection_set, fragments, memo, frozenset())
+                op_directives = len(op.directives or ()) + sum(
+                    len(v.directives or ()) for v in op.variable_definitions or ()
+                )
+                if shape.depth > max_depth:
+                    self.report_error(
+                        GraphQLError(
+                            f"Operation '{name}' is {shape.depth} levels deep;"
+                            f" the limit is {max_depth}.",
+                            op,
+                            extensions={"code": QUERY_TOO_DEEP, "limit": max_depth},
+                        )
+                    )
+                if shape.aliases > max_aliases:
+                    self.report_error(
+                        GraphQLError(
+                            f"Operation '{name}' uses {shape.aliases} aliases;"
+                            f" the limit is {max_aliases}.",
+                            op,
+                            extensions={"code": TOO_MANY_ALIASES, "limit": max_aliases},
+                        )
+                    )
+                if shape.directives + op_directives > max_directives:
+                    self.report_error(
+                        GraphQLError(
+                            f"Operation '{name}' uses {shape.directives + op_directives}"
+                            f" directives; the limit is {max_directives}.",
+                            op,
+                            extensions={"code": TOO_MANY_DIRECTIVES, "limit": max_directives},
+                        )
+                    )
+
+    return LimitsRule
+
+
+class IntrospectionDisabledRule(NoSchemaIntrospectionCustomRule):
+    """graphql-core's rule, with a code on its error."""
+
+    def report_error(self, error: GraphQLError) -> None:
+        error.extensions = {**(error.extensions or {}), "code": INTROSPECTION_DISABLED}
+        super().report_error(error)
+
+
+@lru_cache(maxsize=64)
+def limit_rules(
+    max_depth: int, max_aliases: int, max_directives: int, introspection: bool
+) -> tuple[type[ASTValidationRule], ...]:
+    """The extra validation rules for these limits: the same classes for the same limits,
+    so that they are part of a stable `ValidationCache` key."""
+    rules: list[type[ASTValidationRule]] = [_limits_rule(max_depth, max_aliases, max_directives)]
+    if not introspection:
+        rules.append(IntrospectionDisabledRule)
+    return tuple(rules)
+
+
+def rules_for(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
+    lim = settings.limits
+    return limit_rules(
+        lim.max_depth, lim.max_aliases, lim.max_directives, settings.introspection_enabled
+    )
+
+
+# --- cost -------------------------------------------------------------------------------------
+
+# A compiled operation: a tuple of field nodes (kind, size, size_variable, children).
+# kind: "o" object (1 + children), "l" list (size x (1 + children)),
+#       "p" paginated object, i.e. a connection (1 + size x children).
+_Node = tuple[str, int, str | None, "_Plan"]
+_Plan = tuple[_Node, ...]
+
+
+def _unwrap(type_: GraphQLType) -> tuple[bool, GraphQLType]:
+    """(is a list, the named type)."""
+    is_list = False
+    while isinstance(type_, GraphQLNonNull | GraphQLList):
+        if isinstance(type_, GraphQLList):
+            is_list = True
+        type_ = type_.of_type
+    return is_list, type_
+
+
+class _Compiler:
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variable_defaults: Mapping[str, int],
+        default_list_size: int,
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.variable_defaults = variable_defaults
+        self.default_list_size = default_list_size
+        self.memo: dict[str, _Plan] = {}
+
+    def selections(
+        self, selection_set: SelectionSetNode | None, parent: GraphQLType, visiting: frozenset[str]
+    ) -> _Plan:
+        if selection_set is None:
+            return ()
+        nodes: list[_Node] = []
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                node = self.field(selection, parent, visiting)
+                if node is not None:
+                    nodes.append(node)
+            elif isinstance(selection, InlineFragmentNode):
+                cond = selection.type_condition
+                type_ = self.schema.get_type(cond.name.value) if cond else parent
+                # Abstract types: every branch is counted (an upper bound).
+                nodes.append(
+                    (
+                        "f",
+                        1,
+                        None,
+                        self.selections(selection.selection_set, type_ or parent, visiting),
+                    )
+                )
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None or name in visiting:
+                    continue
+                if name not in self.memo:
+                    type_ = self.schema.get_type(fragment.type_condition.name.value)
+                    self.memo[name] = self.selections(
+                        fragment.selection_set, type_ or parent, visiting | {name}
+                    )
+                nodes.append(("f", 1, None, self.memo[name]))
+        return tuple(nodes)
+
+    def field(self, node: FieldNode, parent: GraphQLType, visiting: frozenset[str]) -> _Node | None:
+        name = node.name.value
+        if name.startswith("__") or not isinstance(
+            parent, GraphQLObjectType | GraphQLInterfaceType
+        ):
+            return None
+        definition: GraphQLField | None = parent.fields.get(name)
+        if definition is None:
+            return None
+        is_list, named = _unwrap(definition.type)
+        if is_leaf_type(named):
+            return None  # scalars and enums (and lists of them) are free
+        size, size_var, paginated = self._size(node, definition)
+        children = self.selections(node.selection_set, named, visiting)
+        if is_list:
+            if size is None:
+                # A list inside a connection is the page its parent already priced.
+                in_connection = get_named_type(parent).name.endswith("Connection")
+                size = 1 if in_connection else self.default_list_size
+            return ("l", size, size_var, children)
+        if paginated:
+            return ("p", size if size is not None else self.default_list_size, size_var, children)
+        return ("o", 1, None, children)
+
+    def _size(
+        self, node: FieldNode, definition: GraphQLField
+    ) -> tuple[int | None, str | None, bool]:
+        """(the size, the variable that may override it, whether the field takes a size)."""
+        for arg_name in SIZE_ARGUMENTS:
+            arg_def = definition.args.get(arg_name)
+            if arg_def is None:
+                continue
+            default = arg_def.default_value if isinstance(arg_def.default_value, int) else None
+            for arg in node.arguments or ():
+                if arg.name.value != arg_name:
+                    continue
+                if isinstance(arg.value, IntValueNode):
+                    return int(arg.value.value), None, True
+                if isinstance(arg.value, VariableNode):
+                    var = arg.value.name.value
+                    return self.variable_defaults.get(var, default), var, True
+            return default, None, True
+        return None, None, False
+
+
+def compile_cost(
+    schema: GraphQLSchema,
+    document: Any,
+    operation_name: str | None,
+    default_list_size: int,
+) -> _Plan:
+    operation: OperationDefinitionNode | None = None
+    fragments: dict[str, FragmentDefinitionNode] = {}
+    for definition in document.definitions:
+        if isinstance(definition, FragmentDefinitionNode):
+            fragments[definition.name.value] = definition
+        elif isinstance(definition, OperationDefinitionNode) and (
+            operation is None
+            or (operation_name and definition.name and definition.name.value == operation_name)
+        ):
+            operation = definition
+    if operation is None:
+        return ()
+    root = {
+        OperationType.QUERY: schema.query_type,
+        OperationType.MUTATION: schema.mutation_type,
+        OperationType.SUBSCRIPTION: schema.subscription_type,
+    }[operation.operation]
+    defaults = {
+        v.variable.name.value: int(v.default_value.value)
+        for v in operation.variable_definitions or ()
+        if isinstance(v.default_value, IntValueNode)
+    }
+    compiler = _Compiler(schema, fragments, defaults, default_list_size)
+    return compiler.selections(operation.selection_set, root, frozenset()) if root else ()
+
+
+def evaluate_cost(plan: _Plan, variables: Mapping[str, Any] | None) -> int:
+    memo: dict[int, int] = {}
+    variables = variables or {}
+
+    def cost(nodes: _Plan) -> int:
+        key = id(nodes)
+        if key in memo:
+            return memo[key]
+        total = 0
+        for kind, size, var, children in nodes:
+            if var is not None:
+                value = variables.get(var)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    size = value
+            size = max(size, 0)
+            inner = cost(children)
+            if kind == "l":
+                total += size * (1 + inner)
+            elif kind == "p":
+                total += 1 + size * inner
+            elif kind == "o":
+                total += 1 + inner
+            else:  # "f": a fragment's selections, merged into the parent
+                total += inner
+        memo[key] = total
+        return total
+
+    return cost(plan)
+
+
+class _PlanCache:
+    """A small LRU of compiled plans keyed by (query text, operation name, list size)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.entries: OrderedDict[tuple[str, str | None, int], _Plan] = OrderedDict()
+
+    def get(
+        self,
+        schema: GraphQLSchema,
+        query: str | None,
+        document: Any,
+        operation_name: str | None,
+        default_list_size: int,
+    ) -> _Plan:
+        if query is None:
+            return compile_cost(schema, document, operation_name, default_list_size)
+        key = (query, operation_name, default_list_size)
+        plan = self.entries.get(key)
+        if plan is None:
+            plan = compile_cost(schema, document, operation_name, default_list_size)
+            self.entries[key] = plan
+            if len(self.entries) > self.maxsize:
+                self.entries.popitem(last=False)
+        else:
+            self.entries.move_to_end(key)
+        return plan
+
+
+_plans = _PlanCache(maxsize=1000)
+
+
+def operation_cost(
+    schema: GraphQLSchema,
+    document: Any,
+    *,
+    query: str | None = None,
+    operation_name: str | None = None,
+    variables: Mapping[str, Any] | None = None,
+    limits: Limits | None = None,
+) -> int:
+    """The cost of the operation: objects 1, scalars 0, lists and connections times their
+    `first`/`last`/`limit` (default: the argument's default, else `default_list_size`)."""
+    size = (limits or get_settings().limits).default_list_size
+    plan = _plans.get(schema, query, document, operation_name, size)
+    return evaluate_cost(plan, variables)
+
+
+# --- the extensions ---------------------------------------------------------------------------
+
+
+@dataclass
+class CostBudget:
+    """What the operations of one batched request have spent so far: the ceiling is per
+    request, so a batch shares it (GraphQLApp sets one around a batch)."""
+
+    spent: int = 0
+
+
+batch_budget: ContextVar[CostBudget | None] = ContextVar("batch_budget", default=None)
+
+_TOKEN_LIMIT = re.compile(r"contains more than \d+ (tokens|comments|code points)")
+_SUGGESTION = re.compile(r" ?Did you mean [^?]*\?")
+
+
+class LimitedParserCache(ParserCache):
+    """`ParserCache` with graphql-core's parser limits; their errors get a code."""
+
+    def on_parse(self) -> Iterator[None]:
+        ec = self.execution_context
+        lim = settings_of(ec.context).limits
+        options: dict[str, Any] = ec.parse_options  # type: ignore[assignment]
+        options["max_lexical_tokens"] = lim.max_tokens
+        options["max_comments"] = lim.max_tokens
+        options["max_source_length"] = lim.max_query_length
+        try:
+            ec.graphql_document = self.cached_parse_document(ec.query, **options)
+        except GraphQLSyntaxError as exc:
+            match = _TOKEN_LIMIT.search(exc.message)
+            if match is None:
+                raise
+            too_long = match.group(1) == "code points"
+            raise GraphQLError(
+                exc.message.removeprefix("Syntax Error: "),
+                extensions={
+                    "code": QUERY_TOO_LONG if too_long else TOO_MANY_TOKENS,
+                    "limit": lim.max_query_length if too_long else lim.max_tokens,
+                },
+            ) from None
+        yield
+
+
+class LimitedValidationCache(ValidationCache):
+    """`ValidationCache` plus the limit rules, the cost ceiling and `extensions.cost`.
+    (Suggestions are hidden with the error masking, `schema/extensions.py`.)"""
+
+    cost: dict[str, int] | None = None
+
+    # Async (Strawberry runs async hooks): the tenant's plan may need a database read.
+    async def on_validate(self) -> AsyncIterator[None]:  # type: ignore[override]
+        ec = self.execution_context
+        settings = settings_of(ec.context)
+        policy = await _policy_of(ec.context, settings)
+        if policy is not None and policy.persisted_queries_only:
+            # Enforced here as well as in GraphQLApp (which turns hashes into documents), so
+            # that no transport (websocket subscriptions included) gets around the allow-list.
+            if not await _allowed(policy.tenant_id, ec.query, settings):
+                ec.pre_execution_errors = [
+                    limit_error(
+                        "This query is not on the tenant's allow-list.",
+                        PERSISTED_QUERY_NOT_ALLOWED,
+                    )
+                ]
+                yield
+                return
+        ec.validation_rules = (*ec.validation_rules, *rules_for(settings))
+        assert ec.graphql_document is not None
+        errors: list[GraphQLError] = list(  # a copy: the cached list is shared
+            self.cached_validate_document(
+                ec.schema._schema, ec.graphql_document, ec.validation_rules
+            )
+        )
+        if not errors:
+            requested = operation_cost(
+                ec.schema._schema,
+                ec.graphql_document,
+                query=ec.query,
+                operation_name=ec.operation_name,
+                variables=ec.variables,
+                limits=settings.limits,
+            )
+            limit = settings.limits.cost_limit(policy.plan if policy else None)
+            self.cost = {"requested": requested, "limit": limit}
+            budget = batch_budget.get()
+            total = requested + (budget.spent if budget is not None else 0)
+            if budget is not None:
+                self.cost["batchTotal"] = total
+            if total > limit:
+                within = (
+                    "" if budget is None else f" (with the batch's earlier operations: {total})"
+                )
+                errors = [
+                    limit_error(
+                        f"The query costs {requested}{within}; the limit is {limit}. Ask for"
+                        " fewer items (first/limit) or fewer nested lists.",
+                        QUERY_TOO_COSTLY,
+                        cost=self.cost,
+                    )
+                ]
+            elif budget is not None:
+                budget.spent = total
+        ec.pre_execution_errors = errors
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        return {"cost": self.cost} if self.cost is not None else {}
+
+
+async def _policy_of(context: object, settings: Settings) -> TenantPolicy | None:
+    principal = getattr(context, "principal", None)
+    if principal is None:
+        return None
+    return await policies.get(principal.tenant_id, settings.limits.tenant_policy_ttl_seconds)
+
+
+async def _allowed(tenant_id: int, query: str | None, settings: Settings) -> bool:
+    if query is None:
+        return False
+    return await persisted_queries.allowed_query(tenant_id, sha256_hex(query), settings) is not None
+
+
+def without_suggestions(error: GraphQLError) -> GraphQLError:
+    """The error without graphql-core's "Did you mean ...?" (off in production)."""
+    if "Did you mean" not in error.message:
+        return error
+    return GraphQLError(
+        _SUGGESTION.sub("", error.message),
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=error.original_error,
+        extensions=error.extensions,
+    )
+
+
+__all__ = [
+    "LIMIT_CODES",
+    "CostBudget",
+    "LimitedParserCache",
+    "LimitedValidationCache",
+    "batch_budget",
+    "limit_error",
+    "operation_cost",
+    "rules_for",
+    "without_suggestions",
+]
