@@ -21,10 +21,11 @@ hands that same string to each member's bounded send queue; the member's
 whose metadata says `replay_latest` (a state that a late joiner needs, e.g. a task's progress)
 give a member that joins a running group the group's last result at once.
 
-Every connection has one bounded send queue drained by one sender task. A member whose queue is
-full is a slow consumer: the connection is closed with 1013 ("try again later"; clients such
-as graphql-ws then reconnect with back-off) and leaves its groups, so it never slows the others
-down nor holds memory without bound.
+Frames are written at once when the socket takes them (no task or future per frame, see
+`_Connection.post`); while a socket pushes back, its frames wait in a bounded queue. A socket
+whose queue is full is a slow consumer: it is closed with 1013 ("try again later"; clients
+such as graphql-ws then reconnect with back-off) and leaves its groups, so it never slows the
+others down nor holds memory without bound.
 """
 
 from __future__ import annotations
@@ -251,8 +252,10 @@ class _Group:
                     if self.replay:
                         self.latest = payload
                     server.executions += 1
-                    for member in tuple(self.members):
+                    for i, member in enumerate(tuple(self.members), 1):
                         member.conn.post((member.prefix, payload))
+                        if i % 1000 == 0:
+                            await asyncio.sleep(0)  # let other sockets and groups in
                     if not self.members:  # all left (or were cut) while we delivered
                         return
             self._finish("complete")
@@ -271,48 +274,83 @@ class _Connection:
         self._send = send
         self.outbox: deque[_Item] = deque()
         self.limit = server.send_queue_size
-        self._waiter: asyncio.Future[None] | None = None
         self.init_received = False
         self.principal: Principal | None = None
         self.operations: dict[str, _Operation] = {}
         self.closing = False
+        self.sender: asyncio.Task[None] | None = None  # only while the socket pushes back
         self.close_task: asyncio.Task[None] | None = None
-        self.sender = asyncio.create_task(self._drain())
 
     # --- sending ------------------------------------------------------------------------
+    #
+    # A frame is written at once when nothing is queued: the server's ASGI `send` normally
+    # finishes without suspending (uvicorn only waits when the transport is paused), so we
+    # step the coroutine by hand and need no task and no future per frame. When it does
+    # suspend (the client reads slowly), a task finishes that send and drains the queue;
+    # frames arriving meanwhile queue up to `limit`, and one more cuts the connection.
 
     def post(self, item: _Item) -> None:
-        """Queue a frame; a full queue means a slow consumer, which is cut."""
+        """Send a frame now, or queue it behind a pending one; a full queue means a slow
+        consumer, which is closed."""
         if self.closing:
             return
-        if len(self.outbox) >= self.limit:
-            self.server.slow_consumers += 1
-            log.warning("slow_subscriber_closed", queued=len(self.outbox))
-            self.close(TRY_AGAIN_LATER, "send queue full: consumer too slow")
+        if self.sender is not None:
+            if len(self.outbox) >= self.limit:
+                self.server.slow_consumers += 1
+                log.warning("slow_subscriber_closed", queued=len(self.outbox))
+                self.close(TRY_AGAIN_LATER, "send queue full: consumer too slow")
+                return
+            self.outbox.append(item)
             return
-        self.outbox.append(item)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        text = item if isinstance(item, str) else item[0] + item[1] + "}"
+        coro: Any = self._send({"type": "websocket.send", "text": text})
+        try:
+            awaiting = coro.send(None)
+        except StopIteration:
+            return  # written
+        except Exception:  # the socket is gone (uvicorn raises ClientDisconnected)
+            self._gone()
+            return
+        self.sender = asyncio.create_task(self._finish(coro, awaiting))
 
-    async def _drain(self) -> None:
-        outbox, send = self.outbox, self._send
-        loop = asyncio.get_running_loop()
+    async def _finish(self, coro: Any, awaiting: Any) -> None:
+        """Finish a send that suspended on `awaiting`, then send what queued up meanwhile."""
         try:
             while True:
-                while outbox:
-                    item = outbox.popleft()
-                    text = item if isinstance(item, str) else item[0] + item[1] + "}"
-                    await send({"type": "websocket.send", "text": text})
-                self._waiter = loop.create_future()
-                await self._waiter
+                try:
+                    if awaiting is None:  # a bare yield (asyncio.sleep(0))
+                        await asyncio.sleep(0)
+                    else:
+                        # What a Task does with a future its coroutine yields: clear the
+                        # "blocking" flag the yield set, then wait for it.
+                        awaiting._asyncio_future_blocking = False
+                        await awaiting
+                except asyncio.CancelledError:
+                    coro.close()
+                    raise
+                except Exception:
+                    pass  # the send coroutine sees the outcome itself
+                try:
+                    awaiting = coro.send(None)
+                except StopIteration:
+                    break
+            outbox, send = self.outbox, self._send
+            while outbox:
+                item = outbox.popleft()
+                text = item if isinstance(item, str) else item[0] + item[1] + "}"
+                await send({"type": "websocket.send", "text": text})
         except asyncio.CancelledError:
             raise
-        except Exception:  # the socket is gone (uvicorn raises ClientDisconnected)
-            self.closing = True
-            self._drop_operations()
+        except Exception:
+            self._gone()
+        finally:
+            if asyncio.current_task() is self.sender:
+                self.sender = None
+
+    def _gone(self) -> None:
+        self.closing = True
+        self.outbox.clear()
+        self._drop_operations()
 
     def close(self, code: int, reason: str = "") -> None:
         """Stop everything on this socket and send a close frame (once)."""
@@ -320,13 +358,16 @@ class _Connection:
             return
         self.closing = True
         self._drop_operations()
-        self.sender.cancel()
         self.outbox.clear()
-        self.close_task = asyncio.create_task(self._send_close(code, reason))
+        pending = self.sender
+        if pending is not None:
+            pending.cancel()
+        self.close_task = asyncio.create_task(self._send_close(pending, code, reason))
 
-    async def _send_close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.sender  # let a frame being written finish (the task is cancelled)
+    async def _send_close(self, pending: asyncio.Task[None] | None, code: int, reason: str) -> None:
+        if pending is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending  # a frame being written finishes first (the task is cancelled)
         with contextlib.suppress(Exception):
             await self._send({"type": "websocket.close", "code": code, "reason": reason[:120]})
 
@@ -611,9 +652,9 @@ class SubscriptionServer:
         finally:
             timer.cancel()
             self._connections.discard(conn)
-            conn.closing = True
-            conn._drop_operations()
-            conn.sender.cancel()
+            conn._gone()
+            if conn.sender is not None:
+                conn.sender.cancel()
             if conn.close_task is not None:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.wait_for(conn.close_task, timeout=1)
