@@ -221,62 +221,163 @@ def serve_strawberry(port: int) -> None:
 # --- the client processes ---------------------------------------------------------------------
 
 
+class RawClient(asyncio.Protocol):
+    """A minimal websocket client (RFC 6455: upgrade, masked client frames, unmasked server
+    frames) that timestamps each frame as it is read. The `websockets` library spends ~10x
+    the CPU per frame, and with 10,000 sockets on the same 2 cores as the server the clients'
+    own queueing would dominate the measured latency."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.transport: asyncio.Transport | None = None
+        self.frames: asyncio.Queue[bytes] = asyncio.Queue()  # before measuring
+        self.arrivals: list[tuple[int, float]] | None = None  # while measuring
+        self.errors: list[str] = []
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.errors.append(f"connection lost: {exc}")
+        self.closed = True
+        self.frames.put_nowait(b"")
+
+    def send_text(self, text: str) -> None:
+        data = text.encode()
+        n = len(data)
+        header = bytearray([0x81])
+        if n < 126:
+            header.append(0x80 | n)
+        elif n < 65536:
+            header += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+        else:
+            header += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+        mask = os.urandom(4)
+        pad = (mask * (n // 4 + 1))[:n]
+        masked = (int.from_bytes(data, "big") ^ int.from_bytes(pad, "big")).to_bytes(n, "big")
+        assert self.transport is not None
+        self.transport.write(bytes(header) + mask + masked)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        buf = self.buffer
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                self.errors.append(bytes(buf[:80]).decode(errors="replace"))
+                self.frames.put_nowait(b"")
+                return
+            del buf[: end + 4]
+            self.upgraded = True
+            self.frames.put_nowait(b"upgraded")
+        while len(buf) >= 2:
+            length, offset = buf[1] & 0x7F, 2
+            if length == 126:
+                if len(buf) < 4:
+                    return
+                length, offset = int.from_bytes(buf[2:4], "big"), 4
+            elif length == 127:
+                if len(buf) < 10:
+                    return
+                length, offset = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < offset + length:
+                return
+            opcode = buf[0] & 0x0F
+            payload = bytes(buf[offset : offset + length])
+            del buf[: offset + length]
+            if opcode == 1:
+                self.on_text(payload, now)
+            elif opcode == 8:
+                self.closed = True
+                code = int.from_bytes(payload[:2], "big") if payload else 1005
+                self.errors.append(f"closed by the server: {code} {payload[2:]!r}")
+                self.frames.put_nowait(b"")
+            elif opcode == 9:  # ping
+                assert self.transport is not None
+                mask = os.urandom(4)
+                self.transport.write(
+                    bytes([0x8A, 0x80 | len(payload)])
+                    + mask
+                    + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                )
+
+    def on_text(self, payload: bytes, now: float) -> None:
+        if self.arrivals is None:
+            self.frames.put_nowait(payload)
+            return
+        marker = payload.find(b'"externalId":"e')
+        if not payload.startswith(b'{"id":"1","type":"next"') or marker < 0:
+            self.errors.append(payload[:200].decode(errors="replace"))
+            return
+        start = marker + 15
+        self.arrivals.append((int(payload[start : payload.index(b'"', start)]), now))
+
+    async def recv(self) -> dict[str, Any]:
+        frame = await asyncio.wait_for(self.frames.get(), 60)
+        if not frame:
+            raise RuntimeError("; ".join(self.errors) or "closed")
+        message: dict[str, Any] = json.loads(frame)
+        return message
+
+
 async def client_main(url: str, token: str, count: int) -> None:
     """Open `count` subscriptions, print READY, record arrivals until stdin says
     `DONE <publish-times.json>`, then print one JSON summary line."""
-    import websockets
+    import base64
+    from urllib.parse import urlparse
 
     raise_fd_limit()
     loop = asyncio.get_running_loop()
+    target = urlparse(url)
+    host, port = target.hostname or "127.0.0.1", target.port or 80
     arrivals: list[tuple[int, float]] = []
-    errors: list[str] = []
-    sockets: list[Any] = []
-    listeners: set[asyncio.Task[None]] = set()
+    clients: list[RawClient] = []
     gate = asyncio.Semaphore(64)
-    init = json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
-    subscribe = json.dumps({"id": "1", "type": "subscribe", "payload": {"query": DOCUMENT}})
-    ping = json.dumps({"type": "ping"})
-
-    async def listen(ws: Any) -> None:
-        try:
-            async for text in ws:
-                now = time.monotonic()
-                message = json.loads(text)
-                if message.get("type") != "next":
-                    errors.append(text[:200])
-                    continue
-                external_id = message["payload"]["data"]["postAdded"]["externalId"]
-                arrivals.append((int(external_id[1:]), now))
-        except websockets.ConnectionClosed as exc:
-            errors.append(f"closed: {exc}")
 
     async def open_one() -> None:
         async with gate:
             for attempt in range(5):
                 try:
-                    ws = await websockets.connect(
-                        url,
-                        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-                        compression=None,
-                        ping_interval=None,
-                        open_timeout=60,
-                        max_queue=None,
-                    )
+                    _, client = await loop.create_connection(RawClient, host, port)
                     break
-                except (OSError, TimeoutError, websockets.InvalidHandshake):
+                except OSError:
                     if attempt == 4:
                         raise
                     await asyncio.sleep(0.5 * (attempt + 1))
-            await ws.send(init)
-            assert json.loads(await ws.recv())["type"] == "connection_ack"
-            await ws.send(subscribe)
-            await ws.send(ping)
-            assert json.loads(await ws.recv())["type"] == "pong"
-        sockets.append(ws)
-        listeners.add(loop.create_task(listen(ws)))
+            assert client.transport is not None
+            key = base64.b64encode(os.urandom(16)).decode()
+            client.transport.write(
+                (
+                    f"GET {target.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                    "Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+                ).encode()
+            )
+            if await asyncio.wait_for(client.frames.get(), 60) != b"upgraded":
+                raise RuntimeError("; ".join(client.errors) or "upgrade failed")
+            client.send_text(
+                json.dumps(
+                    {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+                )
+            )
+            assert (await client.recv())["type"] == "connection_ack"
+            client.send_text(
+                json.dumps({"id": "1", "type": "subscribe", "payload": {"query": DOCUMENT}})
+            )
+            client.send_text('{"type":"ping"}')
+            assert (await client.recv())["type"] == "pong"
+            client.arrivals = arrivals
+        clients.append(client)
 
     await asyncio.gather(*(open_one() for _ in range(count)))
-    print(f"READY {len(sockets)}", flush=True)
+    print(f"READY {len(clients)}", flush=True)
     line = await loop.run_in_executor(None, sys.stdin.readline)
     times_path = line.split(None, 1)[1].strip()
     published: dict[str, float] = json.loads(
@@ -289,8 +390,9 @@ async def client_main(url: str, token: str, count: int) -> None:
         if sent is not None:
             delivered += 1
             latencies[round((arrived - sent) * 10_000)] += 1
+    errors = [e for c in clients for e in c.errors]
     summary = {
-        "sockets": len(sockets),
+        "sockets": len(clients),
         "delivered": delivered,
         "latencies": dict(latencies),
         "errors": len(errors),
@@ -352,10 +454,14 @@ def start_clients(url: str, token: str, total: int, procs: int, log_dir: Path) -
     clients = []
     for i in range(procs):
         count = total // procs + (1 if i < total % procs else 0)
-        stderr = (log_dir / f"client-{i}.log").open("wb")
+        log_path = log_dir / f"client-{i}.log"
+        stderr = log_path.open("wb")
         clients.append(
             subprocess.Popen(
-                [sys.executable, "-m", "bench.subscriptions", "--client", url, token, str(count)],
+                [
+                    *(sys.executable, "-m", "bench.subscriptions", "--client", url, token),
+                    *(str(count), "--client-log", str(log_path)),
+                ],
                 cwd=REPO_ROOT,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -370,7 +476,9 @@ def start_clients(url: str, token: str, total: int, procs: int, log_dir: Path) -
 def read_line(stream: IO[str], proc: subprocess.Popen[str], what: str) -> str:
     line = stream.readline()
     if not line:
-        raise RuntimeError(f"client exited ({proc.wait()}) before {what}; see its log")
+        log_path = Path(str(proc.args[-1]))  # see start_clients
+        tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+        raise RuntimeError(f"client exited ({proc.wait()}) before {what}:\n{tail}")
     return line
 
 
@@ -597,6 +705,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-seconds", type=float, default=10.0)
     parser.add_argument("--serve-strawberry", metavar="PORT", type=int, help="internal")
     parser.add_argument("--client", nargs=3, metavar=("URL", "TOKEN", "N"), help="internal")
+    parser.add_argument("--client-log", help="internal: where the client's stderr goes")
     args = parser.parse_args(argv)
     if args.serve_strawberry:
         serve_strawberry(args.serve_strawberry)
