@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from functools import lru_cache
@@ -525,6 +526,16 @@ class _Connection:
                 self.post(_frame(id_, "complete"))
 
 
+_RUNNING: weakref.WeakSet[SubscriptionServer] = weakref.WeakSet()
+
+
+async def close_all_sockets(code: int = GOING_AWAY) -> None:
+    """Close every running endpoint's sockets: for the ASGI server to call when it begins to
+    shut down (uvicorn itself would close them with 1012 before the app's lifespan ends)."""
+    for server in list(_RUNNING):
+        await server.stop(code)
+
+
 class SubscriptionServer:
     """The ASGI websocket endpoint (mount with `WebSocketRoute("/graphql", server)`).
 
@@ -568,9 +579,11 @@ class SubscriptionServer:
 
     def start(self, hub: EventHub) -> None:
         self.hub = hub
+        _RUNNING.add(self)
 
     async def stop(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
         """Close every socket (1001) and wait a moment for the close frames to go out."""
+        _RUNNING.discard(self)
         closing = []
         for conn in list(self._connections):
             conn.close(code, reason)
