@@ -692,7 +692,8 @@ def run(args: argparse.Namespace) -> int:
         "errors": sum(p.errors for p in phases),
     }
     print("RESULT " + " ".join(f"{k}={v}" for k, v in fields.items()))
-    return 0 if all(p.errors == 0 and p.ratio == 1.0 for p in phases) else 1
+    # Strawberry's phase is expected to fall behind (it saturates): only ours must deliver all.
+    return 0 if all(p.errors == 0 for p in phases) and big.ratio == small.ratio == 1.0 else 1
 
 
 def main(argv: list[str] | None = None) -> int:
