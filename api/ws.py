@@ -253,8 +253,10 @@ class _Group:
                     if self.replay:
                         self.latest = payload
                     server.executions += 1
-                    for i, member in enumerate(tuple(self.members), 1):
-                        member.conn.post((member.prefix, payload))
+                    members = self.members
+                    for i, member in enumerate(tuple(members), 1):
+                        if member in members:  # not completed while we yielded below
+                            member.conn.post((member.prefix, payload))
                         if i % 1000 == 0:
                             await asyncio.sleep(0)  # let other sockets and groups in
                     if not self.members:  # all left (or were cut) while we delivered
