@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -20,17 +19,16 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from tortoise import connections
 
-from api.auth import AuthMiddleware, principal_from_credentials
+from api.auth import AuthMiddleware
 from api.lifecycle import Lifecycle
 from api.logging import RequestContextMiddleware, configure_logging, request_id_from
 from api.metrics import metrics_endpoint
@@ -38,7 +36,7 @@ from api.persisted import PERSISTED_QUERY_NOT_FOUND, PersistedQueryError, persis
 from api.realtime import EventHub
 from api.settings import Settings, get_settings
 from api.tracing import tracing_middleware
-from domain.errors import DomainError
+from api.ws import SubscriptionServer
 from jobs.runtime import runtime
 from schema.context import Context
 from schema.dataloaders import Loaders
@@ -135,10 +133,8 @@ class GraphQLApp(GraphQL[Context, None]):
         super().__init__(
             schema,
             graphql_ide="graphiql" if not settings.is_production else None,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
-            connection_init_wait_timeout=timedelta(seconds=10),
+            subscription_protocols=(),  # websockets: api/ws.py
             multipart_uploads_enabled=True,
-            max_subscriptions_per_connection=100,
         )
         self.settings = settings
         self.state = state
@@ -332,16 +328,6 @@ class GraphQLApp(GraphQL[Context, None]):
         request_id = request.scope.get("state", {}).get("request_id") or request_id_from(
             request.headers.get("x-request-id")
         )
-        if isinstance(request, WebSocket):
-            # Authenticated in on_ws_connect; loaders are made fresh for every event.
-            return Context(
-                request=request,
-                response=response,
-                settings=self.settings,
-                hub=self.state.get("hub"),
-                request_id=request_id,
-                connection_params={},
-            )
         principal = request.scope.get("state", {}).get("principal")
         return Context(
             request=request,
@@ -352,25 +338,6 @@ class GraphQLApp(GraphQL[Context, None]):
             principal=principal,
             loaders=Loaders(principal.tenant_schema if principal else None),
         )
-
-    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
-        params = context.connection_params or {}
-        auth = params.get("Authorization") or params.get("authorization")
-        token = params.get("token") or params.get("accessToken")
-        if not auth and token:
-            auth = f"Bearer {token}"
-        tenant = params.get("X-Tenant") or params.get("tenant")
-        try:
-            principal = await principal_from_credentials(
-                self.settings, str(auth) if auth else None, str(tenant) if tenant else None
-            )
-        except DomainError as exc:
-            raise ConnectionRejectionError({"message": exc.message, "code": exc.code}) from exc
-        if principal is None:
-            raise ConnectionRejectionError({"message": "authentication required"})
-        context.principal = principal
-        context.loaders = Loaders(principal.tenant_schema, cache=False)
-        return None
 
 
 async def healthz(request: Request) -> Response:
@@ -403,6 +370,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     state: dict[str, Any] = {}
     graphql = GraphQLApp(settings, state)
     lifecycle = Lifecycle(shutdown_delay=settings.shutdown_delay_seconds)
+    subscriptions = SubscriptionServer(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -416,6 +384,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await hub.start()
         app.state.redis = runtime.redis
         state["hub"] = app.state.hub = hub
+        subscriptions.start(hub)
+        app.state.subscriptions = subscriptions
         log.info("api_started")
         try:
             yield
@@ -423,13 +393,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # uvicorn has drained in-flight HTTP requests by now; close from the edge inwards.
             lifecycle.begin_shutdown()
             lifecycle.restore_signal_handlers()
+            await subscriptions.stop()  # close frames 1001 (uvicorn sends 1012 first on its own)
             await hub.stop()
             await runtime.close()
             await close_db()
 
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),
+        WebSocketRoute("/graphql", subscriptions),  # graphql-transport-ws, multiplexed
         Route("/graphiql", lambda r: RedirectResponse("/graphql"), methods=["GET"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),

@@ -7,6 +7,7 @@ import contextlib
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -73,8 +74,7 @@ def api(
     if shutdown_delay is not None:  # read by create_app() in every worker process
         os.environ["SHUTDOWN_DELAY_SECONDS"] = str(shutdown_delay)
         get_settings.cache_clear()
-    uvicorn.run(
-        "api.app:create_app",
+    options = dict(
         factory=True,
         host=host,
         port=port,
@@ -84,6 +84,19 @@ def api(
         lifespan="on",
         timeout_graceful_shutdown=graceful_timeout,
     )
+    if workers > 1:  # uvicorn's supervisor makes its own servers: sockets are closed 1012
+        uvicorn.run("api.app:create_app", **options)  # type: ignore[arg-type]
+        return
+
+    class GracefulServer(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            from api.ws import close_all_sockets
+
+            await close_all_sockets()  # 1001 "going away", before uvicorn's own 1012
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config("api.app:create_app", **options)  # type: ignore[arg-type]
+    GracefulServer(config).run()
 
 
 @app.command()

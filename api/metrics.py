@@ -235,11 +235,12 @@ def observe_job_wait(job: str, seconds: float) -> None:
     JOB_WAIT.labels(job).observe(max(0.0, seconds))
 
 
-async def refresh_scrape_gauges(hub: object | None) -> None:
-    """Read the values that need I/O or the app at scrape time (cheap: one ZCARD, no SQL)."""
+async def refresh_scrape_gauges(subscriptions: object | None) -> None:
+    """Read the values that need I/O or the app at scrape time (cheap: one ZCARD, no SQL).
+    `subscriptions` is the websocket endpoint (api/ws.py SubscriptionServer)."""
     from jobs.runtime import runtime
 
-    count = getattr(hub, "subscriber_count", None)
+    count = getattr(subscriptions, "active_subscriptions", None)
     ACTIVE_SUBSCRIPTIONS.set(count if isinstance(count, int) else 0)
     if runtime.redis is not None:
         try:
@@ -274,6 +275,5 @@ DB_POOL.labels("max").set_function(_pool_stat("get_max_size"))
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    hub = request.app.state.hub if hasattr(request.app.state, "hub") else None
-    await refresh_scrape_gauges(hub)
+    await refresh_scrape_gauges(getattr(request.app.state, "subscriptions", None))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -22,6 +22,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = structlog.get_logger(__name__)
 
+# Subscription field metadata (`metadata={REPLAY_LATEST: True}`): the field streams a state,
+# not events, so a subscriber joining a running multiplexed group (api/ws.py) is sent the
+# group's latest result at once.
+REPLAY_LATEST = "replay_latest"
+
 
 class SubscriberTooSlow(Exception):
     pass

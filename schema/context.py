@@ -17,7 +17,7 @@ from schema.dataloaders import Loaders
 
 @dataclass
 class Context:
-    request: Request | WebSocket
+    request: Request | WebSocket | None  # None: a multiplexed subscription group (api/ws.py)
     response: Response | WebSocket | None
     settings: Settings
     hub: EventHub | None

@@ -12,6 +12,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from api.realtime import REPLAY_LATEST
 from domain import events
 from domain.collection.models import PlatformConnection as PlatformConnectionRow
 from schema.collection.types import CollectionTask, PlatformConnection
@@ -52,6 +53,9 @@ class CollectionSubscriptions:
     @strawberry.subscription(
         extensions=[requires("collection:read")],
         description="A collection task's progress until it finishes.",
+        # A state, not an event stream: a subscriber joining a running multiplexed group
+        # gets the group's latest result at once (api/ws.py).
+        metadata={REPLAY_LATEST: True},
     )
     async def collection_task_updated(
         self, info: Info, id: relay.GlobalID
