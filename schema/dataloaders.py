@@ -69,4 +69,5 @@ class Loaders:
         self.comments_by_post = _loader(
             s, _grouped_by_limit(posts.comments_by_post), list, cache=cache
         )
+        self.comment_count_by_post = _loader(s, posts.comment_counts, int, cache=cache)
         self.task_by_id = _loader(s, collection.by_ids, cache=cache)

@@ -1,0 +1,85 @@
+"""No N+1: a nested query costs the same number of SQL statements whatever the page size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tenants.tx import tenant_tx
+from tests.conftest import GQL, Tenant
+from tests.sqlcount import app_statements, count_statements
+
+NESTED = """query($first: Int!) { influencers(first: $first) { edges { node {
+    displayName accounts { handle recentPosts(limit: 10) { externalId commentsCount } } } } } }"""
+
+INFLUENCERS, ACCOUNTS, POSTS = 50, 3, 10
+
+
+async def seed(schema: str, tag: str) -> None:
+    """50 influencers x 3 accounts x 10 posts, post n having n % 4 comments (0-3)."""
+    async with tenant_tx(schema) as tx:
+        await tx.conn.execute_script(
+            f"""
+            INSERT INTO influencer (display_name, notes, total_followers, created_at, updated_at)
+            SELECT '{tag} ' || lpad(i::text, 2, '0'), '', 0, now(), now()
+            FROM generate_series(1, {INFLUENCERS}) i;
+            INSERT INTO influencer_account
+                (influencer_id, platform, handle, followers, verified, created_at, updated_at)
+            SELECT inf.id, p.platform, '{tag}_' || inf.id || '_' || p.platform, 10, false,
+                   now(), now()
+            FROM influencer inf
+            CROSS JOIN unnest(ARRAY['instagram', 'youtube', 'tiktok']) AS p(platform);
+            INSERT INTO post (account_id, influencer_id, platform, external_id, url, text,
+                              hashtags, mentions, published_at, likes, comments, shares, views,
+                              raw_json, collected_at)
+            SELECT a.id, a.influencer_id, a.platform, '{tag}-' || a.id || '-' || n, '', '',
+                   '{{}}', '{{}}', now() - n * interval '1 hour', 0, 0, 0, 0, '{{}}', now()
+            FROM influencer_account a CROSS JOIN generate_series(1, {POSTS}) n;
+            INSERT INTO comment (post_id, platform, external_id, author, text, likes)
+            SELECT p.id, p.platform, p.external_id || '-c' || k, 'someone', 'nice', k
+            FROM post p CROSS JOIN generate_series(1, 3) k
+            WHERE k <= split_part(p.external_id, '-', 3)::int % 4;
+            """
+        )
+
+
+async def nested(gql: GQL, token: str, first: int) -> tuple[list[dict[str, Any]], list[str]]:
+    async with count_statements() as sent:
+        data = await gql.ok(NESTED, {"first": first}, token=token)
+    return data["influencers"]["edges"], app_statements(sent)
+
+
+async def test_nested_query_runs_a_constant_number_of_statements(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    await seed(tenant.schema, "a")
+    await seed(other_tenant.schema, "b")
+    small, small_sql = await nested(gql, tenant.token, 5)
+    large, large_sql = await nested(gql, tenant.token, 50)
+
+    assert len(small) == 5 and len(large) == INFLUENCERS
+    posts = [p for e in large for a in e["node"]["accounts"] for p in a["recentPosts"]]
+    assert len(posts) == INFLUENCERS * ACCOUNTS * POSTS
+    for p in posts:  # post n of an account has n % 4 stored comments
+        assert p["commentsCount"] == int(p["externalId"].rsplit("-", 1)[1]) % 4, p
+    # One statement per level (influencers, accounts, posts, comment counts) plus the
+    # transaction around them, whatever the page size.
+    selects = [q for q in large_sql if q.lstrip().upper().startswith(("SELECT", "WITH"))]
+    assert len(selects) == 4, large_sql
+    assert len(small_sql) == len(large_sql), (small_sql, large_sql)
+    assert len(large_sql) <= 16, large_sql
+
+
+async def test_nested_query_sees_only_the_callers_tenant(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    await seed(tenant.schema, "a")
+    await seed(other_tenant.schema, "b")
+    for t, tag in ((tenant, "a"), (other_tenant, "b")):
+        edges, _ = await nested(gql, t.token, 50)
+        assert {e["node"]["displayName"].split()[0] for e in edges} == {tag}
+        handles = {a["handle"] for e in edges for a in e["node"]["accounts"]}
+        assert handles and all(h.startswith(f"{tag}_") for h in handles)
+        ids = {
+            p["externalId"] for e in edges for a in e["node"]["accounts"] for p in a["recentPosts"]
+        }
+        assert ids and all(i.startswith(f"{tag}-") for i in ids)
