@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name="Influencer",
             name="{column}",
-            field=fields.BooleanField(default=False),
+            field=fields.BooleanField(null=True),
         ),
     ]
 """
@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
 
 def column_migration_package(root: Path, column: str = "scale_check") -> str:
     """Write `<root>/<pkg>/tenant/` = the real tenant migrations + `9999_add_<column>` (a
-    boolean column on `influencer`), put `root` on sys.path, and return the module name to
+    nullable boolean column on `influencer`), put `root` on sys.path, and return the module name to
     pass as `migrate_all(tenant_migrations=...)`."""
     source = Path(importlib.import_module(TENANT_MIGRATIONS).__path__[0])
     package = f"scale_migrations_{secrets.token_hex(4)}"

@@ -48,19 +48,67 @@ class MigrateReport:
     failures: dict[str, str] = field(default_factory=dict)
 
 
+# (module, applied migrations) -> the SQL of each pending migration, in order; None when the
+# plan cannot be replayed as SQL (a Python operation, a rollback, an unusual history).
+_sql_plans: dict[tuple[str, frozenset[tuple[str, str]]], list[tuple[str, str, str]] | None] = {}
+
+
+async def _sql_plan(
+    executor: MigrationExecutor, module: str, applied: set[tuple[str, str]]
+) -> list[tuple[str, str, str]] | None:
+    """The pending migrations as (app, name, SQL), computed once per process for each
+    starting point: Tortoise rebuilds its model state for every executor run (~100 ms of CPU
+    per schema), which dominates migrating hundreds of identical schemas."""
+    cache_key = (module, frozenset(applied))
+    if cache_key in _sql_plans:
+        return _sql_plans[cache_key]
+    plan = await executor.plan()
+    full = [(k.app_label, k.name) for k in executor._full_plan()]
+    steps = [(s.migration.app_label, s.migration.name) for s in plan]
+    replayable = (
+        not any(s.backward for s in plan)
+        and set(full[: len(applied)]) == applied  # applied is a prefix of the history ...
+        and steps == full[len(applied) :]  # ... and the plan is the rest of it, in order
+        and all(
+            getattr(op, "reduces_to_sql", True)
+            for s in plan
+            for op in getattr(s.migration, "operations", [])
+        )
+    )
+    result: list[tuple[str, str, str]] | None = None
+    if replayable:
+        result = []
+        for app, name in steps:
+            sql = "\n".join(await executor.collect_sql(app, name))
+            result.append((app, name, sql))
+    _sql_plans[cache_key] = result
+    return result
+
+
 async def _run(tx: TenantTx, apps: dict[str, dict[str, Any]]) -> list[str]:
-    applied: list[str] = []
-
-    def progress(event: str, app: str, name: str) -> None:
-        if event == "apply_done":
-            applied.append(f"{app}.{name}")
-
+    """Apply the pending migrations of `apps` (one app) in `tx`; their names, in order."""
+    (module,) = (config["migrations"] for config in apps.values())
     executor = MigrationExecutor(tx.conn, apps)
     # The executor reads the applied list before it creates its table, and inside our
     # transaction that failed read would abort everything: create the table first.
     await executor.recorder.ensure_schema(executor._schema_editor(atomic=False))
+    applied = {(k.app_label, k.name) for k in await executor.recorder.applied_migrations()}
+    plan = await _sql_plan(executor, module, applied)
+    if plan is not None:  # the common case: replay the SQL computed for the first schema
+        for app, name, sql in plan:
+            if sql.strip():
+                await tx.conn.execute_script(sql)
+            await executor.recorder.record_applied(app, name)
+        return [f"{app}.{name}" for app, name, _ in plan]
+
+    done: list[str] = []
+
+    def progress(event: str, app: str, name: str) -> None:
+        if event == "apply_done":
+            done.append(f"{app}.{name}")
+
     await executor.migrate(progress=progress)
-    return applied
+    return done
 
 
 async def migrate_public() -> list[str]:
