@@ -18,17 +18,21 @@ PUBLIC_ROOT_FIELDS = frozenset({"signUp", "logIn", "refreshToken", "__typename"}
 
 
 class TenantTransaction(SchemaExtension):
-    """Run each query or mutation inside `tenant_tx(<caller's schema>)`.
+    """Run each mutation inside `tenant_tx(<caller's schema>)`; queries hold no transaction.
 
-    The response is produced only after COMMIT; an operation with any error rolls back, so a
-    request never leaves a partial write. Subscriptions hold no transaction (each read they
-    make opens a short one), and tenant-less operations (sign-up, log-in) get none.
+    A mutation is atomic: its response is produced only after COMMIT, and an operation with
+    any error rolls back, so a request never leaves a partial write. A query only reads: its
+    root resolvers and dataloader batches each open a short `tenant_tx` of their own
+    (`schema.dataloaders.tenant_scope`), so no pool connection sits idle in a transaction
+    while GraphQL completes the result (CPU-bound, several milliseconds for a large page).
+    Subscriptions hold none either (each read opens a short one), and tenant-less operations
+    (sign-up, log-in) get none.
     """
 
     async def on_execute(self) -> AsyncIterator[None]:
         ctx = self.execution_context.context
         schema = ctx.tenant_schema
-        if schema is None or not self._needs_tenant():
+        if schema is None or self._operation() != OperationType.MUTATION:
             yield
             return
         async with tenant_tx(schema) as tx:
@@ -37,24 +41,23 @@ class TenantTransaction(SchemaExtension):
             if result is not None and result.errors:
                 tx.set_rollback()
 
-    def _needs_tenant(self) -> bool:
+    def _operation(self) -> OperationType | None:
+        """The operation's type, or None when it needs no tenant (public root fields only)."""
         doc = self.execution_context.graphql_document
         if doc is None:
-            return True
+            return None
         name = self.execution_context.operation_name
         for definition in doc.definitions:
             if not isinstance(definition, OperationDefinitionNode):
                 continue
             if name and (definition.name is None or definition.name.value != name):
                 continue
-            if definition.operation == OperationType.SUBSCRIPTION:
-                return False
             fields = {
                 getattr(sel, "name", None) and sel.name.value  # type: ignore[attr-defined]
                 for sel in definition.selection_set.selections
             }
-            return not fields <= PUBLIC_ROOT_FIELDS
-        return True
+            return None if fields <= PUBLIC_ROOT_FIELDS else definition.operation
+        return None
 
 
 class MaskUnexpectedErrors(SchemaExtension):

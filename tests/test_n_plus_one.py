@@ -61,12 +61,15 @@ async def test_nested_query_runs_a_constant_number_of_statements(
     assert len(posts) == INFLUENCERS * ACCOUNTS * POSTS
     for p in posts:  # post n of an account has n % 4 stored comments
         assert p["commentsCount"] == int(p["externalId"].rsplit("-", 1)[1]) % 4, p
-    # One statement per level (influencers, accounts, posts, comment counts) plus the
-    # transaction around them, whatever the page size.
+    # One statement per level (influencers, accounts, posts, comment counts), whatever the
+    # page size; each in a short transaction of its own (a query holds no transaction while
+    # GraphQL completes the result): BEGIN, SET LOCAL search_path, SELECT, COMMIT.
     selects = [q for q in large_sql if q.lstrip().upper().startswith(("SELECT", "WITH"))]
     assert len(selects) == 4, large_sql
     assert len(small_sql) == len(large_sql), (small_sql, large_sql)
     assert len(large_sql) <= 16, large_sql
+    kinds = [q.split()[0].upper().rstrip(";") for q in large_sql]
+    assert kinds == ["BEGIN", "SET", "SELECT", "COMMIT"] * 4, kinds
 
 
 async def test_nested_query_sees_only_the_callers_tenant(

@@ -8,6 +8,7 @@ from strawberry.types import Info
 
 from domain.analytics.service import analytics
 from schema.collection.types import CollectionTask
+from schema.dataloaders import tenant_scope
 from schema.permissions import requires
 from schema.relay import decode_id
 
@@ -33,7 +34,8 @@ class CollectionQueries:
         description="The tenant's totals as last recounted by the analytics worker.",
     )
     async def tenant_totals(self, info: Info) -> TenantTotals | None:
-        row = await analytics.latest_totals()
+        async with tenant_scope(info.context.tenant_schema):
+            row = await analytics.latest_totals()
         if row is None:
             return None
         return TenantTotals(
