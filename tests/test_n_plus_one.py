@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from schema.extensions import TenantTransaction
 from tenants.tx import tenant_tx
 from tests.conftest import GQL, Tenant
 from tests.sqlcount import app_statements, count_statements
@@ -42,6 +45,12 @@ async def seed(schema: str, tag: str) -> None:
         )
 
 
+@pytest.fixture
+def resolvers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run queries through the resolvers and dataloaders, not the compiled SQL path."""
+    monkeypatch.setattr(TenantTransaction, "compiled", False)
+
+
 async def nested(gql: GQL, token: str, first: int) -> tuple[list[dict[str, Any]], list[str]]:
     async with count_statements() as sent:
         data = await gql.ok(NESTED, {"first": first}, token=token)
@@ -49,7 +58,7 @@ async def nested(gql: GQL, token: str, first: int) -> tuple[list[dict[str, Any]]
 
 
 async def test_nested_query_runs_a_constant_number_of_statements(
-    gql: GQL, tenant: Tenant, other_tenant: Tenant
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, resolvers: None
 ) -> None:
     await seed(tenant.schema, "a")
     await seed(other_tenant.schema, "b")
@@ -72,13 +81,20 @@ async def test_nested_query_runs_a_constant_number_of_statements(
     assert kinds == ["BEGIN", "SET", "SELECT", "COMMIT"] * 4, kinds
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["resolvers", "compiled"])
 async def test_nested_query_sees_only_the_callers_tenant(
-    gql: GQL, tenant: Tenant, other_tenant: Tenant
+    gql: GQL,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    compiled: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(TenantTransaction, "compiled", compiled)
     await seed(tenant.schema, "a")
     await seed(other_tenant.schema, "b")
     for t, tag in ((tenant, "a"), (other_tenant, "b")):
-        edges, _ = await nested(gql, t.token, 50)
+        edges, sql = await nested(gql, t.token, 50)
+        assert len(sql) == (4 if compiled else 16), sql
         assert {e["node"]["displayName"].split()[0] for e in edges} == {tag}
         handles = {a["handle"] for e in edges for a in e["node"]["accounts"]}
         assert handles and all(h.startswith(f"{tag}_") for h in handles)
@@ -86,3 +102,56 @@ async def test_nested_query_sees_only_the_callers_tenant(
             p["externalId"] for e in edges for a in e["node"]["accounts"] for p in a["recentPosts"]
         }
         assert ids and all(i.startswith(f"{tag}-") for i in ids)
+
+
+async def test_compiled_query_is_one_statement_with_the_resolvers_answer(
+    gql: GQL, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(tenant.schema, "a")
+    for first in (0, 5, 50):
+        monkeypatch.setattr(TenantTransaction, "compiled", False)
+        expected, _ = await nested(gql, tenant.token, first)
+        monkeypatch.setattr(TenantTransaction, "compiled", True)
+        got, sql = await nested(gql, tenant.token, first)
+        assert got == expected
+        kinds = [q.split()[0].upper().rstrip(";") for q in sql]
+        assert kinds == ["BEGIN", "SET", "SELECT", "COMMIT"], sql
+
+
+COMPILABLE = [
+    # every supported field, aliases, __typename, cursors, literal and defaulted arguments
+    """{ list: influencers(first: 7) { __typename edges { __typename cursor node { __typename
+        id displayName category country notes totalFollowers
+        accounts { __typename id platform handle externalId followers verified profileUrl
+          recentPosts(limit: 2) { __typename id platform externalId url text likes comments
+            shares views commentsCount }
+          latest: recentPosts { id } } } } } }""",
+    """query($n: Int = 3, $l: Int!) { influencers(first: $n) { edges { node {
+        accounts { recentPosts(limit: $l) { commentsCount } } } } } }""",
+    "{ influencers { edges { cursor } } }",
+]
+NOT_COMPILABLE = [
+    "{ influencers(first: 3) { pageInfo { hasNextPage } edges { node { id } } } }",
+    "{ influencers(first: 3, sort: NAME_ASC) { edges { node { id } } } }",
+    "{ influencers(first: 3) { edges { node { id createdAt } } } }",
+    "{ influencers(first: 3) { edges { node { ...F } } } } fragment F on Influencer { id }",
+    "{ influencers(first: 3) { edges { node { id @include(if: true) } } } }",
+    "{ influencers(first: 101) { edges { node { id } } } }",  # the resolver's error
+]
+
+
+@pytest.mark.parametrize("query", COMPILABLE + NOT_COMPILABLE)
+async def test_compiled_and_resolved_answers_are_the_same(
+    gql: GQL, tenant: Tenant, query: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(tenant.schema, "a")
+    variables = {"l": 4}
+    monkeypatch.setattr(TenantTransaction, "compiled", False)
+    expected = await gql(query, variables, token=tenant.token)
+    monkeypatch.setattr(TenantTransaction, "compiled", True)
+    async with count_statements() as sent:
+        got = await gql(query, variables, token=tenant.token)
+    assert got == expected
+    statements = app_statements(sent)
+    compiled = len(statements) == 4 and "json_build_object" in statements[2]
+    assert compiled == (query in COMPILABLE), statements
