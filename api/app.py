@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import structlog
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -47,6 +48,10 @@ class GraphQLApp(GraphQL[Context, None]):
         )
         self.settings = settings
         self.state = state
+
+    def encode_json(self, data: object) -> bytes:
+        # orjson: ~10x faster than json.dumps on a 50-item page (issue #6, perf).
+        return orjson.dumps(data)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
