@@ -252,20 +252,22 @@ async def run_load(
 
     async def worker(client: httpx.AsyncClient) -> None:
         # Like wrk: a request counts when it completes inside the window; none starts after.
-        while (t0 := loop.time()) < measure_until:
+        while loop.time() < measure_until:
+            t0 = time.perf_counter()  # uvloop's loop.time() only has millisecond resolution
             problem: str | None
             try:
                 response = await client.post(url, content=body, headers=headers)
                 problem = check(response)
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-            t1 = loop.time()
+            t1 = time.perf_counter()
+            done = loop.time()
             if problem is not None:
                 result.errors += 1
                 if len(result.error_samples) < 5:
                     result.error_samples.append(problem)
                 await asyncio.sleep(0.01)  # a dead server must not turn this into a busy loop
-            elif measure_from <= t1 < measure_until:
+            elif measure_from <= done < measure_until:
                 result.latencies_ms.append((t1 - t0) * 1000)
 
     async def meter() -> tuple[float, float, float]:
@@ -335,7 +337,6 @@ async def run_fixed_rate(
     earlier ones have been answered, on an idle keep-alive connection (a new one when none
     is idle, up to `max_connections`). `requests(i)` gives request i's body and headers.
     Requests scheduled during the first `warmup` seconds are not recorded."""
-    loop = asyncio.get_running_loop()
     result = RateResult(rate=rate, seconds=seconds)
     idle: list[httpx.AsyncClient] = []
     opened: list[httpx.AsyncClient] = []
@@ -357,7 +358,7 @@ async def run_fixed_rate(
     async def one(i: int, scheduled: float) -> None:
         async with gate:
             client = idle.pop() if idle else new_client()
-            if loop.time() - scheduled > 0.010 and i >= measured_from:
+            if time.perf_counter() - scheduled > 0.010 and i >= measured_from:
                 result.late_starts += 1
             body, headers = requests(i)
             problem: str | None
@@ -366,7 +367,7 @@ async def run_fixed_rate(
                 problem = check(response)
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-            done = loop.time()
+            done = time.perf_counter()
             idle.append(client)
         if problem is not None:
             result.errors += 1
@@ -375,11 +376,12 @@ async def run_fixed_rate(
         elif i >= measured_from:
             result.latencies_ms.append((done - scheduled) * 1000)
 
-    start = loop.time() + 0.05
+    # perf_counter, not loop.time(): uvloop's clock only has millisecond resolution.
+    start = time.perf_counter() + 0.05
     tasks = []
     for i in range(total):
         scheduled = start + i / rate
-        delay = scheduled - loop.time()
+        delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(i, scheduled)))

@@ -1,27 +1,27 @@
 """Benchmark: Trendscope with 1,000 tenant schemas.
 
-    python -m bench.tenants_scale [--tenants 1000] [--rate 20] [--seconds 10] [--warmup 3]
+    python -m bench.tenants_scale [--tenants 1000] [--rate 20] [--seconds 20] [--rounds 4]
 
-One run, in a throw-away database `bench_<random>` (server: BENCH_DATABASE_URL, default
-postgresql://postgres@127.0.0.1:5432/postgres):
+One run, in two throw-away databases on BENCH_DATABASE_URL's server (default
+postgresql://postgres@127.0.0.1:5432/postgres), A with 3 tenants and B with `--tenants`:
 
-1. migrates public, signs up one owner (tenant 1) and provisions tenants 2 and 3 with the real
-   provisioning code (`tenants.provisioning.create_tenant`, schema + tables through the
-   migrations), each with a membership for the owner; every tenant gets 20 influencers with 2
-   accounts each;
-2. **latency with 3 tenants**: starts the app (`trendscope api`, 1 worker) and sends
-   `influencers(first: 20) { ... accounts { ... } }` at a fixed rate (`--rate` req/s,
-   open loop), round-robin over the tenants' access tokens; records p50/p99;
-3. provisions the other tenants (`create_tenant`, 8 at a time) up to `--tenants`, timed;
-4. **no-op migrate**: runs `python -m api.cli migrate` (what `trendscope migrate` runs,
+1. provisions both (in a child process each): migrates public, signs up one owner (tenant 1)
+   and creates the other tenants with the real provisioning code
+   (`tenants.provisioning.create_tenant`: schema + tables through the migrations), 8 at a time,
+   each with a membership and an access token for the owner and 20 influencers with 2
+   accounts; B's tenants 4..N are timed (`provision_s`);
+2. **no-op migrate** on B: `python -m api.cli migrate` (what `trendscope migrate` runs,
    process start included) with every schema up to date, timed;
-5. **one-column migration**: `migrate_all` with a migrations package of the real migrations
-   plus one that adds a boolean column to `influencer` (`bench/_migrations.py`), timed; every
-   schema must report it applied;
-6. **latency with all tenants**: restarts the app, sends one request per tenant (each schema
-   touched at least once), then the same fixed-rate load round-robin over all tenants;
-7. prints a table and one `RESULT` line. The database is dropped at the end (also on an error,
-   Ctrl-C or SIGTERM).
+3. **one-column migration** on B: `migrate_all` with a migrations package of the real ones
+   plus one that adds a nullable column to `influencer` (`bench/_migrations.py`), timed;
+   every schema must report it applied;
+4. **latency, 3 vs N tenants**: starts the app (`trendscope api`, 1 worker) on A and on B,
+   sends one request per tenant to each (no schema cold), then `--rounds` alternating windows
+   of fixed-rate load (`--rate` req/s, open loop, `--warmup` s unrecorded each) on A then B:
+   `influencers(first: 20) { ... accounts { ... } }`, round-robin over all tenants' tokens;
+   alternating cancels most of the drift of a shared machine;
+5. prints a table and one `RESULT` line. Both databases are dropped at the end (also on an
+   error, Ctrl-C or SIGTERM).
 
 `RESULT` keys: `tenants`, `provision_s` (tenants 4..N), `noop_migrate_s`, `column_migrate_s`,
 `p50_3_ms`, `p99_3_ms`, `p50_n_ms`, `p99_n_ms`, `p50_ratio` and `p99_ratio` (N tenants over 3),
@@ -201,29 +201,33 @@ def app_server(database_url: str, redis_url: str, secret: str, log_dir: Path) ->
         server.stop()
 
 
+def touch_all(server: Server, tokens: list[str]) -> None:
+    """One request per tenant, so that the measured load finds no schema cold."""
+    body = json.dumps({"query": QUERY}).encode()
+
+    async def go() -> None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            for token in tokens:
+                headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+                response = await client.post(server.url + "/graphql", content=body, headers=headers)
+                if (problem := check_response(response)) is not None:
+                    raise RuntimeError(problem)
+
+    run_async(go())
+
+
 def latency(
     server: Server, tokens: list[str], rate: float, seconds: float, warmup: float
 ) -> RateResult:
+    """Fixed-rate load, round-robin over `tokens` (one tenant after the other)."""
     body = json.dumps({"query": QUERY}).encode()
 
     def request(i: int) -> tuple[bytes, dict[str, str]]:
         token = tokens[i % len(tokens)]
         return body, {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
-    async def touch_all() -> None:  # every tenant once: the measured load finds no cold schema
-        async with httpx.AsyncClient(timeout=30) as client:
-            for i in range(len(tokens)):
-                b, h = request(i)
-                if (
-                    problem := check_response(
-                        await client.post(server.url + "/graphql", content=b, headers=h)
-                    )
-                ) is not None:
-                    raise RuntimeError(problem)
-
-    async def go() -> RateResult:
-        await touch_all()
-        return await run_fixed_rate(
+    return run_async(
+        run_fixed_rate(
             server.url + "/graphql",
             requests=request,
             check=check_response,
@@ -231,8 +235,65 @@ def latency(
             seconds=seconds,
             warmup=warmup,
         )
+    )
 
-    return run_async(go())
+
+def merged(results: list[RateResult]) -> RateResult:
+    out = RateResult(rate=results[0].rate, seconds=sum(r.seconds for r in results))
+    for r in results:
+        out.latencies_ms += r.latencies_ms
+        out.errors += r.errors
+        out.error_samples += r.error_samples
+        out.late_starts += r.late_starts
+    return out
+
+
+def provision(database_url: str, redis_url: str, last: int) -> tuple[Tokens, float]:
+    """Tenants 1..`last` in a child process (Tortoise is initialised once per process, for
+    one database); returns the tokens and the time tenants 4..`last` took."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.tenants_scale", "--provision", database_url, str(last)],
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"provisioning failed:\n{done.stderr[-3000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return Tokens(out["secret"], out["tokens"]), float(out["seconds"])
+
+
+def provision_main(database_url: str, last: int) -> None:
+    redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+
+    async def go() -> tuple[Tokens, float]:
+        from tenants.db import close_db
+
+        settings, tokens = await _setup(database_url, redis_url)
+        try:
+            await add_tenants(settings, tokens, 1, min(3, last))
+            t0 = time.perf_counter()
+            if last > 3:
+                await add_tenants(settings, tokens, 4, last)
+            return tokens, time.perf_counter() - t0
+        finally:
+            await close_db()
+
+    tokens, seconds = run_async(go())
+    print(json.dumps({"secret": tokens.secret_key, "tokens": tokens.by_schema, "seconds": seconds}))
+
+
+async def column_migration_main(
+    database_url: str, redis_url: str, tmp: Path, expected: int
+) -> float:
+    from tenants.db import close_db
+
+    await _setup(database_url, redis_url)
+    try:
+        return await column_migration(tmp, expected)
+    finally:
+        await close_db()
 
 
 def noop_migrate(database_url: str, redis_url: str, secret: str) -> tuple[float, str]:
@@ -257,42 +318,42 @@ def run(args: argparse.Namespace) -> int:
     redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
     with (
         sigterm_as_keyboard_interrupt(),
-        temporary_database(server_url) as database_url,
+        temporary_database(server_url) as small_url,
+        temporary_database(server_url) as large_url,
         tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp,
     ):
         tmp_path = Path(tmp)
-
-        async def phase1() -> tuple[object, Tokens]:
-            settings, tokens = await _setup(database_url, redis_url)
-            await add_tenants(settings, tokens, 1, 3)
-            return settings, tokens
-
-        # One event loop for all in-process database work (Tortoise's pool belongs to it).
-        runner = asyncio.Runner()
-        with runner:
-            settings, tokens = runner.run(phase1())
-            secret = tokens.secret_key
-            print("latency with 3 tenants...", file=sys.stderr)
-            with app_server(database_url, redis_url, secret, tmp_path) as server:
-                three = latency(
-                    server, list(tokens.by_schema.values()), args.rate, args.seconds, args.warmup
-                )
-            print(f"provisioning tenants 4..{args.tenants}...", file=sys.stderr)
-            t0 = time.perf_counter()
-            runner.run(add_tenants(settings, tokens, 4, args.tenants))
-            provision_s = time.perf_counter() - t0
-            print("no-op migrate...", file=sys.stderr)
-            noop_s, noop_out = noop_migrate(database_url, redis_url, secret)
-            print("one-column migration...", file=sys.stderr)
-            column_s = runner.run(column_migration(tmp_path, args.tenants))
-            from tenants.db import close_db
-
-            runner.run(close_db())
-        print(f"latency with {args.tenants} tenants...", file=sys.stderr)
-        with app_server(database_url, redis_url, secret, tmp_path) as server:
-            many = latency(
-                server, list(tokens.by_schema.values()), args.rate, args.seconds, args.warmup
+        print("database A: 3 tenants...", file=sys.stderr)
+        small, _ = provision(small_url, redis_url, 3)
+        print(f"database B: {args.tenants} tenants...", file=sys.stderr)
+        large, provision_s = provision(large_url, redis_url, args.tenants)
+        print("no-op migrate...", file=sys.stderr)
+        noop_s, noop_out = noop_migrate(large_url, redis_url, large.secret_key)
+        print("one-column migration...", file=sys.stderr)
+        column_s = run_async(column_migration_main(large_url, redis_url, tmp_path, args.tenants))
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        with (
+            app_server(small_url, redis_url, small.secret_key, tmp_path / "a") as a,
+            app_server(large_url, redis_url, large.secret_key, tmp_path / "b") as b,
+        ):
+            small_tokens, large_tokens = (
+                list(small.by_schema.values()),
+                list(large.by_schema.values()),
             )
+            print(f"touching all {args.tenants} tenants...", file=sys.stderr)
+            touch_all(a, small_tokens)
+            touch_all(b, large_tokens)
+            # Alternate short windows between the two servers, so that the other work on this
+            # shared machine weighs on both alike.
+            per_round = args.seconds / args.rounds
+            threes: list[RateResult] = []
+            manys: list[RateResult] = []
+            for r in range(args.rounds):
+                print(f"latency round {r + 1}/{args.rounds}...", file=sys.stderr)
+                threes.append(latency(a, small_tokens, args.rate, per_round, args.warmup))
+                manys.append(latency(b, large_tokens, args.rate, per_round, args.warmup))
+            three, many = merged(threes), merged(manys)
 
     errors = three.errors + many.errors
     p50_ratio = many.p(50) / three.p(50) if three.p(50) else 0.0
@@ -333,9 +394,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.tenants_scale", description=__doc__)
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=20.0, help="offered load, requests/s")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured time per phase")
-    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured time per database")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unrecorded, each window")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating windows per server")
+    parser.add_argument("--provision", nargs=2, metavar=("DB_URL", "LAST"), help="internal")
     args = parser.parse_args(argv)
+    if args.provision:
+        provision_main(args.provision[0], int(args.provision[1]))
+        return 0
     if args.tenants < 3:
         parser.error("--tenants must be at least 3")
     try:
