@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -211,19 +212,20 @@ def up(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         typer.echo("stopping...")
+        # TERM goes to each child only: the Dramatiq main process forwards it to its worker
+        # processes, and a worker that gets a second TERM exits half way and hangs.
         for child in children:
             if child.poll() is None:
-                try:
-                    os.killpg(child.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+                child.terminate()
         deadline = time.monotonic() + 15
         for child in children:
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+                child.kill()
                 child.wait()
+            with contextlib.suppress(ProcessLookupError):  # anything its group left behind
+                os.killpg(child.pid, signal.SIGKILL)
         embedded.stop()
 
     def spawn(*args: str) -> None:

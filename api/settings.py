@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -34,6 +37,10 @@ class Settings(BaseSettings):
     max_page_size: int = 100
     subscription_queue_size: int = 256
     log_level: str = "INFO"
+    # Fernet keys (comma-separated, the first is current) that encrypt platform credentials at
+    # rest; rotate by prepending a new key. Required in production; elsewhere a key derived
+    # from SECRET_KEY is used, with a warning.
+    credential_keys: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -43,6 +50,24 @@ class Settings(BaseSettings):
         if not self.database_url:
             raise RuntimeError("DATABASE_URL is not set (trendscope up starts an embedded one)")
         return self.database_url
+
+    def credential_key_list(self) -> list[str]:
+        keys = [k.strip() for k in (self.credential_keys or "").split(",") if k.strip()]
+        if keys:
+            return keys
+        if self.is_production:
+            raise RuntimeError(
+                "CREDENTIAL_KEYS is not set: generate one with "
+                "`python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'`"
+            )
+        warnings.warn(
+            "CREDENTIAL_KEYS is not set: platform credentials are encrypted with a key derived "
+            "from SECRET_KEY (development only)",
+            stacklevel=2,
+        )
+        digest = hashlib.sha256(b"trendscope-credentials:" + self.secret_key.encode()).digest()
+        return [base64.urlsafe_b64encode(digest).decode()]
 
     def require_redis_url(self) -> str:
         if not self.redis_url:

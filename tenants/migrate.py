@@ -53,6 +53,18 @@ class MigrateReport:
 _sql_plans: dict[tuple[str, frozenset[tuple[str, str]]], list[tuple[str, str, str]] | None] = {}
 
 
+def _script(statements: list[str]) -> str:
+    """One script from collected statements: Tortoise's comment-only annotations dropped, a
+    `;` added where a statement comes without one."""
+    out = []
+    for statement in statements:
+        text = statement.strip()
+        if not text or all(line.lstrip().startswith("--") for line in text.splitlines()):
+            continue
+        out.append(text if text.endswith(";") else text + ";")
+    return "\n".join(out)
+
+
 async def _sql_plan(
     executor: MigrationExecutor, module: str, applied: set[tuple[str, str]]
 ) -> list[tuple[str, str, str]] | None:
@@ -79,7 +91,7 @@ async def _sql_plan(
     if replayable:
         result = []
         for app, name in steps:
-            sql = "\n".join(await executor.collect_sql(app, name))
+            sql = _script(await executor.collect_sql(app, name))
             result.append((app, name, sql))
     _sql_plans[cache_key] = result
     return result

@@ -17,6 +17,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+import asyncpg
 import structlog
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
@@ -58,6 +59,12 @@ class TenantTx:
     def set_rollback(self) -> None:
         """Roll back at the end of the block instead of committing (no exception needed)."""
         self.rollback_only = True
+
+    def raw_connection(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """The transaction's asyncpg connection, for what Tortoise cannot do (COPY).
+
+        It is the same connection and transaction, so `SET LOCAL search_path` applies."""
+        return self.conn.acquire_connection()  # type: ignore[no-any-return]
 
 
 _current: ContextVar[TenantTx | None] = ContextVar("trendscope_tenant_tx", default=None)

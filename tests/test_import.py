@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from strawberry.relay import GlobalID
+
 from domain.collection.models import CollectionTask
 from domain.posts.models import Post
+from jobs.collection import requeue_stale
 from tenants.tx import tenant_tx
 from tests.conftest import GQL, Tenant, import_file, run_jobs
 
@@ -114,3 +122,67 @@ async def test_unreadable_files_are_refused_and_store_nothing(gql: GQL, tenant: 
         assert payload["fields"][0]["field"] == "file"
     async with tenant_tx(tenant.schema):
         assert await CollectionTask.all().count() == 0
+
+
+async def test_worker_killed_mid_import_then_rerun_matches_one_clean_run(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, services: Any
+) -> None:
+    """A real `trendscope worker` process is SIGKILLed mid-import; recovery (ARQ's own retry
+    once the dead job's in-progress key expires, plus the requeue cron's attempt job) must end
+    with exactly the rows and counts of one clean run in another tenant."""
+    handles = ["kim", "lou", "max"]
+    content = jsonl(rows_for(handles, 3000, prefix="k"))
+    for t in (tenant, other_tenant):
+        await add_accounts(gql, t.token, handles)
+
+    # The clean run: other tenant, in-process burst worker.
+    clean_task = (await import_file(gql, other_tenant.token, "posts.jsonl", content))["task"]
+    await run_jobs()
+
+    killed_task = (await import_file(gql, tenant.token, "posts.jsonl", content))["task"]
+    task_id = int(GlobalID.from_id(killed_task["id"]).node_id)
+    env = {**os.environ, "IMPORT_BATCH_SIZE": "10"}
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "api.cli",
+        "worker",
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        processed = 0
+        for _ in range(6000):  # poll until some, not all, batches are committed
+            await asyncio.sleep(0.01)
+            async with tenant_tx(tenant.schema):
+                row = await CollectionTask.get(id=task_id)
+            processed = row.processed
+            if processed >= 100:
+                break
+        assert 0 < processed < 3000, f"worker never got going (processed={processed})"
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(worker.wait(), timeout=30)
+
+    async with tenant_tx(tenant.schema):
+        row = await CollectionTask.get(id=task_id)
+    assert row.status == "running" and row.processed < 3000
+
+    # Fast-forward time: the dead job's in-progress key would expire after the job timeout.
+    from jobs.runtime import runtime
+
+    assert runtime.redis is not None
+    for key in await runtime.redis.keys(f"arq:in-progress:*{tenant.schema}:*"):
+        await runtime.redis.delete(key)
+    assert await requeue_stale({}, stale_after=timedelta(0)) >= 1
+    await run_jobs()
+
+    done = (await gql.ok(TASK, {"id": killed_task["id"]}, token=tenant.token))["collectionTask"]
+    clean = (await gql.ok(TASK, {"id": clean_task["id"]}, token=other_tenant.token))[
+        "collectionTask"
+    ]
+    assert done["status"] == clean["status"] == "SUCCEEDED"
+    counts = ("total", "processed", "created", "updated", "skipped")
+    assert [done[k] for k in counts] == [clean[k] for k in counts] == [3000, 3000, 3000, 0, 0]
+    assert await snapshot(tenant.schema) == await snapshot(other_tenant.schema)

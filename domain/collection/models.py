@@ -10,7 +10,7 @@ TASK_STATUSES = ("pending", "running", "succeeded", "failed")
 
 class CollectionTask(Model):
     id = fields.BigIntField(primary_key=True)
-    kind = fields.CharField(max_length=32)  # "import" now; "collect" with the connectors
+    kind = fields.CharField(max_length=32)  # "import" | "collect"
     status = fields.CharField(max_length=16, default="pending", db_index=True)
     # progress: rows done / rows total (total is known once the file is parsed)
     total = fields.IntField(default=0)
@@ -21,6 +21,13 @@ class CollectionTask(Model):
     error = fields.TextField(null=True)
     errors = fields.JSONField(default=list)  # per-row errors, capped
     attempts = fields.IntField(default=0)
+    # collect tasks: what to collect, how far each account got (resumable), quota spent
+    platform = fields.CharField(max_length=16, null=True)
+    influencer_id = fields.BigIntField(null=True, db_index=True)
+    params = fields.JSONField(default=dict, db_default={})
+    cursor = fields.JSONField(default=dict, db_default={})
+    units_spent = fields.IntField(default=0, db_default=0)
+    priority = fields.SmallIntField(default=0, db_default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
     started_at = fields.DatetimeField(null=True)
     finished_at = fields.DatetimeField(null=True)
@@ -44,3 +51,41 @@ class ImportFile(Model):
 
     class Meta:
         table = "import_file"
+
+
+CONNECTION_STATUSES = ("active", "broken", "disconnected")
+
+
+class PlatformConnection(Model):
+    """A tenant's credential for one platform. `secret` is a MultiFernet token: the API never
+    returns it, and only collection jobs decrypt it."""
+
+    id = fields.BigIntField(primary_key=True)
+    platform = fields.CharField(max_length=16, unique=True)
+    label = fields.CharField(max_length=100, default="")
+    secret = fields.BinaryField()
+    status = fields.CharField(max_length=16, default="active")
+    broken_reason = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+    last_used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "platform_connection"
+
+
+class FollowerSnapshot(Model):
+    """An account's follower count as one collection run saw it (growth curves)."""
+
+    id = fields.BigIntField(primary_key=True)
+    account = fields.ForeignKeyField(
+        "tenant.InfluencerAccount", related_name="follower_snapshots", on_delete="CASCADE"
+    )
+    followers = fields.BigIntField()
+    taken_at = fields.DatetimeField()
+    task_id = fields.BigIntField(null=True)
+
+    class Meta:
+        table = "follower_snapshot"
+        unique_together = (("account_id", "task_id"),)  # a re-run of a task adds none
+        indexes = (("account_id", "taken_at"),)

@@ -35,6 +35,10 @@ class InfluencerAccount(Model):
     followers = fields.BigIntField(default=0)
     verified = fields.BooleanField(default=False)
     profile_url = fields.CharField(max_length=500, null=True)
+    # set by collection: "active", or why the platform would not serve it (private, removed)
+    status = fields.CharField(max_length=16, default="active", db_default="active")
+    status_reason = fields.CharField(max_length=200, null=True)
+    collected_until = fields.DatetimeField(null=True)  # newest post seen: incremental runs
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -1,0 +1,53 @@
+"""The Dramatiq path end to end: a finished import sends `analytics.recount_totals` after
+commit, a real `trendscope analytics-worker` process consumes it from Redis and writes the
+tenant's totals, in that tenant's schema only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+
+from tests.conftest import GQL, Tenant, import_file, run_jobs
+from tests.test_import import add_accounts, jsonl, rows_for
+
+TOTALS = "{ tenantTotals { influencers accounts posts comments } }"
+
+
+async def test_import_triggers_a_recount_in_the_analytics_worker(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    await add_accounts(gql, tenant.token, ["una", "vic"])
+    await import_file(gql, tenant.token, "p.jsonl", jsonl(rows_for(["una", "vic"], 12)))
+    await run_jobs()  # the import finishes and, after its commit, sends the Dramatiq message
+
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "api.cli",
+        "analytics-worker",
+        "--processes",
+        "1",
+        "--threads",
+        "1",
+        env=dict(os.environ),
+        start_new_session=True,  # dramatiq forks a worker process: signal the whole group
+    )
+    try:
+        totals = None
+        for _ in range(600):  # up to 60 s for the worker to boot and consume the message
+            totals = (await gql.ok(TOTALS, token=tenant.token))["tenantTotals"]
+            if totals is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert totals == {"influencers": 2, "accounts": 2, "posts": 12, "comments": 0}
+        assert (await gql.ok(TOTALS, token=other_tenant.token))["tenantTotals"] is None
+    finally:
+        worker.terminate()  # the main process forwards TERM to its worker process
+        try:
+            await asyncio.wait_for(worker.wait(), timeout=30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
