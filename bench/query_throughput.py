@@ -13,6 +13,8 @@ each account's recent posts), two uvicorn workers per server on this machine:
    transaction; checks the two answers are the same JSON;
 3. **maximum**: closed loop, `--concurrency` keep-alive connections, `--warmup` s then
    `--seconds` s, each server in turn (`bench._util.run_load`);
+   (`--resolvers`: the same query with a no-op `@include(if: true)`, which keeps it out of
+   the compiled subset, so the app resolves it field by field);
 4. **latency at a fixed load**: open loop at half of each server's own maximum, constant
    arrival rate (`bench._util.run_fixed_rate`; latency counted from the scheduled send time),
    `--seconds` s after `--warmup` s;
@@ -64,6 +66,9 @@ QUERY = (
     "{ influencers(first: 50) { edges { node { id displayName totalFollowers "
     "accounts { platform handle followers recentPosts(limit: 3) { id likes views } } } } } }"
 )
+# The same query with a no-op directive: outside the compiled subset, so the app resolves it
+# field by field through graphql-core and the dataloaders (`--resolvers`).
+QUERY_RESOLVERS = QUERY.replace("node { id ", "node { id @include(if: true) ", 1)
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -198,9 +203,12 @@ def check_response(response: httpx.Response) -> str | None:
     return None
 
 
+QUERY_IN_USE = QUERY
+
+
 def request_parts(token: str) -> tuple[bytes, dict[str, str]]:
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    return json.dumps({"query": QUERY}).encode(), headers
+    return json.dumps({"query": QUERY_IN_USE}).encode(), headers
 
 
 def server_pids(server: Server) -> list[int]:
@@ -338,6 +346,7 @@ def run(args: argparse.Namespace) -> int:
         "plain_rate": f"{p_half.rate:.1f}",
         "plain_p50_ms": f"{p_half.p(50):.1f}",
         "plain_p99_ms": f"{p_half.p(99):.1f}",
+        "path": "resolvers" if args.resolvers else "compiled",
         "workers": WORKERS,
         "seconds": f"{args.seconds:g}",
         "errors": errors,
@@ -352,7 +361,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--serve-plain", type=int, metavar="PORT", help="internal")
+    parser.add_argument(
+        "--resolvers",
+        action="store_true",
+        help="send the query in a form outside the compiled subset (graphql-core + dataloaders)",
+    )
     args = parser.parse_args(argv)
+    if args.resolvers:
+        global QUERY_IN_USE
+        QUERY_IN_USE = QUERY_RESOLVERS
     if args.serve_plain:
         serve_plain(args.serve_plain)
         return 0
