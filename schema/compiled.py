@@ -8,7 +8,8 @@ nested, ordered and encoded like the resolvers' answer (Relay ids, enum names, c
 Supported, and everything else runs the normal way (`compile_query` returns None):
 
 - a query operation with one root field, `influencers(first: N)` (literal or variable; the
-  default sort, no filter, no `after`), selecting `edges { cursor node { ... } }`;
+  default sort, no filter, no `after`), selecting `edges { cursor node { ... } }` and
+  `pageInfo`;
 - on `Influencer`: its scalar fields (not the timestamps) and `accounts { ... }`;
 - on `InfluencerAccount`: its scalar fields and `recentPosts(limit: N) { ... }`;
 - on `Post`: its scalar fields except the lists and timestamps, and `commentsCount`;
@@ -218,28 +219,47 @@ class _Compiler:
             return self.obj(f.selection_set, "Influencer", INFLUENCER, i, self.influencer_relation)
         raise Unsupported(f"InfluencerEdge.{f.name.value}")
 
+    def page_info(self, f: FieldNode) -> str:
+        # The page is the rows with rn <= $1; the query reads one more to know hasNextPage.
+        page = "FILTER (WHERE i.rn <= $1)"
+        cursor = _CURSOR.format(t="i")
+        columns = {
+            "hasNextPage": lambda t: "count(*) > $1",
+            "hasPreviousPage": lambda t: "false",  # no `after` in the compiled subset
+            "startCursor": lambda t: f"(array_agg({cursor} ORDER BY i.id DESC) {page})[1]",
+            "endCursor": lambda t: f"(array_agg({cursor} ORDER BY i.id ASC) {page})[1]",
+        }
+        return self.obj(f.selection_set, "PageInfo", columns, "i")
+
     def connection(self, root: FieldNode) -> str:
         pairs = []
         for f in self.fields(root.selection_set):
             key = (f.alias or f.name).value
-            if f.name.value == "__typename":
+            name = f.name.value
+            if name == "__typename":
                 pairs.append(f"'{key}', 'InfluencerConnection'")
-                continue
-            if f.name.value != "edges" or f.arguments:
-                raise Unsupported(f"InfluencerConnection.{f.name.value}")
-            edge = self.obj(
-                f.selection_set,
-                "InfluencerEdge",
-                {"cursor": lambda t: _CURSOR.format(t=t)},
-                "i",
-                self.edge,
-            )
-            pairs.append(f"'{key}', coalesce(json_agg({edge} ORDER BY i.id DESC), '[]'::json)")
+            elif name == "pageInfo" and not f.arguments:
+                pairs.append(f"'{key}', {self.page_info(f)}")
+            elif name == "edges" and not f.arguments:
+                edge = self.obj(
+                    f.selection_set,
+                    "InfluencerEdge",
+                    {"cursor": lambda t: _CURSOR.format(t=t)},
+                    "i",
+                    self.edge,
+                )
+                pairs.append(
+                    f"'{key}', coalesce(json_agg({edge} ORDER BY i.id DESC) "
+                    "FILTER (WHERE i.rn <= $1), '[]'::json)"
+                )
+            else:
+                raise Unsupported(f"InfluencerConnection.{name}")
         if not pairs:
             raise Unsupported("empty connection")
         return (
-            "SELECT json_build_object(" + ", ".join(pairs) + ")::text "
-            "FROM (SELECT * FROM influencer ORDER BY id DESC LIMIT $1) i"
+            "SELECT json_build_object(" + ", ".join(pairs) + ")::text FROM ("
+            "SELECT *, row_number() OVER (ORDER BY id DESC) AS rn FROM influencer "
+            "ORDER BY id DESC LIMIT $1::int + 1) i"
         )
 
 

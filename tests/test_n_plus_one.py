@@ -129,9 +129,13 @@ COMPILABLE = [
     """query($n: Int = 3, $l: Int!) { influencers(first: $n) { edges { node {
         accounts { recentPosts(limit: $l) { commentsCount } } } } } }""",
     "{ influencers { edges { cursor } } }",
+    """{ influencers(first: 4) { __typename pageInfo { __typename hasNextPage hasPreviousPage
+        startCursor endCursor } edges { cursor } } }""",
+    "{ influencers(first: 0) { pageInfo { hasNextPage startCursor endCursor } edges { cursor } } }",
+    "{ influencers(first: 100) { p: pageInfo { hasNextPage endCursor } } }",
 ]
 NOT_COMPILABLE = [
-    "{ influencers(first: 3) { pageInfo { hasNextPage } edges { node { id } } } }",
+    '{ influencers(first: 3, after: "x") { edges { node { id } } } }',
     "{ influencers(first: 3, sort: NAME_ASC) { edges { node { id } } } }",
     "{ influencers(first: 3) { edges { node { id createdAt } } } }",
     "{ influencers(first: 3) { edges { node { ...F } } } } fragment F on Influencer { id }",
@@ -155,3 +159,16 @@ async def test_compiled_and_resolved_answers_are_the_same(
     statements = app_statements(sent)
     compiled = len(statements) == 4 and "json_build_object" in statements[2]
     assert compiled == (query in COMPILABLE), statements
+
+
+async def test_compiled_page_of_an_empty_tenant(
+    gql: GQL, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    query = """{ influencers(first: 10) { pageInfo { hasNextPage hasPreviousPage startCursor
+        endCursor } edges { cursor node { id accounts { id } } } } }"""
+    monkeypatch.setattr(TenantTransaction, "compiled", False)
+    expected = await gql.ok(query, token=tenant.token)
+    monkeypatch.setattr(TenantTransaction, "compiled", True)
+    assert await gql.ok(query, token=tenant.token) == expected
+    assert expected["influencers"]["edges"] == []
+    assert expected["influencers"]["pageInfo"]["endCursor"] is None
