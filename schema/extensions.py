@@ -55,6 +55,8 @@ class TenantTransaction(SchemaExtension):
         """Answer a query of the compiled subset with one SQL statement: setting the result
         here makes Strawberry skip graphql-core's execution."""
         ec = self.execution_context
+        if ec.result is not None:  # another extension answered already (e.g. a limit)
+            return
         plan = compile_query(ec.query, ec.operation_name, ec.graphql_document)
         if plan is None:
             return
