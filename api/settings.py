@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     # rest; rotate by prepending a new key. Required in production; elsewhere a key derived
     # from SECRET_KEY is used, with a warning.
     credential_keys: str | None = None
+    # Collection: platform API base URLs to override (JSON, e.g. {"youtube": "http://..."}) for
+    # staging or test fakes; comments are fetched for the newest N posts of the last D days.
+    connector_base_urls: dict[str, str] = Field(default_factory=dict)
+    collect_comment_posts: int = Field(default=10, ge=0, le=100)
+    collect_comment_days: int = Field(default=7, ge=0, le=90)
+    collect_interval_hours: int = Field(default=24, ge=1)  # per-tenant schedule (plans: later)
 
     @property
     def is_production(self) -> bool:

@@ -18,6 +18,7 @@ log = structlog.get_logger(__name__)
 
 POST_ADDED = "post_added"
 COLLECTION_TASK_UPDATED = "collection_task_updated"
+PLATFORM_CONNECTION_BROKEN = "platform_connection_broken"
 
 
 def channel(schema: str, event: str) -> str:

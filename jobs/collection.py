@@ -6,12 +6,27 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from arq import Retry
 
 from api.settings import get_settings
 from domain.collection import rules
+from domain.collection.collect import COLLECT_JOB, account_ref, collector
+from domain.collection.connections import connections
+from domain.collection.connectors import (
+    AccountUnavailable,
+    CredentialBroken,
+    PlatformRequestFailed,
+    PlatformUnavailable,
+    QuotaExhausted,
+    QuotaLimiter,
+    build_connector,
+)
+from domain.collection.models import CollectionTask
 from domain.collection.service import IMPORT_JOB, collection
+from domain.errors import NotFound
 from jobs.analytics_dispatch import send_recount_after_commit
 from jobs.enqueue import enqueue_after_commit
+from jobs.runtime import runtime
 from tenants.registry import list_tenant_schemas
 from tenants.tx import tenant_tx
 
@@ -66,10 +81,136 @@ async def requeue_stale(ctx: dict[str, Any], stale_after: timedelta = STALE_AFTE
     cutoff = datetime.now(UTC) - stale_after
     for schema in await list_tenant_schemas():
         async with tenant_tx(schema):
-            for task_id, status, attempts in await collection.stale_tasks(cutoff):
+            for task_id, kind, status, attempts in await collection.stale_tasks(cutoff):
+                job = COLLECT_JOB if kind == "collect" else IMPORT_JOB
                 if status == "pending":
-                    enqueue_after_commit(IMPORT_JOB, schema, task_id)
+                    enqueue_after_commit(job, schema, task_id)
                 else:
-                    enqueue_after_commit(IMPORT_JOB, schema, task_id, suffix=f"retry{attempts}")
+                    enqueue_after_commit(job, schema, task_id, suffix=f"retry{attempts}")
+                count += 1
+    return count
+
+
+async def collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
+    """`collection.collect`: one platform's accounts (of one influencer, or all), step by step.
+
+    Platform calls happen outside any transaction; each step's rows commit together with the
+    task's cursor (see domain/collection/collect.py), so a killed worker resumes exactly.
+    """
+    settings = get_settings()
+    async with tenant_tx(tenant_schema):
+        task = await collector.begin(task_id)
+        if task is None:
+            return "nothing to do"
+        platform = str(task.platform)
+        try:
+            connection, secrets = await connections.secrets_for(platform)
+        except NotFound:
+            connection = None
+    if connection is None:
+        async with tenant_tx(tenant_schema):
+            await collector.fail(task_id, f"no active {platform} connection")
+        return "no connection"
+    assert runtime.http is not None and runtime.redis is not None
+    connector = build_connector(
+        platform,
+        credential_id=f"{tenant_schema}-{connection.id}",
+        secrets=secrets,
+        client=runtime.http,
+        limiter=QuotaLimiter(runtime.redis),
+        base_url=settings.connector_base_urls.get(platform),
+    )
+    since_param = task.params.get("since") if isinstance(task.params, dict) else None
+    http = getattr(connector, "http", None)  # PlatformHttp: counts the quota units spent
+
+    def spent(before: int) -> int:
+        return int(http.units_spent) - before if http is not None else 0
+
+    while True:
+        async with tenant_tx(tenant_schema):
+            step = await collector.step(task_id)
+        if step.task.status != "running":
+            return f"task is {step.task.status}"
+        account = step.account
+        if account is None:
+            break
+        state = step.state
+        units_before = int(http.units_spent) if http is not None else 0
+        try:
+            if step.phase == "profile":
+                profile = await connector.fetch_profile(account.handle)
+                async with tenant_tx(tenant_schema):
+                    await collector.apply_profile(task_id, state, profile, spent(units_before))
+            elif step.phase == "posts":
+                since = account.collected_until
+                if since_param:
+                    since = datetime.fromisoformat(since_param)
+                page = await connector.fetch_posts(account_ref(account), state["page"], since=since)
+                async with tenant_tx(tenant_schema):
+                    await collector.apply_posts_page(
+                        task_id, state, page, settings.collect_comment_posts, spent(units_before)
+                    )
+            else:
+                async with tenant_tx(tenant_schema):
+                    target = await collector.comment_target(account, state["posts"][state["p"]])
+                try:
+                    comments = await connector.fetch_comments(target, state["page"])
+                except PlatformRequestFailed as exc:  # e.g. comments disabled on that post
+                    log.info(
+                        "comments_unavailable",
+                        task=task_id,
+                        post=target.external_id,
+                        error=str(exc),
+                    )
+                    comments = None
+                async with tenant_tx(tenant_schema):
+                    await collector.apply_comments_page(
+                        task_id, state, comments, spent(units_before)
+                    )
+        except AccountUnavailable as exc:
+            status = "removed" if exc.reason in ("not_found", "removed", "suspended") else "private"
+            async with tenant_tx(tenant_schema):
+                await collector.apply_unavailable(
+                    task_id, state, status, exc.reason, spent(units_before)
+                )
+        except CredentialBroken as exc:
+            async with tenant_tx(tenant_schema):
+                await connections.mark_broken(platform, exc.message)
+                await collector.fail(task_id, f"{platform} refused the credential: {exc.message}")
+            return "credential broken"
+        except QuotaExhausted as exc:
+            # Come back when the bucket has refilled; the cursor keeps our place.
+            async with tenant_tx(tenant_schema):
+                t = await CollectionTask.get(id=task_id)
+                enqueue_after_commit(
+                    COLLECT_JOB,
+                    tenant_schema,
+                    task_id,
+                    suffix=f"quota{t.attempts}-{t.units_spent}",
+                    defer_by=timedelta(seconds=exc.retry_after + 1),
+                )
+            return f"quota exhausted, resumes in {exc.retry_after:.0f}s"
+        except PlatformUnavailable as exc:
+            # ARQ retries the job (max_tries); the cursor keeps our place.
+            raise Retry(defer=exc.retry_after or 5 * ctx.get("job_try", 1)) from exc
+        except PlatformRequestFailed as exc:
+            async with tenant_tx(tenant_schema):
+                await collector.fail(task_id, str(exc))
+            return "failed"
+    async with tenant_tx(tenant_schema):
+        task = await collector.finish(task_id)
+        send_recount_after_commit(tenant_schema)
+    return f"created={task.created} updated={task.updated} skipped={task.skipped}"
+
+
+async def schedule_collections(ctx: dict[str, Any]) -> int:
+    """`collection.schedule` (cron, hourly): every tenant's due platforms get a collect task
+    (normal priority: on-demand work goes first)."""
+    interval = timedelta(hours=get_settings().collect_interval_hours)
+    count = 0
+    for schema in await list_tenant_schemas():
+        async with tenant_tx(schema):
+            for platform in await collector.due_platforms(interval):
+                await collector.create(platform=platform, high_priority=False)
                 count += 1
     return count

@@ -10,7 +10,7 @@ from arq.connections import RedisSettings
 
 from api.logging import configure_logging
 from api.settings import get_settings
-from jobs.collection import import_file, requeue_stale
+from jobs.collection import collect, import_file, requeue_stale, schedule_collections
 from jobs.runtime import runtime
 from tenants.db import close_db, init_db
 
@@ -35,9 +35,13 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 def worker_settings() -> dict[str, Any]:
     settings = get_settings()
     return {
-        "functions": [func(import_file, name="collection.import", max_tries=10, timeout=600)],
+        "functions": [
+            func(import_file, name="collection.import", max_tries=10, timeout=600),
+            func(collect, name="collection.collect", max_tries=10, timeout=1800),
+        ],
         "cron_jobs": [
-            cron(requeue_stale, name="collection.requeue_stale", second=0, run_at_startup=True)
+            cron(requeue_stale, name="collection.requeue_stale", second=0, run_at_startup=True),
+            cron(schedule_collections, name="collection.schedule", minute=5, second=30),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

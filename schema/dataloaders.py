@@ -45,19 +45,20 @@ def _loader(
     return DataLoader(load_fn=load, cache=cache)
 
 
-def _grouped_by_limit(
-    fetch: Callable[[list[int], int], Awaitable[dict[int, list[V]]]],
-) -> Callable[[list[tuple[int, int]]], Awaitable[dict[tuple[int, int], list[V]]]]:
-    """Keys are (parent id, limit); one query per distinct limit."""
+def _grouped(
+    fetch: Callable[[list[int], Any], Awaitable[dict[int, list[V]]]],
+) -> Callable[[list[tuple[int, Any]]], Awaitable[dict[tuple[int, Any], list[V]]]]:
+    """Keys are (parent id, argument), e.g. a limit or a since; one query per distinct
+    argument, so a page of parents asking the same thing is still one statement."""
 
-    async def run(keys: list[tuple[int, int]]) -> dict[tuple[int, int], list[V]]:
-        by_limit: dict[int, list[int]] = {}
-        for parent, limit in keys:
-            by_limit.setdefault(limit, []).append(parent)
-        out: dict[tuple[int, int], list[V]] = {}
-        for limit, parents in by_limit.items():
-            for parent, items in (await fetch(parents, limit)).items():
-                out[(parent, limit)] = items
+    async def run(keys: list[tuple[int, Any]]) -> dict[tuple[int, Any], list[V]]:
+        by_arg: dict[Any, list[int]] = {}
+        for parent, arg in keys:
+            by_arg.setdefault(arg, []).append(parent)
+        out: dict[tuple[int, Any], list[V]] = {}
+        for arg, parents in by_arg.items():
+            for parent, items in (await fetch(parents, arg)).items():
+                out[(parent, arg)] = items
         return out
 
     return run
@@ -73,10 +74,11 @@ class Loaders:
         self.account_by_id = _loader(s, influencers.accounts_by_ids, cache=cache)
         self.post_by_id = _loader(s, posts.by_ids, cache=cache)
         self.recent_posts_by_account = _loader(
-            s, _grouped_by_limit(posts.recent_by_account), list, cache=cache
+            s, _grouped(posts.recent_by_account), list, cache=cache
         )
-        self.comments_by_post = _loader(
-            s, _grouped_by_limit(posts.comments_by_post), list, cache=cache
-        )
+        self.comments_by_post = _loader(s, _grouped(posts.comments_by_post), list, cache=cache)
         self.comment_count_by_post = _loader(s, posts.comment_counts, int, cache=cache)
         self.task_by_id = _loader(s, collection.by_ids, cache=cache)
+        self.follower_history = _loader(
+            s, _grouped(influencers.follower_history), list, cache=cache
+        )

@@ -63,7 +63,7 @@ class PlatformConnection(Model):
     id = fields.BigIntField(primary_key=True)
     platform = fields.CharField(max_length=16, unique=True)
     label = fields.CharField(max_length=100, default="")
-    secret = fields.BinaryField()
+    secret = fields.TextField()
     status = fields.CharField(max_length=16, default="active")
     broken_reason = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -10,6 +10,7 @@ from domain import events
 from domain.collection import rules
 from domain.collection.models import CollectionTask, ImportFile
 from domain.errors import FieldError, NotFound, ValidationFailed
+from domain.pagination import Page, check_first, decode_cursor, encode_cursor
 from domain.posts.service import posts
 from jobs.enqueue import enqueue_after_commit
 from tenants.tx import current_tx
@@ -32,6 +33,36 @@ class CollectionService:
         if task is None:
             raise NotFound("CollectionTask", task_id)
         return task
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        platform: str | None = None,
+        influencer_id: int | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Page[CollectionTask]:
+        """Tasks, newest first, filtered by status, platform and influencer."""
+        limit = check_first(first)
+        query = CollectionTask.all()
+        if status:
+            query = query.filter(status=status)
+        if platform:
+            query = query.filter(platform=platform)
+        if influencer_id is not None:
+            query = query.filter(influencer_id=influencer_id)
+        if after:
+            _, ident = decode_cursor(after, "task")
+            query = query.filter(id__lt=ident)
+        rows = await query.order_by("-id").limit(limit + 1)
+        items = rows[:limit]
+        return Page(
+            items,
+            [encode_cursor("task", t.id, t.id) for t in items],
+            has_next_page=len(rows) > limit,
+            has_previous_page=bool(after),
+        )
 
     async def by_ids(self, ids: Sequence[int]) -> dict[int, CollectionTask]:
         return {t.id: t for t in await CollectionTask.filter(id__in=list(ids))}
@@ -108,12 +139,12 @@ class CollectionService:
         events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
         return task
 
-    async def stale_tasks(self, older_than: datetime) -> list[tuple[int, str, int]]:
-        """(id, status, attempts) of unfinished tasks not touched since `older_than`."""
+    async def stale_tasks(self, older_than: datetime) -> list[tuple[int, str, str, int]]:
+        """(id, kind, status, attempts) of unfinished tasks not touched since `older_than`."""
         rows = await CollectionTask.filter(
             status__in=["pending", "running"], updated_at__lt=older_than
-        ).values_list("id", "status", "attempts")
-        return [(int(i), str(s), int(a)) for i, s, a in rows]
+        ).values_list("id", "kind", "status", "attempts")
+        return [(int(i), str(k), str(s), int(a)) for i, k, s, a in rows]
 
 
 collection = CollectionService()

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import Enum
 
 from tortoise.expressions import Q, Subquery
 
+from domain.collection.models import FollowerSnapshot
 from domain.errors import FieldError, NotFound, ValidationFailed
 from domain.influencers import rules
 from domain.influencers.models import Influencer, InfluencerAccount
 from domain.pagination import Page, check_first, decode_cursor, encode_cursor
+
+HISTORY_LIMIT = 1000  # snapshots per account in one answer
 
 
 class InfluencerSort(Enum):
@@ -184,6 +188,22 @@ class InfluencerService:
             raise ValidationFailed(
                 [FieldError("accounts", f"{p} account @{h} is already tracked") for p, h in taken]
             )
+
+    async def follower_history(
+        self, account_ids: Sequence[int], since: datetime | None
+    ) -> dict[int, list[FollowerSnapshot]]:
+        """Each account's follower snapshots since `since` (all when None), oldest first."""
+        query = FollowerSnapshot.filter(account_id__in=list(account_ids))
+        if since is not None:
+            query = query.filter(taken_at__gte=since)
+        out: dict[int, list[FollowerSnapshot]] = {a: [] for a in account_ids}
+        for snap in await query.order_by("account_id", "taken_at", "id").limit(
+            HISTORY_LIMIT * max(1, len(account_ids))
+        ):
+            bucket = out[snap.account_id]  # type: ignore[attr-defined]
+            if len(bucket) < HISTORY_LIMIT:
+                bucket.append(snap)
+        return out
 
 
 influencers = InfluencerService()

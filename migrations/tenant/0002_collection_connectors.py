@@ -57,7 +57,7 @@ class Migration(migrations.Migration):
                 ),
                 ("platform", fields.CharField(unique=True, max_length=16)),
                 ("label", fields.CharField(default="", max_length=100)),
-                ("secret", fields.BinaryField()),
+                ("secret", fields.TextField(unique=False)),
                 ("status", fields.CharField(default="active", max_length=16)),
                 ("broken_reason", fields.TextField(null=True, unique=False)),
                 ("created_at", fields.DatetimeField(auto_now=False, auto_now_add=True)),

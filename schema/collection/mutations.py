@@ -1,17 +1,23 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from strawberry import relay
 from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
+from domain.collection.collect import collector
+from domain.collection.connections import connections
 from domain.collection.service import collection
 from domain.errors import FieldError
 from domain.errors import ValidationFailed as DomainValidationFailed
-from schema.collection.types import CollectionTask
-from schema.errors import ValidationFailed, run_mutation
+from schema.collection.types import CollectionTask, ConnectionPlatform, PlatformConnection
+from schema.errors import NotFound, ValidationFailed, run_mutation
+from schema.influencers.types import Platform
 from schema.permissions import requires
+from schema.relay import decode_id
 
 
 @strawberry.type
@@ -21,6 +27,59 @@ class ImportPostsSuccess:
 
 ImportPostsPayload = Annotated[
     ImportPostsSuccess | ValidationFailed, strawberry.union("ImportPostsPayload")
+]
+
+
+@strawberry.input(description="One credential field, e.g. api_key (see docs/connectors.md).")
+class SecretInput:
+    name: str
+    value: str
+
+
+@strawberry.input
+class ConnectPlatformInput:
+    platform: ConnectionPlatform
+    secrets: list[SecretInput]
+    label: str = ""
+
+
+@strawberry.type
+class ConnectPlatformSuccess:
+    connection: PlatformConnection
+
+
+ConnectPlatformPayload = Annotated[
+    ConnectPlatformSuccess | ValidationFailed, strawberry.union("ConnectPlatformPayload")
+]
+
+
+@strawberry.type
+class DisconnectPlatformSuccess:
+    connection: PlatformConnection
+
+
+DisconnectPlatformPayload = Annotated[
+    DisconnectPlatformSuccess | NotFound, strawberry.union("DisconnectPlatformPayload")
+]
+
+
+@strawberry.input
+class StartCollectionInput:
+    influencer_id: relay.GlobalID
+    platforms: list[Platform]
+    since: datetime | None = strawberry.field(
+        default=None, description="Collect posts published from then on (default: what is new)."
+    )
+
+
+@strawberry.type
+class StartCollectionSuccess:
+    tasks: list[CollectionTask]
+
+
+StartCollectionPayload = Annotated[
+    StartCollectionSuccess | ValidationFailed | NotFound,
+    strawberry.union("StartCollectionPayload"),
 ]
 
 
@@ -44,5 +103,52 @@ class CollectionMutations:
                 filename=filename, content=content, max_bytes=max_bytes
             )
             return ImportPostsSuccess(task=CollectionTask.from_model(task))
+
+        return await run_mutation(run)  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        extensions=[requires("tenant:manage")],
+        description="Store (or replace) the tenant's credential for a platform, encrypted.",
+    )
+    async def connect_platform(self, input: ConnectPlatformInput) -> ConnectPlatformPayload:
+        async def run() -> ConnectPlatformSuccess:
+            secrets: dict[str, str] = {}
+            for item in input.secrets:
+                if item.name in secrets:
+                    raise DomainValidationFailed(FieldError(f"secrets.{item.name}", "given twice"))
+                secrets[item.name] = item.value
+            conn = await connections.connect(input.platform.value, secrets, input.label)
+            return ConnectPlatformSuccess(connection=PlatformConnection.from_model(conn))
+
+        return await run_mutation(run)  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        extensions=[requires("tenant:manage")],
+        description="Forget the tenant's credential for a platform.",
+    )
+    async def disconnect_platform(self, platform: ConnectionPlatform) -> DisconnectPlatformPayload:
+        async def run() -> DisconnectPlatformSuccess:
+            conn = await connections.disconnect(platform.value)
+            return DisconnectPlatformSuccess(connection=PlatformConnection.from_model(conn))
+
+        return await run_mutation(run)  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        extensions=[requires("collection:write")],
+        description="Collect an influencer's accounts now, one task per platform "
+        "(on-demand work runs before scheduled work). Follow them with collectionTaskUpdated.",
+    )
+    async def start_collection(self, input: StartCollectionInput) -> StartCollectionPayload:
+        async def run() -> StartCollectionSuccess:
+            influencer_id = decode_id(input.influencer_id, "Influencer", "influencerId")
+            if not input.platforms:
+                raise DomainValidationFailed(FieldError("platforms", "name at least one"))
+            tasks = [
+                await collector.create(
+                    platform=p.value, influencer_id=influencer_id, since=input.since
+                )
+                for p in dict.fromkeys(input.platforms)
+            ]
+            return StartCollectionSuccess(tasks=[CollectionTask.from_model(t) for t in tasks])
 
         return await run_mutation(run)  # type: ignore[return-value]

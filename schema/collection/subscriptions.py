@@ -13,11 +13,13 @@ from strawberry import relay
 from strawberry.types import Info
 
 from domain import events
-from schema.collection.types import CollectionTask
+from domain.collection.models import PlatformConnection as PlatformConnectionRow
+from schema.collection.types import CollectionTask, PlatformConnection
 from schema.dataloaders import Loaders
 from schema.permissions import requires
 from schema.posts.types import Post
 from schema.relay import decode_id
+from tenants.tx import tenant_tx
 
 
 def _tenant(info: Info) -> str:
@@ -75,3 +77,19 @@ class CollectionSubscriptions:
                 yield CollectionTask.from_model(row)
                 if row.status in ("succeeded", "failed"):
                     return
+
+    @strawberry.subscription(
+        extensions=[requires("collection:read")],
+        description="A platform refused the tenant's credential: reconnect it.",
+    )
+    async def platform_connection_broken(
+        self, info: Info
+    ) -> AsyncGenerator[PlatformConnection, None]:
+        schema = _tenant(info)
+        channel = events.channel(schema, events.PLATFORM_CONNECTION_BROKEN)
+        async with info.context.hub.subscribe(channel) as feed:
+            async for event in feed:
+                async with tenant_tx(schema):
+                    row = await PlatformConnectionRow.get_or_none(id=int(event["id"]))
+                if row is not None:
+                    yield PlatformConnection.from_model(row)

@@ -12,6 +12,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from domain.collection import models
+from schema.dataloaders import tenant_scope
 
 
 @strawberry.enum
@@ -24,8 +25,68 @@ class CollectionTaskStatus(Enum):
 
 @strawberry.type
 class RowError:
-    row: int
+    row: int | None = strawberry.field(description="The file row (imports); null otherwise.")
+    item: str | None = strawberry.field(
+        default=None, description="The platform item id (collection), when known."
+    )
     message: str
+
+
+@strawberry.enum
+class ConnectionPlatform(Enum):
+    INSTAGRAM = "instagram"
+    YOUTUBE = "youtube"
+    TIKTOK = "tiktok"
+    X = "x"
+    APIFY = "apify"
+
+
+@strawberry.enum
+class ConnectionStatus(Enum):
+    ACTIVE = "active"
+    BROKEN = "broken"
+    DISCONNECTED = "disconnected"
+
+
+@strawberry.type(description="A tenant's credential for a platform. Secrets are never returned.")
+class PlatformConnection(relay.Node):
+    id: relay.NodeID[int]
+    platform: ConnectionPlatform
+    label: str
+    status: ConnectionStatus
+    broken_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_used_at: datetime | None
+
+    @classmethod
+    def from_model(cls, m: models.PlatformConnection) -> PlatformConnection:
+        return cls(
+            id=m.id,
+            platform=ConnectionPlatform(m.platform),
+            label=m.label,
+            status=ConnectionStatus(m.status),
+            broken_reason=m.broken_reason,
+            created_at=m.created_at,
+            updated_at=m.updated_at,
+            last_used_at=m.last_used_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[PlatformConnection | None]:
+        wanted = {int(i) for i in node_ids}
+        async with tenant_scope(info.context.tenant_schema):
+            found = await models.PlatformConnection.filter(id__in=list(wanted))
+        rows = {c.id: c for c in found}
+        return [cls.from_model(rows[int(i)]) if int(i) in rows else None for i in node_ids]
+
+
+@strawberry.type
+class FollowerSnapshot:
+    followers: int
+    taken_at: datetime
 
 
 @strawberry.type
@@ -33,13 +94,17 @@ class CollectionTask(relay.Node):
     id: relay.NodeID[int]
     kind: str
     status: CollectionTaskStatus
+    platform: str | None = strawberry.field(description="The platform a collect task reads.")
+    units_spent: int = strawberry.field(description="Platform quota units the task used.")
     total: int
     processed: int
     created: int
     updated: int
     skipped: int
     error: str | None
-    errors: list[RowError] = strawberry.field(description="Row errors (the first 100).")
+    errors: list[RowError] = strawberry.field(
+        description="Skipped rows or platform items, and why (the first 100)."
+    )
     attempts: int
     created_at: datetime
     started_at: datetime | None
@@ -56,13 +121,22 @@ class CollectionTask(relay.Node):
             id=m.id,
             kind=m.kind,
             status=CollectionTaskStatus(m.status),
+            platform=m.platform,
+            units_spent=m.units_spent,
             total=m.total,
             processed=m.processed,
             created=m.created,
             updated=m.updated,
             skipped=m.skipped,
             error=m.error,
-            errors=[RowError(row=int(e["row"]), message=str(e["message"])) for e in errs],
+            errors=[
+                RowError(
+                    row=None if e.get("row") is None else int(e["row"]),
+                    item=e.get("item"),
+                    message=str(e["message"]),
+                )
+                for e in errs
+            ],
             attempts=m.attempts,
             created_at=m.created_at,
             started_at=m.started_at,
@@ -75,3 +149,8 @@ class CollectionTask(relay.Node):
     ) -> list[CollectionTask | None]:
         rows = await info.context.loaders.task_by_id.load_many([int(i) for i in node_ids])
         return [cls.from_model(r) if r else None for r in rows]
+
+
+@strawberry.type
+class CollectionTaskConnection(relay.Connection[CollectionTask]):
+    pass

@@ -14,6 +14,7 @@ from strawberry.types import Info
 from domain.influencers import models
 
 if TYPE_CHECKING:
+    from schema.collection.types import FollowerSnapshot
     from schema.posts.types import Post
 
 
@@ -35,6 +36,13 @@ class InfluencerAccount(relay.Node):
     followers: int
     verified: bool
     profile_url: str | None
+    status: str = strawberry.field(
+        description="active, or why the platform would not serve it: private, removed."
+    )
+    status_reason: str | None
+    collected_until: datetime | None = strawberry.field(
+        description="The newest post collection has seen: the next run starts there."
+    )
 
     @classmethod
     def from_model(cls, m: models.InfluencerAccount) -> InfluencerAccount:
@@ -47,6 +55,9 @@ class InfluencerAccount(relay.Node):
             followers=m.followers,
             verified=m.verified,
             profile_url=m.profile_url,
+            status=m.status,
+            status_reason=m.status_reason,
+            collected_until=m.collected_until,
         )
 
     @classmethod
@@ -60,6 +71,15 @@ class InfluencerAccount(relay.Node):
     async def influencer(self, info: Info) -> Influencer:
         row = await info.context.loaders.influencer_by_id.load(self.influencer_id)
         return Influencer.from_model(row)
+
+    @strawberry.field(description="Follower counts as collection runs saw them, oldest first.")
+    async def follower_history(
+        self, info: Info, since: datetime | None = None
+    ) -> list[Annotated[FollowerSnapshot, strawberry.lazy("schema.collection.types")]]:
+        from schema.collection.types import FollowerSnapshot
+
+        rows = await info.context.loaders.follower_history.load((self.id, since))
+        return [FollowerSnapshot(followers=r.followers, taken_at=r.taken_at) for r in rows]
 
     @strawberry.field(description="The newest posts of this account (at most 50).")
     async def recent_posts(

@@ -1,0 +1,114 @@
+"""A tenant's platform credentials: stored encrypted, never returned, marked broken when the
+platform refuses them. Runs inside the caller's tenant transaction; never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from domain import events
+from domain.collection.connectors import SECRET_FIELDS
+from domain.collection.models import PlatformConnection
+from domain.collection.secrets import CredentialCipher, cipher_from_settings
+from domain.errors import FieldError, NotFound, ValidationFailed
+
+MAX_SECRET_LENGTH = 4096
+
+
+def check_secrets(platform: str, secrets: Mapping[str, str]) -> dict[str, str]:
+    """The credential fields the platform needs, trimmed; unknown or missing ones refused."""
+    if platform not in SECRET_FIELDS:
+        raise ValidationFailed(FieldError("platform", f"must be one of {', '.join(SECRET_FIELDS)}"))
+    wanted = SECRET_FIELDS[platform]
+    given = {k: v.strip() for k, v in secrets.items()}
+    errors = [
+        FieldError(f"secrets.{k}", "unknown for this platform") for k in given if k not in wanted
+    ]
+    if platform == "tiktok":  # a client key + secret pair, or an access token alone
+        if not (
+            given.get("access_token") or (given.get("client_key") and given.get("client_secret"))
+        ):
+            errors.append(
+                FieldError("secrets", "give access_token, or client_key and client_secret")
+            )
+    else:
+        errors += [FieldError(f"secrets.{k}", "is required") for k in wanted if not given.get(k)]
+    errors += [
+        FieldError(f"secrets.{k}", f"longer than {MAX_SECRET_LENGTH} characters")
+        for k, v in given.items()
+        if len(v) > MAX_SECRET_LENGTH
+    ]
+    if errors:
+        raise ValidationFailed(errors)
+    return {k: v for k, v in given.items() if v}
+
+
+class ConnectionService:
+    def __init__(self, cipher: CredentialCipher | None = None) -> None:
+        self._cipher = cipher
+
+    @property
+    def cipher(self) -> CredentialCipher:
+        if self._cipher is None:
+            self._cipher = cipher_from_settings()
+        return self._cipher
+
+    async def connect(
+        self, platform: str, secrets: Mapping[str, str], label: str = ""
+    ) -> PlatformConnection:
+        """Store (or replace) the tenant's credential for `platform`; it starts `active`."""
+        clean = check_secrets(platform, secrets)
+        token = self.cipher.encrypt_json(clean)
+        conn = await PlatformConnection.filter(platform=platform).select_for_update().first()
+        if conn is None:
+            return await PlatformConnection.create(
+                platform=platform, label=label[:100], secret=token, status="active"
+            )
+        conn.secret, conn.label, conn.status, conn.broken_reason = (
+            token,
+            label[:100],
+            "active",
+            None,
+        )
+        await conn.save()
+        return conn
+
+    async def disconnect(self, platform: str) -> PlatformConnection:
+        """Forget the credential (the row stays, status `disconnected`, for the history)."""
+        conn = await PlatformConnection.filter(platform=platform).select_for_update().first()
+        if conn is None or conn.status == "disconnected":
+            raise NotFound("PlatformConnection", platform)
+        conn.status, conn.secret = "disconnected", ""
+        await conn.save()
+        return conn
+
+    async def list(self) -> list[PlatformConnection]:
+        return await PlatformConnection.all().order_by("platform")
+
+    async def secrets_for(self, platform: str) -> tuple[PlatformConnection, dict[str, str]]:
+        """The active credential, decrypted, for a job; re-encrypted under the current key
+        when it was made with an older one (lazy rotation)."""
+        conn = await PlatformConnection.filter(platform=platform, status="active").first()
+        if conn is None:
+            raise NotFound("PlatformConnection", platform)
+        secrets = self.cipher.decrypt_json(conn.secret)
+        conn.last_used_at = datetime.now(UTC)
+        if self.cipher.needs_rotation(conn.secret):
+            conn.secret = self.cipher.rotate(conn.secret)
+        await conn.save()
+        return conn, secrets
+
+    async def mark_broken(self, platform: str, reason: str) -> None:
+        """The platform refused the credential: stop using it and tell the tenant."""
+        conn = await PlatformConnection.filter(platform=platform).select_for_update().first()
+        if conn is None or conn.status != "active":
+            return
+        conn.status, conn.broken_reason = "broken", reason[:1000]
+        await conn.save()
+        events.emit(
+            events.PLATFORM_CONNECTION_BROKEN,
+            {"id": conn.id, "platform": platform, "reason": conn.broken_reason},
+        )
+
+
+connections = ConnectionService()

@@ -1,0 +1,240 @@
+"""Collection end to end: a tenant connects YouTube, starts a collection, a worker pages
+through the (fake, documented-shape) YouTube Data API and stores accounts, posts, comments and a
+follower snapshot. Also: incremental re-runs, a broken credential, an unavailable account,
+tenant isolation, and a worker SIGKILLed mid-collection that resumes to exactly one clean run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import uvicorn
+
+from domain.collection.models import CollectionTask
+from domain.posts.models import Comment, Post
+from tenants.tx import tenant_tx
+from tests.conftest import GQL, Tenant, _free_port, run_jobs
+from tests.fakes.youtube import API_KEY, FakeYouTube
+
+CONNECT = """mutation($i: ConnectPlatformInput!) { connectPlatform(input: $i) { __typename
+    ... on ConnectPlatformSuccess { connection { id platform status } }
+    ... on ValidationFailed { fields { field message } } } }"""
+START = """mutation($i: StartCollectionInput!) { startCollection(input: $i) { __typename
+    ... on StartCollectionSuccess { tasks { id status platform } }
+    ... on ValidationFailed { fields { field message } } ... on NotFound { code } } }"""
+TASK = """query($id: ID!) { collectionTask(id: $id) { status total processed created updated
+    skipped unitsSpent error errors { item message } } }"""
+ADD = """mutation($i: AddInfluencerInput!) { addInfluencer(input: $i) { __typename
+    ... on AddInfluencerSuccess { influencer { id accounts { id } } } } }"""
+HISTORY = """query($id: ID!) { influencer(id: $id) { totalFollowers
+    accounts { handle followers status followerHistory { followers } } } }"""
+
+
+@pytest.fixture
+async def youtube() -> AsyncIterator[FakeYouTube]:
+    """The fake YouTube API on a loopback port; collection jobs are pointed at it."""
+    from api.settings import get_settings
+
+    fake = FakeYouTube(channels={"alpha": 12, "beta": 7})
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    old = os.environ.get("CONNECTOR_BASE_URLS")
+    os.environ["CONNECTOR_BASE_URLS"] = json.dumps(
+        {"youtube": f"http://127.0.0.1:{port}/youtube/v3"}
+    )
+    get_settings.cache_clear()
+    try:
+        yield fake
+    finally:
+        if old is None:
+            os.environ.pop("CONNECTOR_BASE_URLS", None)
+        else:
+            os.environ["CONNECTOR_BASE_URLS"] = old
+        get_settings.cache_clear()
+        server.should_exit = True
+        await task
+
+
+async def connect(gql: GQL, t: Tenant, key: str = API_KEY) -> dict[str, Any]:
+    data = await gql.ok(
+        CONNECT,
+        {"i": {"platform": "YOUTUBE", "secrets": [{"name": "api_key", "value": key}]}},
+        token=t.token,
+    )
+    assert data["connectPlatform"]["__typename"] == "ConnectPlatformSuccess", data
+    return data["connectPlatform"]["connection"]  # type: ignore[no-any-return]
+
+
+async def influencer(gql: GQL, t: Tenant, *handles: str) -> str:
+    accounts = [{"platform": "YOUTUBE", "handle": h} for h in handles]
+    data = await gql.ok(ADD, {"i": {"displayName": "Creator", "accounts": accounts}}, token=t.token)
+    return data["addInfluencer"]["influencer"]["id"]  # type: ignore[no-any-return]
+
+
+async def start(gql: GQL, t: Tenant, influencer_id: str) -> str:
+    data = await gql.ok(
+        START, {"i": {"influencerId": influencer_id, "platforms": ["YOUTUBE"]}}, token=t.token
+    )
+    payload = data["startCollection"]
+    assert payload["__typename"] == "StartCollectionSuccess", payload
+    return payload["tasks"][0]["id"]  # type: ignore[no-any-return]
+
+
+async def stored(schema: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    async with tenant_tx(schema):
+        p = sorted(await Post.all().values_list("external_id", "likes", "views", "hashtags"))
+        c = sorted(await Comment.all().values_list("external_id", "post__external_id", "likes"))
+    return p, c
+
+
+async def test_collect_youtube_end_to_end_then_incremental(
+    gql: GQL, tenant: Tenant, youtube: FakeYouTube
+) -> None:
+    conn = await connect(gql, tenant)
+    assert conn["status"] == "ACTIVE"
+    listed = await gql.ok("{ platformConnections { platform status } }", token=tenant.token)
+    assert listed["platformConnections"] == [{"platform": "YOUTUBE", "status": "ACTIVE"}]
+    inf = await influencer(gql, tenant, "alpha", "gone")
+    task_id = await start(gql, tenant, inf)
+    await run_jobs()
+
+    task = (await gql.ok(TASK, {"id": task_id}, token=tenant.token))["collectionTask"]
+    assert task["status"] == "SUCCEEDED", task
+    # 12 videos, comments of the 10 newest (3 each); the unknown channel is not an error
+    assert (task["created"], task["updated"], task["skipped"]) == (12 + 30, 0, 0)
+    assert task["unitsSpent"] > 0
+    posts, comments = await stored(tenant.schema)
+    assert len(posts) == 12 and len(comments) == 30
+    assert posts[0][3] == ["vlog", "alpha"]
+    data = (await gql.ok(HISTORY, {"id": inf}, token=tenant.token))["influencer"]
+    by_handle = {a["handle"]: a for a in data["accounts"]}
+    assert by_handle["alpha"]["followers"] == 50_012
+    assert by_handle["alpha"]["followerHistory"] == [{"followers": 50_012}]
+    assert by_handle["gone"]["status"] == "removed"
+    assert data["totalFollowers"] == 50_012
+
+    # a second run fetches only what is new: nothing, and it writes no duplicate
+    calls_before = len(youtube.calls)
+    again = await start(gql, tenant, inf)
+    await run_jobs()
+    task2 = (await gql.ok(TASK, {"id": again}, token=tenant.token))["collectionTask"]
+    assert task2["status"] == "SUCCEEDED" and task2["created"] == 0
+    assert await stored(tenant.schema) == (posts, comments)
+    assert youtube.calls[calls_before:].count("videos") <= 1  # stopped at the first old page
+    data = (await gql.ok(HISTORY, {"id": inf}, token=tenant.token))["influencer"]
+    assert len({a["handle"]: a for a in data["accounts"]}["alpha"]["followerHistory"]) == 2
+
+
+async def test_bad_input_and_broken_credentials(
+    gql: GQL, tenant: Tenant, youtube: FakeYouTube
+) -> None:
+    inf = await influencer(gql, tenant, "beta")
+    # no connection yet: a typed error, no task
+    refused = await gql.ok(
+        START, {"i": {"influencerId": inf, "platforms": ["YOUTUBE"]}}, token=tenant.token
+    )
+    assert refused["startCollection"]["__typename"] == "ValidationFailed"
+    missing = await gql.ok(
+        CONNECT,
+        {"i": {"platform": "YOUTUBE", "secrets": [{"name": "token", "value": "x"}]}},
+        token=tenant.token,
+    )
+    fields = {f["field"] for f in missing["connectPlatform"]["fields"]}
+    assert fields == {"secrets.token", "secrets.api_key"}
+    tasks = await gql.ok("{ collectionTasks { edges { node { id } } } }", token=tenant.token)
+    assert tasks["collectionTasks"]["edges"] == []
+
+    await connect(gql, tenant, key="revoked-key")
+    task_id = await start(gql, tenant, inf)
+    await run_jobs()
+    task = (await gql.ok(TASK, {"id": task_id}, token=tenant.token))["collectionTask"]
+    assert task["status"] == "FAILED" and "refused the credential" in task["error"]
+    conns = await gql.ok("{ platformConnections { status brokenReason } }", token=tenant.token)
+    assert conns["platformConnections"][0]["status"] == "BROKEN"
+    assert "secret" not in json.dumps(conns).lower()
+
+
+async def test_connections_and_tasks_are_per_tenant(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, youtube: FakeYouTube
+) -> None:
+    conn = await connect(gql, tenant)
+    inf = await influencer(gql, tenant, "beta")
+    task_id = await start(gql, tenant, inf)
+    b = other_tenant.token
+    assert (await gql.ok("{ platformConnections { id } }", token=b))["platformConnections"] == []
+    assert (await gql.ok("query($id: ID!) { node(id: $id) { id } }", {"id": conn["id"]}, token=b))[
+        "node"
+    ] is None
+    assert (await gql.ok(TASK, {"id": task_id}, token=b))["collectionTask"] is None
+    listed = await gql.ok("{ collectionTasks { edges { node { id } } } }", token=b)
+    assert listed["collectionTasks"]["edges"] == []
+    gone = await gql.ok(
+        "mutation { disconnectPlatform(platform: YOUTUBE) { __typename } }", token=b
+    )
+    assert gone["disconnectPlatform"]["__typename"] == "NotFound"
+    await run_jobs()
+    assert (await stored(other_tenant.schema)) == ([], [])
+    assert len((await stored(tenant.schema))[0]) == 7
+
+
+async def test_worker_killed_mid_collection_resumes_to_one_clean_run(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, youtube: FakeYouTube
+) -> None:
+    youtube.channels["long"] = 60  # 12 pages of 5
+    # The clean run, in the other tenant, in-process.
+    await connect(gql, other_tenant)
+    clean_inf = await influencer(gql, other_tenant, "long")
+    clean_id = await start(gql, other_tenant, clean_inf)
+    await run_jobs()
+
+    await connect(gql, tenant)
+    inf = await influencer(gql, tenant, "long")
+    task_id = await start(gql, tenant, inf)
+    from strawberry.relay import GlobalID
+
+    pk = int(GlobalID.from_id(task_id).node_id)
+    youtube.delay = 0.05
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "api.cli", "worker", env=dict(os.environ)
+    )
+    try:
+        for _ in range(3000):
+            await asyncio.sleep(0.01)
+            async with tenant_tx(tenant.schema):
+                row = await CollectionTask.get(id=pk)
+            if row.created >= 15 and row.cursor.get("phase") == "posts":
+                break
+        assert row.cursor.get("phase") == "posts" and 0 < row.created < 60, row.cursor
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(worker.wait(), timeout=30)
+    youtube.delay = 0.0
+
+    from jobs.collection import requeue_stale
+    from jobs.runtime import runtime
+
+    assert runtime.redis is not None
+    for key in await runtime.redis.keys(f"arq:in-progress:*{tenant.schema}:*"):
+        await runtime.redis.delete(key)  # as if the dead job's key had expired
+    assert await requeue_stale({}, stale_after=timedelta(0)) >= 1
+    await run_jobs()
+
+    done = (await gql.ok(TASK, {"id": task_id}, token=tenant.token))["collectionTask"]
+    clean = (await gql.ok(TASK, {"id": clean_id}, token=other_tenant.token))["collectionTask"]
+    assert done["status"] == clean["status"] == "SUCCEEDED"
+    assert (done["created"], done["updated"]) == (clean["created"], clean["updated"]) == (90, 0)
+    assert await stored(tenant.schema) == await stored(other_tenant.schema)
