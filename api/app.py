@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -23,9 +23,12 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from tortoise import connections
 
 from api.auth import AuthMiddleware, principal_from_credentials
-from api.logging import configure_logging
+from api.lifecycle import Lifecycle
+from api.logging import RequestContextMiddleware, configure_logging, request_id_from
+from api.metrics import metrics_endpoint
 from api.realtime import EventHub
 from api.settings import Settings, get_settings
+from api.tracing import tracing_middleware
 from domain.errors import DomainError
 from jobs.runtime import runtime
 from schema.context import Context
@@ -54,7 +57,10 @@ class GraphQLApp(GraphQL[Context, None]):
         return orjson.dumps(data)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        # The id RequestContextMiddleware gave this request (logs, X-Request-Id header).
+        request_id = request.scope.get("state", {}).get("request_id") or request_id_from(
+            request.headers.get("x-request-id")
+        )
         if isinstance(request, WebSocket):
             # Authenticated in on_ws_connect; loaders are made fresh for every event.
             return Context(
@@ -101,6 +107,10 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """503 while shutting down (see api/lifecycle.py) or when PostgreSQL or Redis is down."""
+    lifecycle: Lifecycle | None = getattr(request.app.state, "lifecycle", None)
+    if lifecycle is not None and lifecycle.shutting_down:
+        return JSONResponse({"status": "shutting down"}, status_code=503)
     checks: dict[str, str] = {}
     try:
         await connections.get("default").execute_query("SELECT 1")
@@ -121,21 +131,27 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     state: dict[str, Any] = {}
     graphql = GraphQLApp(settings, state)
+    lifecycle = Lifecycle(shutdown_delay=settings.shutdown_delay_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         configure_logging(settings)
+        app.state.lifecycle = lifecycle
+        lifecycle.install_signal_handlers(asyncio.get_running_loop())
         await init_db(settings)
         await runtime.connect(settings)
         assert runtime.redis is not None
         hub = EventHub(runtime.redis, queue_size=settings.subscription_queue_size)
         await hub.start()
         app.state.redis = runtime.redis
-        state["hub"] = hub
+        state["hub"] = app.state.hub = hub
         log.info("api_started")
         try:
             yield
         finally:
+            # uvicorn has drained in-flight HTTP requests by now; close from the edge inwards.
+            lifecycle.begin_shutdown()
+            lifecycle.restore_signal_handlers()
             await hub.stop()
             await runtime.close()
             await close_db()
@@ -146,9 +162,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphiql", lambda r: RedirectResponse("/graphql"), methods=["GET"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(AuthMiddleware, settings=settings)],
+        middleware=[
+            *tracing_middleware(),  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
+            Middleware(RequestContextMiddleware),  # outermost: sees what auth answers itself
+            Middleware(AuthMiddleware, settings=settings),
+        ],
         lifespan=lifespan,
     )

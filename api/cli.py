@@ -54,10 +54,25 @@ def api(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    graceful_timeout: Annotated[
+        int, typer.Option(help="seconds to let in-flight requests finish on SIGTERM")
+    ] = 30,
+    shutdown_delay: Annotated[
+        float | None,
+        typer.Option(
+            help="seconds to keep serving with /readyz at 503 after SIGTERM "
+            "(env SHUTDOWN_DELAY_SECONDS; default 0)"
+        ),
+    ] = None,
 ) -> None:
-    """Serve the API (uvicorn + Starlette)."""
+    """Serve the API (uvicorn + Starlette). SIGTERM: /readyz turns 503, then (after the
+    shutdown delay) uvicorn stops accepting, drains in-flight requests and runs the lifespan
+    shutdown. Run one worker per container and scrape each one's /metrics."""
     import uvicorn
 
+    if shutdown_delay is not None:  # read by create_app() in every worker process
+        os.environ["SHUTDOWN_DELAY_SECONDS"] = str(shutdown_delay)
+        get_settings.cache_clear()
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -67,17 +82,27 @@ def api(
         ws_per_message_deflate=False,  # ~40 KB per socket and 30-50 us/message (design.md)
         log_level="warning",
         lifespan="on",
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=graceful_timeout,
     )
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve this worker's Prometheus /metrics on this port")
+    ] = None,
+) -> None:
     """Run the ARQ worker (I/O jobs: collection, cron)."""
     from arq.worker import Worker
 
     from jobs.worker import worker_settings
 
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        import api.metrics  # noqa: F401  (registers the job and pool metrics)
+
+        start_http_server(metrics_port)
     Worker(**worker_settings()).run()
 
 
@@ -176,6 +201,54 @@ def export_schema(path: Path = Path("schema/schema.graphql")) -> None:
 
     path.write_text(sdl())
     typer.echo(f"wrote {path}")
+
+
+@app.command("schema-check")
+def schema_check(
+    against: Annotated[str, typer.Option(help="git ref whose schema/schema.graphql to compare")] = (
+        "main"
+    ),
+    changelog: Annotated[
+        Path, typer.Option(help="where intended breaking changes are acknowledged")
+    ] = Path("docs/schema-changelog.md"),
+    current: Annotated[
+        Path | None, typer.Option(help="SDL file to check (default: the code's schema)")
+    ] = None,
+) -> None:
+    """Fail on breaking GraphQL schema changes against a git ref unless the changelog
+    acknowledges them; dangerous changes are warnings (api/schema_check.py has the format)."""
+    from api.schema_check import SchemaUnavailable, acknowledgement, check_schema, schema_at
+
+    try:
+        old_sdl = schema_at(against)
+    except SchemaUnavailable as exc:
+        typer.echo(f"schema-check skipped: no schema at {against!r} ({exc})")
+        return
+    if current is not None:
+        new_sdl = current.read_text()
+    else:
+        from schema.schema import sdl
+
+        new_sdl = sdl()
+    report = check_schema(old_sdl, new_sdl, changelog.read_text() if changelog.exists() else "")
+    for dangerous in report.dangerous:
+        typer.echo(f"warning: {dangerous.type.name}: {dangerous.description}")
+    for coordinate in report.removed_without_deprecation:
+        typer.echo(f"warning: {coordinate} was removed without being deprecated on {against}")
+    acknowledged = len(report.breaking) - len(report.unacknowledged)
+    if report.unacknowledged:
+        typer.echo(
+            f"{len(report.unacknowledged)} unacknowledged breaking change(s) against {against}; "
+            f"if intended, add these lines to {changelog}:",
+            err=True,
+        )
+        for change in report.unacknowledged:
+            typer.echo(acknowledgement(change), err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"schema-check against {against}: {acknowledged} acknowledged breaking, "
+        f"{len(report.dangerous)} dangerous change(s)"
+    )
 
 
 @app.command()

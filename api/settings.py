@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     db_pool_max: int = 10
     # Behind PgBouncer in transaction mode the statement cache must be off (design.md).
     db_statement_cache_size: int = 100
+    # Set when DATABASE_URL points at PgBouncer (transaction mode): forces the cache to 0.
+    database_pgbouncer: bool = False
     arq_queue_name: str = "trendscope:arq"
     dramatiq_namespace: str = "trendscope-dramatiq"
     import_batch_size: int = Field(default=500, ge=1, le=10_000)
@@ -47,6 +49,8 @@ class Settings(BaseSettings):
     collect_comment_posts: int = Field(default=10, ge=0, le=100)
     collect_comment_days: int = Field(default=7, ge=0, le=90)
     collect_interval_hours: int = Field(default=24, ge=1)  # per-tenant schedule (plans: later)
+    # Keep serving (with /readyz at 503) this long after SIGTERM before draining.
+    shutdown_delay_seconds: float = Field(default=0.0, ge=0)
 
     @property
     def is_production(self) -> bool:

@@ -2,19 +2,60 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from arq import cron, func
 from arq.connections import RedisSettings
+from arq.typing import WorkerCoroutine
+from arq.worker import Retry, RetryJob
 
 from api.logging import configure_logging
+from api.metrics import observe_job, observe_job_wait
 from api.settings import get_settings
 from jobs.collection import collect, import_file, requeue_stale, schedule_collections
 from jobs.runtime import runtime
 from tenants.db import close_db, init_db
 
 log = structlog.get_logger(__name__)
+
+
+JobFn = Callable[..., Awaitable[Any]]
+
+
+def instrumented(name: str, fn: JobFn) -> WorkerCoroutine:
+    """Wrap an ARQ job so that its queue wait and run time reach Prometheus
+    (`trendscope_job_wait_seconds`, `trendscope_job_duration_seconds{job,outcome}`) and its
+    log lines carry the job's name and id. Per job, not per hook, because ARQ's
+    `on_job_start`/`on_job_end` hooks are not told the function's name."""
+
+    @functools.wraps(fn)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        enqueued = ctx.get("enqueue_time")
+        if isinstance(enqueued, datetime):
+            observe_job_wait(name, (datetime.now(UTC) - enqueued).total_seconds())
+        outcome = "error"
+        start = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(job=name, job_id=ctx.get("job_id")):
+            try:
+                result = await fn(ctx, *args, **kwargs)
+                outcome = "ok"
+                return result
+            except (Retry, RetryJob):
+                outcome = "retry"
+                raise
+            except asyncio.CancelledError:  # timed out, aborted or the worker is stopping
+                outcome = "cancelled"
+                raise
+            finally:
+                observe_job(name, outcome, time.perf_counter() - start)
+
+    return run  # type: ignore[return-value]  # ARQ's protocol is stricter than Callable
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -36,12 +77,32 @@ def worker_settings() -> dict[str, Any]:
     settings = get_settings()
     return {
         "functions": [
-            func(import_file, name="collection.import", max_tries=10, timeout=600),
-            func(collect, name="collection.collect", max_tries=10, timeout=1800),
+            func(
+                instrumented("collection.import", import_file),
+                name="collection.import",
+                max_tries=10,
+                timeout=600,
+            ),
+            func(
+                instrumented("collection.collect", collect),
+                name="collection.collect",
+                max_tries=10,
+                timeout=1800,
+            ),
         ],
         "cron_jobs": [
-            cron(requeue_stale, name="collection.requeue_stale", second=0, run_at_startup=True),
-            cron(schedule_collections, name="collection.schedule", minute=5, second=30),
+            cron(
+                instrumented("collection.requeue_stale", requeue_stale),
+                name="collection.requeue_stale",
+                second=0,
+                run_at_startup=True,
+            ),
+            cron(
+                instrumented("collection.schedule", schedule_collections),
+                name="collection.schedule",
+                minute=5,
+                second=30,
+            ),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

@@ -9,6 +9,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from api.metrics import OperationMetrics
 from domain.errors import DomainError
 from schema.accounts.mutations import AccountMutations
 from schema.accounts.queries import AccountQueries
@@ -49,6 +50,7 @@ schema = TrendscopeSchema(
     mutation=Mutation,
     subscription=Subscription,
     extensions=[
+        OperationMetrics,  # first = outermost: sees errors after masking (api/metrics.py)
         MaskUnexpectedErrors,
         TenantTransaction,
         lambda: ParserCache(maxsize=1000),  # the cache itself is shared per maxsize

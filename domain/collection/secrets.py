@@ -18,6 +18,13 @@ class CredentialDecryptFailed(Exception):
     """The token was not made by any configured key (or was altered)."""
 
 
+Token = str | bytes | bytearray | memoryview  # PlatformConnection.secret is a BinaryField
+
+
+def _raw(token: Token) -> bytes:
+    return token.encode() if isinstance(token, str) else bytes(token)
+
+
 class CredentialCipher:
     def __init__(self, keys: Sequence[str | bytes]) -> None:
         if not keys:
@@ -26,35 +33,36 @@ class CredentialCipher:
         self._current = Fernet(keys[0])
 
     def encrypt(self, plaintext: str) -> str:
+        """A Fernet token (URL-safe ASCII); store `.encode()` of it in a binary column."""
         return self._fernet.encrypt(plaintext.encode()).decode()
 
-    def decrypt(self, token: str) -> str:
+    def decrypt(self, token: Token) -> str:
         try:
-            return self._fernet.decrypt(token.encode()).decode()
+            return self._fernet.decrypt(_raw(token)).decode()
         except InvalidToken as exc:
             raise CredentialDecryptFailed("credential cannot be decrypted") from exc
 
     def encrypt_json(self, secrets: Mapping[str, str]) -> str:
         return self.encrypt(json.dumps(dict(secrets), separators=(",", ":"), sort_keys=True))
 
-    def decrypt_json(self, token: str) -> dict[str, str]:
+    def decrypt_json(self, token: Token) -> dict[str, str]:
         value = json.loads(self.decrypt(token))
         if not isinstance(value, dict):
             raise CredentialDecryptFailed("credential is not a JSON object")
         return {str(k): str(v) for k, v in value.items()}
 
-    def needs_rotation(self, token: str) -> bool:
+    def needs_rotation(self, token: Token) -> bool:
         """True when the token is not under the current (first) key."""
         try:
-            self._current.decrypt(token.encode())
+            self._current.decrypt(_raw(token))
         except InvalidToken:
             return True
         return False
 
-    def rotate(self, token: str) -> str:
+    def rotate(self, token: Token) -> str:
         """Re-encrypt under the current key (MultiFernet.rotate); same plaintext."""
         try:
-            return self._fernet.rotate(token.encode()).decode()
+            return self._fernet.rotate(_raw(token)).decode()
         except InvalidToken as exc:
             raise CredentialDecryptFailed("credential cannot be decrypted") from exc
 

@@ -13,6 +13,7 @@ import pytest
 
 from domain.collection.connectors import (
     DEFAULT_BUCKETS,
+    BucketSpec,
     Connector,
     CredentialBroken,
     PlatformUnavailable,
@@ -211,6 +212,18 @@ def test_parse_retry_after_seconds_and_http_date() -> None:
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
     assert parse_retry_after("", now) is None
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+async def test_empty_bucket_raises_quota_exhausted_without_calling(kit: Kit, case: Case) -> None:
+    kit.api.on(case.method, case.path, reply(case.profile))
+    one_per_hour = {case.bucket: BucketSpec(1, 3600)}
+    built = connector(kit, case, buckets=one_per_hour)
+    await built.fetch_profile(case.handle)
+    with pytest.raises(QuotaExhausted) as err:
+        await built.fetch_profile(case.handle)
+    assert err.value.retry_after == pytest.approx(3600)
+    assert len(kit.api.requests) == 1  # the second call never left
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from domain.collection.connectors import AccountRef
 from domain.influencers.models import Influencer, InfluencerAccount
-from domain.posts.models import Post
+from domain.posts.models import Comment, Post
 from domain.posts.service import posts
 from tenants.tx import tenant_tx
-from tests.collection.conftest import Kit
+from tests.collection.conftest import Kit, load, reply
 from tests.collection.test_connectors_x import tweet_pages
 from tests.conftest import Tenant
 
@@ -69,3 +69,33 @@ async def test_collected_posts_upsert_idempotently_per_tenant(
     assert await collect(kit, other_tenant.schema) == (0, 0, 4)
     async with tenant_tx(other_tenant.schema):
         assert await Post.all().count() == 0
+
+
+async def test_collected_comments_attach_to_collected_posts(
+    kit: Kit, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    kit.api.on("GET", "/youtube/v3/channels", reply(load("youtube", "channels_handle")))
+    kit.api.on("GET", "/youtube/v3/playlistItems", reply(load("youtube", "playlist_items_page2")))
+    kit.api.on("GET", "/youtube/v3/videos", reply(load("youtube", "videos_page1")))
+    kit.api.on("GET", "/youtube/v3/commentThreads", reply(load("youtube", "comment_threads")))
+    connector = kit.connector("youtube", {"api_key": "k"}, base_url="https://yt.test/youtube/v3")
+    async with tenant_tx(tenant.schema):
+        influencer = await Influencer.create(display_name="MrBeast")
+        await InfluencerAccount.create(influencer=influencer, platform="youtube", handle="mrbeast")
+
+    page = await connector.fetch_posts(AccountRef("youtube", "mrbeast"))
+    comments = await connector.fetch_comments(page.items[0])
+    async with tenant_tx(tenant.schema):
+        stored = await posts.upsert_rows([p.to_import_row(i) for i, p in enumerate(page.items)])
+        result = await posts.upsert_comments(comments.items)
+    assert stored.created == 2
+    assert (result.created, result.skipped, len(comments.errors)) == (1, 0, 1)
+    async with tenant_tx(tenant.schema):
+        rows = await Comment.all().values_list(
+            "external_id", "author", "likes", "post__external_id"
+        )
+    assert rows == [("UgzThread0001", "@fan1", 1200, "vid00000001")]
+    async with tenant_tx(other_tenant.schema):  # B has no such post: nothing attaches
+        in_b = await posts.upsert_comments(comments.items)
+        assert (in_b.created, in_b.skipped) == (0, 1)
+        assert await Comment.all().count() == 0

@@ -18,6 +18,14 @@ def test_round_trip_and_ciphertext_hides_the_secret() -> None:
     assert cipher.decrypt_json(token) == SECRETS
 
 
+def test_binary_column_tokens_are_read_too() -> None:
+    cipher = CredentialCipher([Fernet.generate_key()])
+    stored = cipher.encrypt_json(SECRETS).encode()  # as in PlatformConnection.secret
+    assert cipher.decrypt_json(stored) == SECRETS
+    assert cipher.decrypt_json(memoryview(stored)) == SECRETS
+    assert not cipher.needs_rotation(stored)
+
+
 def test_rotation_prepend_a_key_then_rotate_lazily() -> None:
     old_key, new_key = Fernet.generate_key(), Fernet.generate_key()
     old = CredentialCipher([old_key])

@@ -1,0 +1,279 @@
+"""Prometheus metrics (prometheus-client), exposed at `GET /metrics` on every api process.
+
+What is measured, and where:
+
+- `trendscope_requests_total{operation,type,status}` and
+  `trendscope_request_duration_seconds{operation,type}`: every HTTP request, observed once in
+  `api.logging.RequestContextMiddleware` (no per-field hook). For GraphQL requests `operation`
+  is the operation name and `type` query/mutation/subscription, reported by the
+  `OperationMetrics` schema extension; for other routes `operation` is the route path and
+  `type` is `http`.
+- `trendscope_errors_total{code}`: GraphQL error codes (`extensions.code`, after masking) and
+  `HTTP_<status>` for requests refused before GraphQL (401/403 at the auth middleware, 5xx).
+- Read at scrape time: `trendscope_active_subscriptions` (the process's EventHub subscribers),
+  `trendscope_job_queue_depth{queue}` (ZCARD of the ARQ queue key) and
+  `trendscope_db_pool_connections{state}` (asyncpg pool of Tortoise's `default` connection).
+- `trendscope_job_duration_seconds{job,outcome}` and `trendscope_job_wait_seconds{job}`:
+  observed by the ARQ worker around each job (`jobs.worker`); the worker process serves them on
+  its own port (`trendscope worker --metrics-port`). One registry per process, no
+  multiprocess mode: run one uvicorn worker per container and scrape every replica.
+
+Label cardinality is bounded: no tenant label at all, operation names must look like GraphQL
+names and at most `MAX_OPERATION_LABELS` distinct ones are kept (the rest are `other`),
+anonymous operations are labelled by their first root field (bounded by the schema), route
+labels come from a fixed set and error codes are capped the same way as operation names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.extensions import SchemaExtension
+
+MAX_OPERATION_LABELS = 200
+MAX_ERROR_CODES = 50
+OTHER = "other"
+
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_CODE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+
+# Latency buckets for API requests (seconds): 5 ms .. 10 s.
+_REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Jobs run from milliseconds (a small import) to minutes (a large one).
+_JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0)
+
+REQUESTS = Counter(
+    "trendscope_requests",
+    "HTTP requests by GraphQL operation (or route) and status.",
+    ["operation", "type", "status"],
+)
+REQUEST_DURATION = Histogram(
+    "trendscope_request_duration_seconds",
+    "Request latency from the first byte in to the last byte out.",
+    ["operation", "type"],
+    buckets=_REQUEST_BUCKETS,
+)
+ERRORS = Counter("trendscope_errors", "Errors answered, by code.", ["code"])
+ACTIVE_SUBSCRIPTIONS = Gauge(
+    "trendscope_active_subscriptions", "Live GraphQL subscriptions in this process."
+)
+JOB_QUEUE_DEPTH = Gauge("trendscope_job_queue_depth", "Jobs waiting in the ARQ queue.", ["queue"])
+DB_POOL = Gauge(
+    "trendscope_db_pool_connections",
+    "Database pool connections of this process (size, idle, max).",
+    ["state"],
+)
+JOB_DURATION = Histogram(
+    "trendscope_job_duration_seconds",
+    "ARQ job run time by job name and outcome (ok, error, retry).",
+    ["job", "outcome"],
+    buckets=_JOB_BUCKETS,
+)
+JOB_WAIT = Histogram(
+    "trendscope_job_wait_seconds",
+    "Time an ARQ job waited in the queue (enqueue to start).",
+    ["job"],
+    buckets=_JOB_BUCKETS,
+)
+
+
+class _BoundedLabels:
+    """Admit at most `limit` distinct label values; later newcomers become `other`."""
+
+    def __init__(self, limit: int, pattern: re.Pattern[str]) -> None:
+        self._limit = limit
+        self._pattern = pattern
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if not self._pattern.fullmatch(value):
+            return OTHER
+        with self._lock:
+            if len(self._seen) >= self._limit:
+                return OTHER
+            self._seen.add(value)
+        return value
+
+
+operation_label = _BoundedLabels(MAX_OPERATION_LABELS, _NAME_RE)
+error_code_label = _BoundedLabels(MAX_ERROR_CODES, _CODE_RE)
+
+
+@dataclass
+class RequestInfo:
+    """What one request learnt about itself, filled in as it goes (one per request, held in a
+    contextvar by the request middleware, so it works whatever the GraphQL view does)."""
+
+    request_id: str
+    kind: str = "http"  # or "websocket": one info for the connection's whole life
+    operation: str | None = None
+    operation_type: str | None = None
+    tenant: str | None = None
+    error_codes: list[str] = field(default_factory=list)
+
+
+current_request: ContextVar[RequestInfo | None] = ContextVar("trendscope_request", default=None)
+
+
+def _root_field_name(definition: OperationDefinitionNode) -> str | None:
+    for selection in definition.selection_set.selections:
+        if isinstance(selection, FieldNode):
+            return selection.name.value
+    return None
+
+
+def error_code(error: GraphQLError) -> str:
+    code = (error.extensions or {}).get("code")
+    if isinstance(code, str):
+        return code
+    # Parse and validation errors carry no code (they are the client's to fix).
+    return "GRAPHQL_VALIDATION_FAILED" if error.original_error is None else "INTERNAL_SERVER_ERROR"
+
+
+class OperationMetrics(SchemaExtension):
+    """Reports the operation's name, type, tenant and error codes to the request's
+    `RequestInfo`. Only `on_operation` and `on_execute`: no per-field hook (design.md: those
+    cost 20-80%). Listed first among the schema's extensions, so it sees the errors after
+    masking."""
+
+    def on_operation(self) -> Iterator[None]:
+        self._log_tokens: Mapping[str, Token[Any]] = {}
+        try:
+            yield
+        finally:
+            # after every other extension's post-processing (e.g. the masked-error log line),
+            # which therefore still carries tenant and operation
+            if self._log_tokens:
+                with contextlib.suppress(ValueError, LookupError):  # (another context)
+                    structlog.contextvars.reset_contextvars(**self._log_tokens)
+        info = current_request.get()
+        if info is None or info.kind != "http":
+            # A websocket runs many operations over one connection: nothing to accumulate.
+            return
+        ec = self.execution_context
+        if info.operation is None:
+            # parse or validation failed before `on_execute`
+            info.operation, info.operation_type = "invalid", "invalid"
+        result = ec.result
+        for error in getattr(result, "errors", None) or ():
+            info.error_codes.append(error_code(error))
+
+    def on_execute(self) -> Iterator[None]:
+        ec = self.execution_context
+        name = ec.operation_name
+        definition = _selected_operation(ec.graphql_document, name)
+        op_type = definition.operation.value if definition is not None else "unknown"
+        if definition is not None:
+            if name is None and definition.name is not None:
+                name = definition.name.value
+            if name is None:
+                root = _root_field_name(definition)
+                name = f"anonymous_{root}" if root else "anonymous"
+        label = operation_label(name or "anonymous")
+        principal = getattr(getattr(ec, "context", None), "principal", None)
+        tenant = principal.tenant_schema if principal is not None else None
+        info = current_request.get()
+        if info is None or info.kind == "http":
+            # Log lines written while the operation runs carry these (request_id is bound by
+            # the request middleware). Not on websockets: one connection, many operations.
+            self._log_tokens = structlog.contextvars.bind_contextvars(
+                tenant=tenant, operation=label, operation_type=op_type
+            )
+        if info is not None and info.kind == "http":
+            info.operation, info.operation_type, info.tenant = label, op_type, tenant
+        yield
+
+
+def _selected_operation(document: object, name: str | None) -> OperationDefinitionNode | None:
+    for definition in getattr(document, "definitions", ()):
+        if isinstance(definition, OperationDefinitionNode) and (
+            name is None or (definition.name is not None and definition.name.value == name)
+        ):
+            return definition
+    return None
+
+
+_ROUTES = frozenset({"/graphql", "/graphiql", "/healthz", "/readyz", "/metrics"})
+
+
+def route_label(path: str) -> str:
+    return path if path in _ROUTES else OTHER
+
+
+def observe_request(info: RequestInfo, path: str, status: int, seconds: float) -> None:
+    if info.operation is not None:
+        operation, op_type = info.operation, info.operation_type or "unknown"
+    else:
+        operation, op_type = route_label(path), "http"
+    REQUESTS.labels(operation, op_type, str(status)).inc()
+    REQUEST_DURATION.labels(operation, op_type).observe(seconds)
+    for code in info.error_codes:
+        ERRORS.labels(error_code_label(code)).inc()
+    if not info.error_codes and (status in (401, 403) or status >= 500):
+        ERRORS.labels(f"HTTP_{status}").inc()
+
+
+def observe_job(job: str, outcome: str, seconds: float) -> None:
+    JOB_DURATION.labels(job, outcome).observe(seconds)
+
+
+def observe_job_wait(job: str, seconds: float) -> None:
+    JOB_WAIT.labels(job).observe(max(0.0, seconds))
+
+
+async def refresh_scrape_gauges(hub: object | None) -> None:
+    """Read the values that need I/O or the app at scrape time (cheap: one ZCARD, no SQL)."""
+    from jobs.runtime import runtime
+
+    count = getattr(hub, "subscriber_count", None)
+    ACTIVE_SUBSCRIPTIONS.set(count if isinstance(count, int) else 0)
+    if runtime.redis is not None:
+        try:
+            depth = await runtime.redis.zcard(runtime.queue_name)
+        except Exception:  # an unreachable Redis shows in /readyz; keep /metrics answering
+            depth = None
+        if depth is not None:
+            JOB_QUEUE_DEPTH.labels(runtime.queue_name).set(depth)
+
+
+def _pool_stat(stat: str) -> Callable[[], float]:
+    def read() -> float:
+        from tortoise import Tortoise, connections
+
+        if not Tortoise.is_inited():
+            return 0.0
+        try:
+            pool = getattr(connections.get("default"), "_pool", None)
+        except Exception:  # no connection configured (yet)
+            return 0.0
+        if pool is None:
+            return 0.0
+        return float(getattr(pool, stat)())
+
+    return read
+
+
+# Read synchronously at every scrape, in any process that has a pool (api, ARQ worker).
+DB_POOL.labels("size").set_function(_pool_stat("get_size"))
+DB_POOL.labels("idle").set_function(_pool_stat("get_idle_size"))
+DB_POOL.labels("max").set_function(_pool_stat("get_max_size"))
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    hub = request.app.state.hub if hasattr(request.app.state, "hub") else None
+    await refresh_scrape_gauges(hub)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
