@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import structlog
 from cross_web import HTTPException
 from graphql import GraphQLError
@@ -322,6 +323,10 @@ class GraphQLApp(GraphQL[Context, None]):
         if sub_response.status_code:
             response.status_code = sub_response.status_code
         return response
+
+    def encode_json(self, data: object) -> bytes:
+        # orjson: ~10x faster than json.dumps on a 50-item page (issue #6, perf).
+        return orjson.dumps(data)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         # The id RequestContextMiddleware gave this request (logs, X-Request-Id header).

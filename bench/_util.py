@@ -11,6 +11,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -251,20 +252,22 @@ async def run_load(
 
     async def worker(client: httpx.AsyncClient) -> None:
         # Like wrk: a request counts when it completes inside the window; none starts after.
-        while (t0 := loop.time()) < measure_until:
+        while loop.time() < measure_until:
+            t0 = time.perf_counter()  # uvloop's loop.time() only has millisecond resolution
             problem: str | None
             try:
                 response = await client.post(url, content=body, headers=headers)
                 problem = check(response)
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-            t1 = loop.time()
+            t1 = time.perf_counter()
+            done = loop.time()
             if problem is not None:
                 result.errors += 1
                 if len(result.error_samples) < 5:
                     result.error_samples.append(problem)
                 await asyncio.sleep(0.01)  # a dead server must not turn this into a busy loop
-            elif measure_from <= t1 < measure_until:
+            elif measure_from <= done < measure_until:
                 result.latencies_ms.append((t1 - t0) * 1000)
 
     async def meter() -> tuple[float, float, float]:
@@ -289,4 +292,101 @@ async def run_load(
         metering = asyncio.create_task(meter())
         await asyncio.gather(*(worker(client) for client in clients))
         result.client_cpu_s, result.server_cpu_s, result.database_cpu_s = await metering
+    return result
+
+
+# --- open-loop load: a constant arrival rate --------------------------------------------------
+
+
+@dataclass
+class RateResult:
+    """Latencies of a fixed-rate run, measured from each request's scheduled send time (so
+    queueing behind a slow server counts: no coordinated omission)."""
+
+    rate: float
+    seconds: float
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    late_starts: int = 0  # sends that left more than 10 ms after their scheduled time
+    connections: int = 0  # keep-alive connections the generator needed
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def achieved_rps(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    def p(self, q: float) -> float:
+        return percentile(sorted(self.latencies_ms), q)
+
+
+async def run_fixed_rate(
+    url: str,
+    *,
+    requests: Callable[[int], tuple[bytes, dict[str, str]]],
+    check: Callable[[httpx.Response], str | None],
+    rate: float,
+    seconds: float,
+    warmup: float,
+    max_connections: int = 512,
+) -> RateResult:
+    """Open-loop load (like wrk2): request i is sent at start + i / rate whether or not the
+    earlier ones have been answered, on an idle keep-alive connection (a new one when none
+    is idle, up to `max_connections`). `requests(i)` gives request i's body and headers.
+    Requests scheduled during the first `warmup` seconds are not recorded."""
+    result = RateResult(rate=rate, seconds=seconds)
+    idle: list[httpx.AsyncClient] = []
+    opened: list[httpx.AsyncClient] = []
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    total = int((warmup + seconds) * rate)
+    measured_from = int(warmup * rate)
+    gate = asyncio.Semaphore(max_connections)
+    # One TLS context for every client: httpx builds one per client otherwise (~50 ms of CPU
+    # each, which would stall the schedule whenever a new connection is needed).
+    tls = ssl.create_default_context()
+
+    def new_client() -> httpx.AsyncClient:
+        client = httpx.AsyncClient(limits=limits, timeout=30.0, verify=tls)
+        opened.append(client)
+        return client
+
+    idle.extend(new_client() for _ in range(min(max_connections, max(8, int(rate / 5)))))
+
+    async def one(i: int, scheduled: float) -> None:
+        async with gate:
+            client = idle.pop() if idle else new_client()
+            if time.perf_counter() - scheduled > 0.010 and i >= measured_from:
+                result.late_starts += 1
+            body, headers = requests(i)
+            problem: str | None
+            try:
+                response = await client.post(url, content=body, headers=headers)
+                problem = check(response)
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            done = time.perf_counter()
+            idle.append(client)
+        if problem is not None:
+            result.errors += 1
+            if len(result.error_samples) < 5:
+                result.error_samples.append(problem)
+        elif i >= measured_from:
+            result.latencies_ms.append((done - scheduled) * 1000)
+
+    # perf_counter, not loop.time(): uvloop's clock only has millisecond resolution.
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(total):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    await asyncio.gather(*tasks)
+    result.connections = len(opened)
+    for client in opened:
+        await client.aclose()
     return result

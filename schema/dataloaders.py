@@ -1,12 +1,15 @@
 """Per-request dataloaders: every relation is batched, one statement per relation per tick.
 
-Each batch function opens `tenant_tx(schema)`, which re-uses the request's transaction when
-one is open and otherwise (subscriptions) opens a short one.
+Each batch function opens `tenant_tx(schema)`: inside a mutation that re-uses the request's
+transaction; in a query or a subscription (which hold none, see TenantTransaction) it is a
+short transaction of its own, so no connection sits idle in a transaction while GraphQL
+builds the result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -14,10 +17,18 @@ from strawberry.dataloader import DataLoader
 from domain.collection.service import collection
 from domain.influencers.service import influencers
 from domain.posts.service import posts
-from tenants.tx import tenant_tx
+from tenants.tx import TenantTx, tenant_tx
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+
+def tenant_scope(schema: str | None) -> AbstractAsyncContextManager[TenantTx]:
+    """The transaction for a resolver's own reads: `tenant_tx(schema)` (joined when the
+    request holds one, in a mutation; short and its own in a query)."""
+    if schema is None:
+        raise PermissionError("no tenant bound to this request")
+    return tenant_tx(schema)
 
 
 def _loader(
@@ -27,9 +38,7 @@ def _loader(
     cache: bool = True,
 ) -> DataLoader[K, V]:
     async def load(keys: Sequence[K]) -> list[V]:
-        if schema is None:
-            raise PermissionError("no tenant bound to this request")
-        async with tenant_tx(schema):
+        async with tenant_scope(schema):
             found = await fetch(list(keys))
         return [found.get(k, default()) for k in keys]
 
@@ -68,6 +77,7 @@ class Loaders:
             s, _grouped(posts.recent_by_account), list, cache=cache
         )
         self.comments_by_post = _loader(s, _grouped(posts.comments_by_post), list, cache=cache)
+        self.comment_count_by_post = _loader(s, posts.comment_counts, int, cache=cache)
         self.task_by_id = _loader(s, collection.by_ids, cache=cache)
         self.follower_history = _loader(
             s, _grouped(influencers.follower_history), list, cache=cache

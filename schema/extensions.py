@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import orjson
 import structlog
-from graphql import GraphQLError, OperationDefinitionNode, OperationType
+from graphql import ExecutionResult, GraphQLError, OperationDefinitionNode, OperationType
 from strawberry.extensions import SchemaExtension
 
+from schema.compiled import ROOT_SCOPE, compile_query
 from schema.errors import user_facing
 from schema.limits import settings_of, without_suggestions
 from tenants.tx import tenant_tx
@@ -19,17 +21,27 @@ PUBLIC_ROOT_FIELDS = frozenset({"signUp", "logIn", "refreshToken", "__typename"}
 
 
 class TenantTransaction(SchemaExtension):
-    """Run each query or mutation inside `tenant_tx(<caller's schema>)`.
+    """Run each mutation inside `tenant_tx(<caller's schema>)`; queries hold no transaction.
 
-    The response is produced only after COMMIT; an operation with any error rolls back, so a
-    request never leaves a partial write. Subscriptions hold no transaction (each read they
-    make opens a short one), and tenant-less operations (sign-up, log-in) get none.
+    A mutation is atomic: its response is produced only after COMMIT, and an operation with
+    any error rolls back, so a request never leaves a partial write. A query only reads: its
+    root resolvers and dataloader batches each open a short `tenant_tx` of their own
+    (`schema.dataloaders.tenant_scope`), so no pool connection sits idle in a transaction
+    while GraphQL completes the result (CPU-bound, several milliseconds for a large page).
+    Subscriptions hold none either (each read opens a short one), and tenant-less operations
+    (sign-up, log-in) get none.
+
+    A query in the compiled subset (`schema.compiled`) is answered here, before graphql-core
+    would execute it, with one statement in a short `tenant_tx` that returns the JSON.
     """
 
     async def on_execute(self) -> AsyncIterator[None]:
         ctx = self.execution_context.context
         schema = ctx.tenant_schema
-        if schema is None or not self._needs_tenant():
+        operation = self._operation()
+        if schema is None or operation != OperationType.MUTATION:
+            if schema is not None and operation == OperationType.QUERY and self.compiled:
+                await self._run_compiled(schema)
             yield
             return
         async with tenant_tx(schema) as tx:
@@ -38,24 +50,44 @@ class TenantTransaction(SchemaExtension):
             if result is not None and result.errors:
                 tx.set_rollback()
 
-    def _needs_tenant(self) -> bool:
+    compiled = True  # serve queries of the compiled subset with one statement (schema.compiled)
+
+    async def _run_compiled(self, schema: str) -> None:
+        """Answer a query of the compiled subset with one SQL statement: setting the result
+        here makes Strawberry skip graphql-core's execution."""
+        ec = self.execution_context
+        if ec.result is not None:  # another extension answered already (e.g. a limit)
+            return
+        plan = compile_query(ec.query, ec.operation_name, ec.graphql_document)
+        if plan is None:
+            return
+        principal = ec.context.principal
+        if principal is None or ROOT_SCOPE not in principal.scopes:
+            return  # the resolver's permission check answers
+        params = plan.parameters(ec.variables or {})
+        if params is None:
+            return
+        async with tenant_tx(schema) as tx:
+            _, rows = await tx.conn.execute_query(plan.sql, params)
+        ec.result = ExecutionResult(data={plan.root_key: orjson.loads(rows[0][0])})
+
+    def _operation(self) -> OperationType | None:
+        """The operation's type, or None when it needs no tenant (public root fields only)."""
         doc = self.execution_context.graphql_document
         if doc is None:
-            return True
+            return None
         name = self.execution_context.operation_name
         for definition in doc.definitions:
             if not isinstance(definition, OperationDefinitionNode):
                 continue
             if name and (definition.name is None or definition.name.value != name):
                 continue
-            if definition.operation == OperationType.SUBSCRIPTION:
-                return False
             fields = {
                 getattr(sel, "name", None) and sel.name.value  # type: ignore[attr-defined]
                 for sel in definition.selection_set.selections
             }
-            return not fields <= PUBLIC_ROOT_FIELDS
-        return True
+            return None if fields <= PUBLIC_ROOT_FIELDS else definition.operation
+        return None
 
 
 class MaskUnexpectedErrors(SchemaExtension):

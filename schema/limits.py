@@ -93,6 +93,11 @@ def settings_of(context: object) -> Settings:
 # --- depth, aliases, directives: one pass over the document -----------------------------------
 
 
+# Unsized list fields whose typical length is known (used instead of default_list_size):
+# an influencer has about one account per platform, and there are four platforms.
+LIST_SIZE_HINTS: dict[str, int] = {"Influencer.accounts": 4}
+
+
 @dataclass(frozen=True)
 class _Shape:
     depth: int  # nested object levels, as Strawberry's QueryDepthLimiter counts them
@@ -309,7 +314,8 @@ class _Compiler:
             if size is None:
                 # A list inside a connection is the page its parent already priced.
                 in_connection = get_named_type(parent).name.endswith("Connection")
-                size = 1 if in_connection else self.default_list_size
+                hint = LIST_SIZE_HINTS.get(f"{parent.name}.{name}")
+                size = 1 if in_connection else hint or self.default_list_size
             return ("l", size, size_var, children)
         if paginated:
             return ("p", size if size is not None else self.default_list_size, size_var, children)

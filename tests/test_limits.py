@@ -81,12 +81,14 @@ async def test_cost_is_in_the_extensions(gql: GQL, tenant: Tenant) -> None:
         token=tenant.token,
     )
     assert body["extensions"]["cost"]["requested"] == 7
-    # lists with `limit`, nested: 1 + 2 x (1 + 1 + accounts 10 x (1 + recentPosts 4 x 1))
+    # lists with `limit`, nested: 1 + 2 x (1 + 1 + accounts 4 x (1 + recentPosts 4 x 1)),
+    # `accounts` priced at its typical length (LIST_SIZE_HINTS), not default_list_size
+
     body = await gql(
         "{ influencers(first: 2) { edges { node { accounts { recentPosts(limit: 4) { id } } } } } }",
         token=tenant.token,
     )
-    assert body["extensions"]["cost"]["requested"] == 1 + 2 * (1 + 1 + 10 * (1 + 4))
+    assert body["extensions"]["cost"]["requested"] == 1 + 2 * (1 + 1 + 4 * (1 + 4))
 
 
 async def test_too_costly_reports_the_cost(gql: GQL, tenant: Tenant) -> None:

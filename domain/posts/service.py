@@ -115,6 +115,10 @@ SELECT * FROM (
 ) ranked WHERE rn <= $2 ORDER BY account_id, rn
 """
 
+_COMMENT_COUNTS = """
+SELECT post_id, count(*) AS n FROM comment WHERE post_id = ANY($1::bigint[]) GROUP BY post_id
+"""
+
 
 @dataclass
 class UpsertResult:
@@ -182,6 +186,15 @@ class PostService:
             bucket = out[c.post_id]  # type: ignore[attr-defined]
             if len(bucket) < limit:
                 bucket.append(c)
+        return out
+
+    async def comment_counts(self, post_ids: Sequence[int]) -> dict[int, int]:
+        """How many comments are stored for each post (0 for none), in one GROUP BY."""
+        out = dict.fromkeys(post_ids, 0)
+        # `= ANY($1)`: one prepared statement for every batch size (an IN list is one per size).
+        _, rows = await current_tx().conn.execute_query(_COMMENT_COUNTS, [list(post_ids)])
+        for row in rows:
+            out[row["post_id"]] = row["n"]
         return out
 
     async def upsert_rows(self, rows: Sequence[ImportRow]) -> UpsertResult:

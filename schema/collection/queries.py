@@ -15,6 +15,7 @@ from schema.collection.types import (
     CollectionTaskStatus,
     PlatformConnection,
 )
+from schema.dataloaders import tenant_scope
 from schema.influencers.types import Platform
 from schema.permissions import requires
 from schema.relay import build_connection, decode_id
@@ -42,36 +43,41 @@ class CollectionQueries:
     )
     async def collection_tasks(
         self,
+        info: Info,
         first: int | None = 20,
         after: str | None = None,
         status: CollectionTaskStatus | None = None,
         platform: Platform | None = None,
         influencer_id: relay.GlobalID | None = None,
     ) -> CollectionTaskConnection:
-        page = await collection.list(
-            status=status.value if status else None,
-            platform=platform.value if platform else None,
-            influencer_id=decode_id(influencer_id, "Influencer", "influencerId")
-            if influencer_id
-            else None,
-            first=first,
-            after=after,
-        )
+        async with tenant_scope(info.context.tenant_schema):
+            page = await collection.list(
+                status=status.value if status else None,
+                platform=platform.value if platform else None,
+                influencer_id=decode_id(influencer_id, "Influencer", "influencerId")
+                if influencer_id
+                else None,
+                first=first,
+                after=after,
+            )
         return build_connection(CollectionTaskConnection, page, CollectionTask.from_model)  # type: ignore[return-value]
 
     @strawberry.field(
         extensions=[requires("collection:read")],
         description="The tenant's platform credentials (status only; secrets never leave).",
     )
-    async def platform_connections(self) -> list[PlatformConnection]:
-        return [PlatformConnection.from_model(c) for c in await connections.list()]
+    async def platform_connections(self, info: Info) -> list[PlatformConnection]:
+        async with tenant_scope(info.context.tenant_schema):
+            rows = await connections.list()
+        return [PlatformConnection.from_model(c) for c in rows]
 
     @strawberry.field(
         extensions=[requires("influencers:read")],
         description="The tenant's totals as last recounted by the analytics worker.",
     )
     async def tenant_totals(self, info: Info) -> TenantTotals | None:
-        row = await analytics.latest_totals()
+        async with tenant_scope(info.context.tenant_schema):
+            row = await analytics.latest_totals()
         if row is None:
             return None
         return TenantTotals(

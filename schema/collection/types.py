@@ -12,6 +12,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from domain.collection import models
+from schema.dataloaders import tenant_scope
 
 
 @strawberry.enum
@@ -76,7 +77,9 @@ class PlatformConnection(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[PlatformConnection | None]:
         wanted = {int(i) for i in node_ids}
-        rows = {c.id: c for c in await models.PlatformConnection.filter(id__in=list(wanted))}
+        async with tenant_scope(info.context.tenant_schema):
+            found = await models.PlatformConnection.filter(id__in=list(wanted))
+        rows = {c.id: c for c in found}
         return [cls.from_model(rows[int(i)]) if int(i) in rows else None for i in node_ids]
 
 

@@ -4,8 +4,8 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from domain.errors import NotFound
 from domain.influencers import service as svc
+from schema.dataloaders import tenant_scope
 from schema.influencers.types import (
     Influencer,
     InfluencerConnection,
@@ -20,11 +20,8 @@ from schema.relay import build_connection, decode_id
 class InfluencerQueries:
     @strawberry.field(extensions=[requires("influencers:read")])
     async def influencer(self, info: Info, id: relay.GlobalID) -> Influencer | None:
-        try:
-            row = await svc.influencers.get(decode_id(id, "Influencer"))
-        except NotFound:
-            return None
-        return Influencer.from_model(row)
+        row = await info.context.loaders.influencer_by_id.load(decode_id(id, "Influencer"))
+        return Influencer.from_model(row) if row else None
 
     @strawberry.field(
         extensions=[requires("influencers:read")],
@@ -39,18 +36,19 @@ class InfluencerQueries:
         sort: InfluencerSort = InfluencerSort.CREATED_DESC,
     ) -> InfluencerConnection:
         f = filter or InfluencerFilter()
-        page = await svc.influencers.list(
-            filters=svc.InfluencerFilter(
-                platform=f.platform.value if f.platform else None,
-                min_followers=f.min_followers,
-                max_followers=f.max_followers,
-                verified=f.verified,
-                category=f.category,
-                country=f.country,
-                search=f.search,
-            ),
-            sort=svc.InfluencerSort[sort.value],
-            first=first,
-            after=after,
-        )
+        async with tenant_scope(info.context.tenant_schema):
+            page = await svc.influencers.list(
+                filters=svc.InfluencerFilter(
+                    platform=f.platform.value if f.platform else None,
+                    min_followers=f.min_followers,
+                    max_followers=f.max_followers,
+                    verified=f.verified,
+                    category=f.category,
+                    country=f.country,
+                    search=f.search,
+                ),
+                sort=svc.InfluencerSort[sort.value],
+                first=first,
+                after=after,
+            )
         return build_connection(InfluencerConnection, page, Influencer.from_model)  # type: ignore[return-value]

@@ -7,6 +7,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from domain.posts.service import PostFilter, posts
+from schema.dataloaders import tenant_scope
 from schema.permissions import requires
 from schema.posts.types import Post, PostConnection
 from schema.relay import build_connection, decode_id
@@ -28,16 +29,17 @@ class PostQueries:
         until: datetime | None = None,
         hashtag: str | None = None,
     ) -> PostConnection:
-        page = await posts.list(
-            filters=PostFilter(
-                influencer_id=decode_id(influencer_id, "Influencer", "influencerId")
-                if influencer_id
-                else None,
-                since=since,
-                until=until,
-                hashtag=hashtag,
-            ),
-            first=first,
-            after=after,
-        )
+        async with tenant_scope(info.context.tenant_schema):
+            page = await posts.list(
+                filters=PostFilter(
+                    influencer_id=decode_id(influencer_id, "Influencer", "influencerId")
+                    if influencer_id
+                    else None,
+                    since=since,
+                    until=until,
+                    hashtag=hashtag,
+                ),
+                first=first,
+                after=after,
+            )
         return build_connection(PostConnection, page, Post.from_model)  # type: ignore[return-value]

@@ -89,6 +89,11 @@ class Post(relay.Node):
         row = await info.context.loaders.influencer_by_id.load(self.influencer_id)
         return Influencer.from_model(row)
 
+    @strawberry.field(description="How many of the post's comments are stored here.")
+    async def comments_count(self, info: Info) -> int:
+        count: int = await info.context.loaders.comment_count_by_post.load(self.id)
+        return count
+
     @strawberry.field(description="Stored comments, most liked first (at most 100).")
     async def top_comments(self, info: Info, limit: int = 10) -> list[Comment]:
         limit = max(0, min(limit, 100))
