@@ -396,6 +396,28 @@ def eval_sentiment(
     typer.echo(format_report(evaluate(predict, texts, labels), lang, name))
 
 
+@eval_app.command("language")
+def eval_language(
+    files: list[Path],
+    expect: Annotated[str, typer.Option(help="the language every text is in: en, pt or es")],
+    csv_column: Annotated[
+        str | None, typer.Option(help="read this column of CSV files instead of lines")
+    ] = None,
+) -> None:
+    """Accuracy and throughput of language detection on files of texts in one language."""
+    from domain.analytics.language import evaluate_language
+    from domain.analytics.training import read_texts
+
+    texts = [t for f in files for t in read_texts(f, csv_column)]
+    report = evaluate_language(texts, expect)
+    counts = " ".join(f"{k}={v}" for k, v in report.counts.items())
+    typer.echo(f"n={report.n} detected: {counts}")
+    typer.echo(
+        f"RESULT lang={expect} accuracy={report.accuracy:.4f} "
+        f"texts_per_s={report.texts_per_s:.0f} wall_texts_per_s={report.wall_texts_per_s:.0f}"
+    )
+
+
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

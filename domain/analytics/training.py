@@ -94,6 +94,14 @@ def read_labeled(text_file: Path, labels_file: Path) -> tuple[list[str], list[in
     return texts, labels
 
 
+def read_texts(path: Path, csv_column: str | None = None) -> list[str]:
+    """Texts of a one-per-line file, or of one column of a CSV file."""
+    if csv_column is None:
+        return read_lines(path)
+    with path.open(encoding="utf-8", newline="") as f:
+        return [row[csv_column] for row in csv.DictReader(f)]
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

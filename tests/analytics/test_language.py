@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,15 @@ def test_accuracy_on_shared_tweets() -> None:
     en_counts, pt_counts = Counter(detect_languages(en)), Counter(detect_languages(pt))
     assert en_counts["en"] / len(en) >= 0.99
     assert pt_counts["pt"] / len(pt) >= 0.93
+
+
+def test_eval_language_command(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    f = tmp_path / "pt.txt"
+    f.write_text("Estou muito feliz com o resultado de hoje\nQue vergonha esse jogo, não acredito")
+    result = CliRunner().invoke(app, ["eval", "language", str(f), "--expect", "pt"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1].startswith("RESULT lang=pt accuracy=1.0000 ")
