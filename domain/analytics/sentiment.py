@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import sklearn
+import structlog
 from sklearn.base import BaseEstimator, TransformerMixin
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")  # label ids 0, 1, 2
@@ -192,6 +194,16 @@ class LanguageModel:
 
         meta_path = model_path.with_suffix(".json")
         metadata = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        trained_with = metadata.get("sklearn_version")
+        if trained_with and trained_with != sklearn.__version__:
+            # Pickles are only guaranteed for the version that wrote them: retrain
+            # (`trendscope train sentiment`) after upgrading scikit-learn.
+            structlog.get_logger(__name__).warning(
+                "sentiment model trained with another scikit-learn",
+                model=str(model_path),
+                trained_with=trained_with,
+                installed=sklearn.__version__,
+            )
         return cls(joblib.load(model_path), metadata)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -229,3 +241,32 @@ class SentimentModel:
 
 
 sentiment_model = SentimentModel()
+
+
+@dataclass(frozen=True, slots=True)
+class TextSentiment:
+    lang: str  # detect_language's answer: "en", "pt", "es" or "und"
+    sentiment: Sentiment | None  # None when we have no model for `lang`
+
+
+def analyze_sentiment(
+    texts: Sequence[str],
+    langs: Sequence[str] | None = None,
+    model: SentimentModel = sentiment_model,
+) -> list[TextSentiment]:
+    """Language and sentiment of each text, in order: what an analytics job stores per post or
+    comment. Texts are grouped per language so each model sees one batch. `langs` skips
+    detection when the languages are already known."""
+    from domain.analytics.language import detect_languages
+
+    langs = list(langs) if langs is not None else detect_languages(texts)
+    if len(langs) != len(texts):
+        raise ValueError("texts and langs differ in length")
+    results: list[Sentiment | None] = [None] * len(texts)
+    for lang in sorted(set(langs)):
+        if not supports(lang):
+            continue
+        idx = [i for i, one in enumerate(langs) if one == lang]
+        for i, sentiment in zip(idx, model.predict([texts[i] for i in idx], lang), strict=True):
+            results[i] = sentiment
+    return [TextSentiment(lang, s) for lang, s in zip(langs, results, strict=True)]

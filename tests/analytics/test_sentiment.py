@@ -11,6 +11,7 @@ from api.cli import app
 from domain.analytics.sentiment import (
     LABELS,
     SentimentModel,
+    analyze_sentiment,
     artifact_paths,
     normalize_tweet,
     sentiment_model,
@@ -142,3 +143,17 @@ def test_train_is_deterministic(tmp_path: Path) -> None:
     model = tmp_path / "a" / "sentiment-en-v1.joblib"
     args = ["eval", "sentiment", str(text), str(labels), "--lang", "en", "--model", str(model)]
     assert runner.invoke(app, args).exit_code == 0
+
+
+def test_analyze_sentiment_detects_language_and_keeps_order() -> None:
+    texts = [EN_NEG, PT_POS, "No puedo creer lo que pasó en el partido de ayer, qué vergüenza", ""]
+    results = analyze_sentiment(texts)
+    assert [r.lang for r in results] == ["en", "pt", "es", "und"]
+    assert results[0].sentiment is not None and results[0].sentiment.label == "negative"
+    assert results[1].sentiment is not None and results[1].sentiment.label == "positive"
+    assert results[2].sentiment is None and results[3].sentiment is None
+    # known languages skip detection, and match what predict() gives
+    [given] = analyze_sentiment([PT_NEG], langs=["pt"])
+    assert given.sentiment == sentiment_model.predict([PT_NEG], "pt")[0]
+    with pytest.raises(ValueError):
+        analyze_sentiment([EN_POS], langs=[])
