@@ -215,6 +215,18 @@ def fit(config: TrainConfig, data: Dataset) -> Any:
     return pipeline
 
 
+def strip_for_pickling(pipeline: Any) -> Any:
+    """Make the pickle reproducible: drop the vectorizers' `stop_words_` (the pruned terms,
+    introspection only; a set, pickled in per-process hash order) and `_stop_words_id` (a
+    cache key holding an id(), set again on every transform)."""
+    tfidf = pipeline.named_steps["features"].transformer_list[0][1].named_steps["tfidf"]
+    for _, vectorizer in tfidf.transformer_list:
+        for attr in ("stop_words_", "_stop_words_id"):
+            if hasattr(vectorizer, attr):
+                delattr(vectorizer, attr)
+    return pipeline
+
+
 # --- evaluation --------------------------------------------------------------------------------
 
 
@@ -318,7 +330,7 @@ def train(
     out_dir = out_dir or ARTIFACTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path, meta_path = artifact_paths(lang, version, out_dir)
-    joblib.dump(pipeline, model_path, compress=3)
+    joblib.dump(strip_for_pickling(pipeline), model_path, compress=3)
     counts = np.bincount(np.asarray(data.labels), minlength=3).tolist()
     metadata: dict[str, Any] = {
         "name": f"sentiment-{lang}",

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,12 +130,16 @@ def _digest(directory: Path) -> dict[str, str]:
 
 
 def test_train_is_deterministic(tmp_path: Path) -> None:
+    """Two separate processes (different string hash seeds) write byte-identical files."""
     outputs = []
-    for run in ("a", "b"):
+    for run, hash_seed in (("a", "1"), ("b", "2")):
         out = tmp_path / run
         args = ["train", "sentiment", "--lang", "en", "--limit", "300", "--out-dir", str(out)]
-        result = runner.invoke(app, args)
-        assert result.exit_code == 0, result.output
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        result = subprocess.run(
+            [sys.executable, "-m", "api.cli", *args], env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
         outputs.append(_digest(out))
     assert outputs[0] == outputs[1]
     assert set(outputs[0]) == {"sentiment-en-v1.joblib", "sentiment-en-v1.json"}
