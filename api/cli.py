@@ -23,6 +23,10 @@ from api.settings import Settings, get_settings
 app = typer.Typer(help="Trendscope: social-media trend and influencer intelligence API.")
 tenants_app = typer.Typer(help="Tenant registry.")
 app.add_typer(tenants_app, name="tenants")
+train_app = typer.Typer(help="Train the analytics models (artifacts go into the package).")
+app.add_typer(train_app, name="train")
+eval_app = typer.Typer(help="Evaluate the analytics models on labeled files.")
+app.add_typer(eval_app, name="eval")
 
 T = TypeVar("T")
 
@@ -368,6 +372,87 @@ def up(
         pass
     finally:
         stop_all()
+
+
+@train_app.command("sentiment")
+def train_sentiment(
+    lang: Annotated[list[str] | None, typer.Option(help="en and/or pt (default: both)")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="default: ../shared/data/sentiment")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", help="default: domain/analytics/artifacts")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="use only the first N training rows")] = None,
+) -> None:
+    """Train the sentiment model(s) deterministically and write the versioned artifact(s)."""
+    from domain.analytics.training import DEFAULT_DATA_DIR, train
+
+    data_dir = data_dir or DEFAULT_DATA_DIR
+    for one in lang or ["en", "pt"]:
+        result = train(one, data_dir=data_dir, out_dir=out_dir, limit=limit)
+        ev = result.metadata["evaluation"]
+        typer.echo(
+            f"{one}: {result.metadata['training']['rows']} training rows; "
+            f"{ev['split']} macro_f1={ev['macro_f1']:.4f}; wrote {result.model_path}"
+        )
+
+
+@eval_app.command("sentiment")
+def eval_sentiment(
+    file_text: Path,
+    file_labels: Path,
+    lang: Annotated[str, typer.Option(help="en or pt")],
+    baseline: Annotated[
+        str | None, typer.Option(help="vader or leia: score the lexicon instead of the model")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="a .joblib artifact (default: the shipped one)")
+    ] = None,
+) -> None:
+    """Macro-F1, per-class F1, accuracy and throughput on a labeled file (labels 0/1/2)."""
+    from domain.analytics.sentiment import LanguageModel, normalize_lang, sentiment_model
+    from domain.analytics.training import (
+        evaluate,
+        format_report,
+        lexicon_predictor,
+        model_predictor,
+        read_labeled,
+    )
+
+    lang = normalize_lang(lang)
+    texts, labels = read_labeled(file_text, file_labels)
+    if baseline is not None:
+        if baseline not in ("vader", "leia"):
+            raise typer.BadParameter("--baseline must be vader or leia")
+        name, predict = baseline, lexicon_predictor(baseline)
+    else:
+        loaded = LanguageModel.load(model) if model else sentiment_model.model(lang)
+        name = str(model) if model else f"sentiment-{lang}-{loaded.metadata.get('version', '?')}"
+        predict = model_predictor(loaded)
+    typer.echo(format_report(evaluate(predict, texts, labels), lang, name))
+
+
+@eval_app.command("language")
+def eval_language(
+    files: list[Path],
+    expect: Annotated[str, typer.Option(help="the language every text is in: en, pt or es")],
+    csv_column: Annotated[
+        str | None, typer.Option(help="read this column of CSV files instead of lines")
+    ] = None,
+) -> None:
+    """Accuracy and throughput of language detection on files of texts in one language."""
+    from domain.analytics.language import evaluate_language
+    from domain.analytics.training import read_texts
+
+    texts = [t for f in files for t in read_texts(f, csv_column)]
+    report = evaluate_language(texts, expect)
+    counts = " ".join(f"{k}={v}" for k, v in report.counts.items())
+    typer.echo(f"n={report.n} detected: {counts}")
+    typer.echo(
+        f"RESULT lang={expect} accuracy={report.accuracy:.4f} "
+        f"texts_per_s={report.texts_per_s:.0f} wall_texts_per_s={report.wall_texts_per_s:.0f}"
+    )
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
