@@ -134,7 +134,9 @@ def test_train_is_deterministic(tmp_path: Path) -> None:
     outputs = []
     for run, hash_seed in (("a", "1"), ("b", "2")):
         out = tmp_path / run
+        data = Path(__file__).parent / "data" / "sentiment"  # a slice of the shared data
         args = ["train", "sentiment", "--lang", "en", "--limit", "300", "--out-dir", str(out)]
+        args += ["--data-dir", str(data)]
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         result = subprocess.run(
             [sys.executable, "-m", "api.cli", *args], env=env, capture_output=True, text=True
