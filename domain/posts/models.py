@@ -13,7 +13,7 @@ class Post(Model):
         "tenant.InfluencerAccount", related_name="posts", on_delete="CASCADE"
     )
     # Denormalised from the account: posts are listed per influencer without a join.
-    influencer_id = fields.BigIntField(db_index=True)
+    influencer_id = fields.BigIntField()  # indexed with published_at (Meta.indexes)
     platform = fields.CharField(max_length=16)
     external_id = fields.CharField(max_length=100)
     url = fields.CharField(max_length=1000, default="")

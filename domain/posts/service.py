@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+
+import orjson
 
 from domain.collection.rules import ImportRow
 from domain.influencers.models import InfluencerAccount
@@ -232,7 +233,7 @@ class PostService:
                 r.comments,
                 r.shares,
                 r.views,
-                json.dumps(r.raw, default=str),
+                orjson.dumps(r.raw, default=str).decode(),
             )
         if not latest:
             return result
