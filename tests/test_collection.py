@@ -235,3 +235,34 @@ async def test_worker_killed_mid_collection_resumes_to_one_clean_run(
     assert done["status"] == clean["status"] == "SUCCEEDED"
     assert (done["created"], done["updated"]) == (clean["created"], clean["updated"]) == (90, 0)
     assert await stored(tenant.schema) == await stored(other_tenant.schema)
+
+
+async def test_broken_credential_is_announced_to_subscribers_of_that_tenant_only(
+    server: Any, gql: GQL, tenant: Tenant, other_tenant: Tenant, youtube: FakeYouTube
+) -> None:
+    """platformConnectionBroken over graphql-transport-ws: A's subscriber hears of A's refused
+    key; B's subscriber, with the same document, hears nothing."""
+    from tests.test_subscriptions import connect as ws_connect
+
+    sockets = []
+    for t in (tenant, other_tenant):
+        ws = await ws_connect(server, t.token)
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_ack"
+        query = "subscription { platformConnectionBroken { platform status brokenReason } }"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        sockets.append(ws)
+    try:
+        await asyncio.sleep(0.3)  # let both subscriptions register
+        await connect(gql, tenant, key="revoked-key")
+        await start(gql, tenant, await influencer(gql, tenant, "beta"))
+        await run_jobs()
+        msg = json.loads(await asyncio.wait_for(sockets[0].recv(), 10))
+        assert msg["type"] == "next", msg
+        event = msg["payload"]["data"]["platformConnectionBroken"]
+        assert (event["platform"], event["status"]) == ("YOUTUBE", "BROKEN")
+        assert event["brokenReason"]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(sockets[1].recv(), 1.0)
+    finally:
+        for ws in sockets:
+            await ws.close()
