@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     subscription_queue_size: int = 256
     # Redis keys of automatic persisted queries: <prefix>:<tenant schema | public>:<sha256>
     apq_key_prefix: str = "trendscope:apq"
+    # Redis keys of the platform quota buckets: <prefix>:quota:<platform>:<credential>:<bucket>
+    quota_key_prefix: str = "trendscope"
     log_level: str = "INFO"
     # Fernet keys (comma-separated, the first is current) that encrypt platform credentials at
     # rest; rotate by prepending a new key. Required in production; elsewhere a key derived

@@ -117,7 +117,7 @@ async def collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
         credential_id=f"{tenant_schema}-{connection.id}",
         secrets=secrets,
         client=runtime.http,
-        limiter=QuotaLimiter(runtime.redis),
+        limiter=QuotaLimiter(runtime.redis, prefix=settings.quota_key_prefix),
         base_url=settings.connector_base_urls.get(platform),
     )
     since_param = task.params.get("since") if isinstance(task.params, dict) else None

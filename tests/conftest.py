@@ -70,6 +70,8 @@ def services() -> Iterator[Services]:
         "ENV": "test",
         "ARQ_QUEUE_NAME": f"trendscope-test-{RUN_ID}:arq",
         "DRAMATIQ_NAMESPACE": f"trendscope-test-{RUN_ID}",
+        "APQ_KEY_PREFIX": f"trendscope-test-{RUN_ID}:apq",
+        "QUOTA_KEY_PREFIX": f"trendscope-test-{RUN_ID}",
         "SECRET_KEY": "test-secret-key-0123456789abcdef0123456789",
     }
     old = {k: os.environ.get(k) for k in settings_env}
@@ -89,6 +91,18 @@ def services() -> Iterator[Services]:
                 await conn.close()
 
         asyncio.run(drop())
+
+        async def forget_redis_keys() -> None:  # this run's queue, buckets, APQ entries
+            from redis.asyncio import Redis
+
+            client = Redis.from_url(redis)
+            try:
+                async for key in client.scan_iter(match=f"trendscope-test-{RUN_ID}*", count=500):
+                    await client.delete(key)
+            finally:
+                await client.aclose()
+
+        asyncio.run(forget_redis_keys())
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)
