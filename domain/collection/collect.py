@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from tortoise.expressions import Q
 
@@ -107,8 +107,11 @@ class CollectService:
             query = InfluencerAccount.filter(platform=task.platform)
             if task.influencer_id is not None:
                 query = query.filter(influencer_id=task.influencer_id)
-            ids = (
-                await query.filter(~Q(status="removed")).order_by("id").values_list("id", flat=True)
+            ids = cast(
+                list[int],
+                await query.filter(~Q(status="removed"))
+                .order_by("id")
+                .values_list("id", flat=True),
             )
             task.cursor = _initial_state([int(i) for i in ids])
             task.total = len(ids)
@@ -188,12 +191,12 @@ class CollectService:
             on_conflict=["account_id", "task_id"],
             ignore_conflicts=True,
         )
-        total = sum(
-            await InfluencerAccount.filter(influencer_id=account.influencer_id).values_list(  # type: ignore[attr-defined]
-                "followers", flat=True
-            )
+        influencer_id: int = account.influencer_id  # type: ignore[attr-defined]
+        followers = await InfluencerAccount.filter(influencer_id=influencer_id).values_list(
+            "followers", flat=True
         )
-        await Influencer.filter(id=account.influencer_id).update(total_followers=total)  # type: ignore[attr-defined]
+        total = sum(cast(list[int], followers))
+        await Influencer.filter(id=influencer_id).update(total_followers=total)
         await self._save(task, {**expected, "phase": "posts", "page": None}, units)
 
     async def apply_unavailable(

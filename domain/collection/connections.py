@@ -64,12 +64,8 @@ class ConnectionService:
             return await PlatformConnection.create(
                 platform=platform, label=label[:100], secret=token, status="active"
             )
-        conn.secret, conn.label, conn.status, conn.broken_reason = (
-            token,
-            label[:100],
-            "active",
-            None,
-        )
+        conn.secret, conn.label, conn.status = token, label[:100], "active"
+        conn.broken_reason = None  # type: ignore[assignment]
         await conn.save()
         return conn
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -139,7 +140,9 @@ class CollectionService:
         events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
         return task
 
-    async def stale_tasks(self, older_than: datetime) -> list[tuple[int, str, str, int]]:
+    async def stale_tasks(
+        self, older_than: datetime
+    ) -> builtins.list[tuple[int, str, str, int]]:  # (`list` is also a method here)
         """(id, kind, status, attempts) of unfinished tasks not touched since `older_than`."""
         rows = await CollectionTask.filter(
             status__in=["pending", "running"], updated_at__lt=older_than

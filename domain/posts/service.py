@@ -83,13 +83,20 @@ RETURNING (xmax = 0) AS inserted
 class CommentLike(Protocol):
     """What `upsert_comments` needs of a comment (connectors' CommentData has it)."""
 
-    platform: str
-    external_id: str
-    post_external_id: str
-    author: str
-    text: str
-    likes: int
-    published_at: datetime | None
+    @property
+    def platform(self) -> str: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def post_external_id(self) -> str: ...
+    @property
+    def author(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def likes(self) -> int: ...
+    @property
+    def published_at(self) -> datetime | None: ...
 
 
 async def _copy_and_upsert(
