@@ -14,8 +14,10 @@ from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
+from domain.collection.models import FollowerSnapshot
 from domain.collection.service import collection
 from domain.influencers.service import influencers
+from domain.posts.models import Comment, Post
 from domain.posts.service import posts
 from tenants.tx import TenantTx, tenant_tx
 
@@ -73,12 +75,14 @@ class Loaders:
         )
         self.account_by_id = _loader(s, influencers.accounts_by_ids, cache=cache)
         self.post_by_id = _loader(s, posts.by_ids, cache=cache)
-        self.recent_posts_by_account = _loader(
+        self.recent_posts_by_account: DataLoader[tuple[int, Any], list[Post]] = _loader(
             s, _grouped(posts.recent_by_account), list, cache=cache
         )
-        self.comments_by_post = _loader(s, _grouped(posts.comments_by_post), list, cache=cache)
+        self.comments_by_post: DataLoader[tuple[int, Any], list[Comment]] = _loader(
+            s, _grouped(posts.comments_by_post), list, cache=cache
+        )
         self.comment_count_by_post = _loader(s, posts.comment_counts, int, cache=cache)
         self.task_by_id = _loader(s, collection.by_ids, cache=cache)
-        self.follower_history = _loader(
+        self.follower_history: DataLoader[tuple[int, Any], list[FollowerSnapshot]] = _loader(
             s, _grouped(influencers.follower_history), list, cache=cache
         )

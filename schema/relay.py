@@ -11,7 +11,7 @@ from strawberry import relay
 from domain.errors import FieldError, ValidationFailed
 from domain.pagination import Page
 
-N = TypeVar("N")
+N = TypeVar("N", bound=relay.Node)
 M = TypeVar("M")
 
 

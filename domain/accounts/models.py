@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from tenants.models import Tenant
 
 ROLES = ("owner", "admin", "analyst", "viewer")
 
@@ -23,9 +28,11 @@ class User(Model):
 
 class Membership(Model):
     id = fields.BigIntField(primary_key=True)
-    user = fields.ForeignKeyField("public.User", related_name="memberships", on_delete="CASCADE")
-    tenant = fields.ForeignKeyField(
-        "public.Tenant", related_name="memberships", on_delete="CASCADE"
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "public.User", related_name="memberships", on_delete=fields.CASCADE
+    )
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "public.Tenant", related_name="memberships", on_delete=fields.CASCADE
     )
     role = fields.CharField(max_length=16)  # one of ROLES (varchar, never a PG enum)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -44,8 +51,14 @@ class RefreshToken(Model):
     """
 
     id = fields.BigIntField(primary_key=True)
-    user = fields.ForeignKeyField("public.User", related_name="refresh_tokens", on_delete="CASCADE")
-    tenant = fields.ForeignKeyField("public.Tenant", related_name="+", on_delete="CASCADE")
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "public.User", related_name="refresh_tokens", on_delete=fields.CASCADE
+    )
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "public.Tenant", related_name="+", on_delete=fields.CASCADE
+    )
+    user_id: int  # the foreign keys' columns, for type checkers
+    tenant_id: int
     token_hash = fields.CharField(max_length=64, unique=True)
     family = fields.UUIDField(db_index=True)
     expires_at = fields.DatetimeField()

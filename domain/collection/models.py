@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from domain.influencers.models import InfluencerAccount
 
 TASK_STATUSES = ("pending", "running", "succeeded", "failed")
 
@@ -19,13 +24,15 @@ class CollectionTask(Model):
     updated = fields.IntField(default=0)
     skipped = fields.IntField(default=0)
     error = fields.TextField(null=True)
-    errors = fields.JSONField(default=list)  # per-row errors, capped
+    errors: fields.JSONField[list[dict[str, Any]]] = fields.JSONField(
+        default=list
+    )  # per-row errors, capped
     attempts = fields.IntField(default=0)
     # collect tasks: what to collect, how far each account got (resumable), quota spent
     platform = fields.CharField(max_length=16, null=True)
     influencer_id = fields.BigIntField(null=True, db_index=True)
-    params = fields.JSONField(default=dict, db_default={})
-    cursor = fields.JSONField(default=dict, db_default={})
+    params: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict, db_default={})
+    cursor: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict, db_default={})
     units_spent = fields.IntField(default=0, db_default=0)
     priority = fields.SmallIntField(default=0, db_default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -41,8 +48,8 @@ class ImportFile(Model):
     """An uploaded file, kept in Postgres so the job that ingests it needs only ids."""
 
     id = fields.BigIntField(primary_key=True)
-    task = fields.OneToOneField(
-        "tenant.CollectionTask", related_name="import_file", on_delete="CASCADE"
+    task: fields.OneToOneRelation[CollectionTask] = fields.OneToOneField(
+        "tenant.CollectionTask", related_name="import_file", on_delete=fields.CASCADE
     )
     filename = fields.CharField(max_length=255)
     format = fields.CharField(max_length=8)  # csv | jsonl
@@ -78,8 +85,8 @@ class FollowerSnapshot(Model):
     """An account's follower count as one collection run saw it (growth curves)."""
 
     id = fields.BigIntField(primary_key=True)
-    account = fields.ForeignKeyField(
-        "tenant.InfluencerAccount", related_name="follower_snapshots", on_delete="CASCADE"
+    account: fields.ForeignKeyRelation[InfluencerAccount] = fields.ForeignKeyField(
+        "tenant.InfluencerAccount", related_name="follower_snapshots", on_delete=fields.CASCADE
     )
     followers = fields.BigIntField()
     taken_at = fields.DatetimeField()

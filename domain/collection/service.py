@@ -134,7 +134,7 @@ class CollectionService:
         if task is None:
             raise NotFound("CollectionTask", task_id)
         task.status = "failed" if error else "succeeded"
-        task.error = error
+        task.error = error  # type: ignore[assignment]
         task.finished_at = datetime.now(UTC)
         await task.save()
         events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))

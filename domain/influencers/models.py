@@ -26,8 +26,8 @@ class Influencer(Model):
 
 class InfluencerAccount(Model):
     id = fields.BigIntField(primary_key=True)
-    influencer = fields.ForeignKeyField(
-        "tenant.Influencer", related_name="accounts", on_delete="CASCADE"
+    influencer: fields.ForeignKeyRelation[Influencer] = fields.ForeignKeyField(
+        "tenant.Influencer", related_name="accounts", on_delete=fields.CASCADE
     )
     platform = fields.CharField(max_length=16)  # one of PLATFORMS
     handle = fields.CharField(max_length=100)

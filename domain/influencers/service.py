@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 from tortoise.expressions import Q, Subquery
 
@@ -103,9 +105,9 @@ class InfluencerService:
             value, ident = decode_cursor(after, key)
             if column != "id":
                 op = "lt" if desc else "gt"
-                query = query.filter(
-                    Q(**{f"{column}__{op}": value}) | Q(**{column: value, f"id__{op}": ident})
-                )
+                after_value: dict[str, Any] = {f"{column}__{op}": value}
+                tie: dict[str, Any] = {column: value, f"id__{op}": ident}
+                query = query.filter(Q(**after_value) | Q(**tie))
             else:
                 query = query.filter(**{f"id__{'lt' if desc else 'gt'}": ident})
         order = [f"-{column}" if desc else column]
@@ -191,12 +193,12 @@ class InfluencerService:
 
     async def follower_history(
         self, account_ids: Sequence[int], since: datetime | None
-    ) -> dict[int, list[FollowerSnapshot]]:
+    ) -> dict[int, builtins.list[FollowerSnapshot]]:
         """Each account's follower snapshots since `since` (all when None), oldest first."""
         query = FollowerSnapshot.filter(account_id__in=list(account_ids))
         if since is not None:
             query = query.filter(taken_at__gte=since)
-        out: dict[int, list[FollowerSnapshot]] = {a: [] for a in account_ids}
+        out: dict[int, builtins.list[FollowerSnapshot]] = {a: [] for a in account_ids}
         for snap in await query.order_by("account_id", "taken_at", "id").limit(
             HISTORY_LIMIT * max(1, len(account_ids))
         ):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from tortoise import fields
 from tortoise.contrib.postgres.fields import ArrayField
 from tortoise.models import Model
 
+if TYPE_CHECKING:
+    from domain.influencers.models import InfluencerAccount
+
 
 class Post(Model):
     id = fields.BigIntField(primary_key=True)
-    account = fields.ForeignKeyField(
-        "tenant.InfluencerAccount", related_name="posts", on_delete="CASCADE"
+    account: fields.ForeignKeyRelation[InfluencerAccount] = fields.ForeignKeyField(
+        "tenant.InfluencerAccount", related_name="posts", on_delete=fields.CASCADE
     )
     # Denormalised from the account: posts are listed per influencer without a join.
     influencer_id = fields.BigIntField()  # indexed with published_at (Meta.indexes)
@@ -25,7 +30,9 @@ class Post(Model):
     comments = fields.BigIntField(default=0)
     shares = fields.BigIntField(default=0)
     views = fields.BigIntField(default=0)
-    raw_json = fields.JSONField(default=dict)  # the platform item as received
+    raw_json: fields.JSONField[dict[str, Any]] = fields.JSONField(
+        default=dict
+    )  # the platform item as received
     collected_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -36,7 +43,9 @@ class Post(Model):
 
 class Comment(Model):
     id = fields.BigIntField(primary_key=True)
-    post = fields.ForeignKeyField("tenant.Post", related_name="comment_rows", on_delete="CASCADE")
+    post: fields.ForeignKeyRelation[Post] = fields.ForeignKeyField(
+        "tenant.Post", related_name="comment_rows", on_delete=fields.CASCADE
+    )
     platform = fields.CharField(max_length=16)
     external_id = fields.CharField(max_length=100)
     author = fields.CharField(max_length=200, default="")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -173,9 +174,9 @@ class PostService:
 
     async def recent_by_account(
         self, account_ids: Sequence[int], limit: int
-    ) -> dict[int, list[Post]]:
+    ) -> dict[int, builtins.list[Post]]:
         """The `limit` newest posts of each account, in one statement."""
-        out: dict[int, list[Post]] = {a: [] for a in account_ids}
+        out: dict[int, builtins.list[Post]] = {a: [] for a in account_ids}
         conn = current_tx().conn
         _, rows = await conn.execute_query(_RECENT_BY_ACCOUNT, [list(account_ids), limit])
         for row in rows:
@@ -187,8 +188,8 @@ class PostService:
 
     async def comments_by_post(
         self, post_ids: Sequence[int], limit: int
-    ) -> dict[int, list[Comment]]:
-        out: dict[int, list[Comment]] = {p: [] for p in post_ids}
+    ) -> dict[int, builtins.list[Comment]]:
+        out: dict[int, builtins.list[Comment]] = {p: [] for p in post_ids}
         rows = await Comment.filter(post_id__in=list(post_ids)).order_by("post_id", "-likes", "id")
         for c in rows:
             bucket = out[c.post_id]  # type: ignore[attr-defined]
