@@ -124,8 +124,24 @@ def worker(
 
 
 @app.command("analytics-worker")
-def analytics_worker(processes: int = 1, threads: int = 2) -> None:
+def analytics_worker(
+    processes: int = 1,
+    threads: int = 2,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="serve Dramatiq's Prometheus metrics on this port (off by default)"),
+    ] = None,
+) -> None:
     """Run the Dramatiq worker (CPU-heavy analytics)."""
+    if metrics_port is not None:
+        # Dramatiq's own Prometheus middleware (jobs/broker.py): an exposition server forked by
+        # the main process, fed by every worker process through a multiprocess directory.
+        import tempfile
+
+        os.environ["DRAMATIQ_METRICS_PORT"] = str(metrics_port)
+        os.environ["dramatiq_prom_port"] = str(metrics_port)
+        os.environ["dramatiq_prom_host"] = os.environ.get("dramatiq_prom_host", "0.0.0.0")
+        os.environ["dramatiq_prom_db"] = tempfile.mkdtemp(prefix="trendscope-dramatiq-prom-")
     args = [sys.executable, "-m", "dramatiq", "jobs.actors"]
     args += ["--processes", str(processes), "--threads", str(threads), "--queues", "analytics"]
     os.execv(sys.executable, args)

@@ -16,4 +16,8 @@ broker = RedisBroker(
     namespace=_settings.dramatiq_namespace,
 )
 broker.add_middleware(AsyncIO())
+if os.environ.get("DRAMATIQ_METRICS_PORT"):  # `trendscope analytics-worker --metrics-port`
+    from dramatiq.middleware.prometheus import Prometheus  # reads dramatiq_prom_* at import
+
+    broker.add_middleware(Prometheus())
 dramatiq.set_broker(broker)

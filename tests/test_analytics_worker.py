@@ -10,7 +10,9 @@ import os
 import signal
 import sys
 
-from tests.conftest import GQL, Tenant, import_file, run_jobs
+import httpx
+
+from tests.conftest import GQL, Tenant, _free_port, import_file, run_jobs
 from tests.test_import import add_accounts, jsonl, rows_for
 
 TOTALS = "{ tenantTotals { influencers accounts posts comments } }"
@@ -32,6 +34,8 @@ async def test_import_triggers_a_recount_in_the_analytics_worker(
         "1",
         "--threads",
         "1",
+        "--metrics-port",
+        str(metrics_port := _free_port()),
         env=dict(os.environ),
         start_new_session=True,  # dramatiq forks a worker process: signal the whole group
     )
@@ -44,6 +48,19 @@ async def test_import_triggers_a_recount_in_the_analytics_worker(
             await asyncio.sleep(0.1)
         assert totals == {"influencers": 2, "accounts": 2, "posts": 12, "comments": 0}
         assert (await gql.ok(TOTALS, token=other_tenant.token))["tenantTotals"] is None
+        # Dramatiq's Prometheus exporter counted the message (`--metrics-port`)
+        text = ""
+        async with httpx.AsyncClient(timeout=5) as http:
+            for _ in range(100):
+                try:
+                    text = (await http.get(f"http://127.0.0.1:{metrics_port}/")).text
+                except httpx.HTTPError:
+                    text = ""
+                if 'actor_name="analytics.recount_totals"' in text:
+                    break
+                await asyncio.sleep(0.1)
+        assert "dramatiq_messages_total" in text, text[:500]
+        assert 'actor_name="analytics.recount_totals"' in text
     finally:
         worker.terminate()  # the main process forwards TERM to its worker process
         try:
