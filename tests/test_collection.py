@@ -266,3 +266,90 @@ async def test_broken_credential_is_announced_to_subscribers_of_that_tenant_only
     finally:
         for ws in sockets:
             await ws.close()
+
+
+async def test_collect_x_through_the_job_with_documented_responses(
+    gql: GQL, tenant: Tenant
+) -> None:
+    """The X connector through the whole job: a fake X API v2 answering with the recorded
+    documented bodies (user lookup, two pages of user tweets), bearer token checked."""
+    from pathlib import Path
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from api.settings import get_settings
+
+    fixtures = Path(__file__).parent / "collection" / "fixtures" / "x"
+    page1 = json.loads((fixtures / "tweets_page1.json").read_text())
+    page2 = json.loads((fixtures / "tweets_page2.json").read_text())
+
+    def authorized(request: Request) -> bool:
+        return request.headers.get("authorization") == "Bearer x-test-token"
+
+    async def user(request: Request) -> Response:
+        if not authorized(request):
+            return Response(status_code=401)
+        return JSONResponse(json.loads((fixtures / "user.json").read_text()))
+
+    async def tweets(request: Request) -> Response:
+        if not authorized(request):
+            return Response(status_code=401)
+        token = request.query_params.get("pagination_token")
+        return JSONResponse(page2 if token == page1["meta"]["next_token"] else page1)
+
+    app = Starlette(
+        routes=[
+            Route("/2/users/by/username/{name}", user),
+            Route("/2/users/{uid}/tweets", tweets),
+        ]
+    )
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    os.environ["CONNECTOR_BASE_URLS"] = json.dumps({"x": f"http://127.0.0.1:{port}"})
+    get_settings.cache_clear()
+    try:
+        data = await gql.ok(
+            CONNECT,
+            {
+                "i": {
+                    "platform": "X",
+                    "secrets": [{"name": "bearer_token", "value": "x-test-token"}],
+                }
+            },
+            token=tenant.token,
+        )
+        assert data["connectPlatform"]["__typename"] == "ConnectPlatformSuccess"
+        accounts = [{"platform": "X", "handle": "XDevelopers"}]
+        added = await gql.ok(
+            ADD, {"i": {"displayName": "X Devs", "accounts": accounts}}, token=tenant.token
+        )
+        inf = added["addInfluencer"]["influencer"]["id"]
+        started = await gql.ok(
+            START, {"i": {"influencerId": inf, "platforms": ["X"]}}, token=tenant.token
+        )
+        task_id = started["startCollection"]["tasks"][0]["id"]
+        await run_jobs()
+        task = (await gql.ok(TASK, {"id": task_id}, token=tenant.token))["collectionTask"]
+        assert task["status"] == "SUCCEEDED", task
+        # the recorded page 2 holds one malformed tweet (no public_metrics): skipped, logged
+        good = [t for t in page1["data"] + page2["data"] if "public_metrics" in t]
+        bad = [t["id"] for t in page2["data"] if "public_metrics" not in t]
+        async with tenant_tx(tenant.schema):
+            stored = set(await Post.all().values_list("external_id", flat=True))
+        assert stored == {t["id"] for t in good} and task["created"] == len(good)
+        assert [e["item"] for e in task["errors"]] == bad and task["skipped"] == len(bad)
+        history = (await gql.ok(HISTORY, {"id": inf}, token=tenant.token))["influencer"]
+        assert history["accounts"][0]["followerHistory"] == [{"followers": 583429}]
+    finally:
+        os.environ.pop("CONNECTOR_BASE_URLS", None)
+        get_settings.cache_clear()
+        server.should_exit = True
+        await serving
