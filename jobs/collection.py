@@ -10,7 +10,7 @@ from arq import Retry
 
 from api.settings import get_settings
 from domain.collection import rules
-from domain.collection.collect import COLLECT_JOB, account_ref, collector
+from domain.collection.collect import COLLECT_JOB, SCRAPER_ROUTES, account_ref, collector
 from domain.collection.connections import connections
 from domain.collection.connectors import (
     AccountUnavailable,
@@ -104,7 +104,9 @@ async def collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
             return "nothing to do"
         platform = str(task.platform)
         try:
-            connection, secrets = await connections.secrets_for(platform)
+            connection, secrets = await connections.secrets_for(
+                platform, *SCRAPER_ROUTES.get(platform, ())
+            )
         except NotFound:
             connection = None
     if connection is None:
@@ -112,13 +114,14 @@ async def collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
             await collector.fail(task_id, f"no active {platform} connection")
         return "no connection"
     assert runtime.http is not None and runtime.redis is not None
+    source = connection.platform  # the platform itself, or a scraper route (Apify)
     connector = build_connector(
-        platform,
+        source,
         credential_id=f"{tenant_schema}-{connection.id}",
         secrets=secrets,
         client=runtime.http,
         limiter=QuotaLimiter(runtime.redis, prefix=settings.quota_key_prefix),
-        base_url=settings.connector_base_urls.get(platform),
+        base_url=settings.connector_base_urls.get(source),
     )
     since_param = task.params.get("since") if isinstance(task.params, dict) else None
     http = getattr(connector, "http", None)  # PlatformHttp: counts the quota units spent
@@ -175,8 +178,8 @@ async def collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
                 )
         except CredentialBroken as exc:
             async with tenant_tx(tenant_schema):
-                await connections.mark_broken(platform, exc.message)
-                await collector.fail(task_id, f"{platform} refused the credential: {exc.message}")
+                await connections.mark_broken(source, exc.message)
+                await collector.fail(task_id, f"{source} refused the credential: {exc.message}")
             return "credential broken"
         except QuotaExhausted as exc:
             # Come back when the bucket has refilled; the cursor keeps our place.

@@ -353,3 +353,111 @@ async def test_collect_x_through_the_job_with_documented_responses(
         get_settings.cache_clear()
         server.should_exit = True
         await serving
+
+
+async def test_instagram_through_the_apify_route(gql: GQL, tenant: Tenant) -> None:
+    """A tenant with an Apify token and no Instagram Graph connection collects Instagram
+    through Apify's scraper actors (recorded documented bodies: profile, one actor run per
+    listing, its dataset); the malformed item of the recording is skipped and logged."""
+    from pathlib import Path
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from api.settings import get_settings
+
+    fixtures = Path(__file__).parent / "collection" / "fixtures" / "apify"
+
+    def load(name: str) -> Any:
+        return json.loads((fixtures / name).read_text())
+
+    runs: dict[str, dict[str, Any]] = {}  # run id -> the input it was started with
+
+    def authorized(request: Request) -> bool:
+        return request.headers.get("authorization") == "Bearer apify-test-token"
+
+    async def profile(request: Request) -> Response:
+        return (
+            JSONResponse(load("profile.json")) if authorized(request) else Response(status_code=401)
+        )
+
+    async def start_run(request: Request) -> Response:
+        if not authorized(request):
+            return Response(status_code=401)
+        run = load("run_started.json")
+        run_id = f"run{len(runs)}"
+        runs[run_id] = await request.json()
+        run["data"].update(id=run_id, defaultDatasetId=f"ds-{run_id}")
+        return JSONResponse(run, status_code=201)
+
+    async def get_run(request: Request) -> Response:
+        run = load("run_succeeded.json")
+        run_id = request.path_params["run"]
+        run["data"].update(id=run_id, defaultDatasetId=f"ds-{run_id}")
+        return JSONResponse(run)
+
+    async def items(request: Request) -> Response:
+        run_input = runs[request.path_params["ds"].removeprefix("ds-")]
+        if int(request.query_params.get("offset", "0")) > 0:
+            return JSONResponse([])
+        if run_input.get("resultsType") == "comments":
+            url = run_input["directUrls"][0]
+            return JSONResponse([c for c in load("dataset_comments.json") if c["postUrl"] == url])
+        return JSONResponse(load("dataset_page1.json") + load("dataset_page2.json"))
+
+    app = Starlette(
+        routes=[
+            Route("/v2/acts/{actor}/run-sync-get-dataset-items", profile, methods=["POST"]),
+            Route("/v2/acts/{actor}/runs", start_run, methods=["POST"]),
+            Route("/v2/actor-runs/{run}", get_run),
+            Route("/v2/datasets/{ds}/items", items),
+        ]
+    )
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    os.environ["CONNECTOR_BASE_URLS"] = json.dumps({"apify": f"http://127.0.0.1:{port}"})
+    get_settings.cache_clear()
+    try:
+        secrets = [{"name": "token", "value": "apify-test-token"}]
+        data = await gql.ok(
+            CONNECT, {"i": {"platform": "APIFY", "secrets": secrets}}, token=tenant.token
+        )
+        assert data["connectPlatform"]["__typename"] == "ConnectPlatformSuccess"
+        accounts = [{"platform": "INSTAGRAM", "handle": "leomessi"}]
+        added = await gql.ok(
+            ADD, {"i": {"displayName": "Messi", "accounts": accounts}}, token=tenant.token
+        )
+        inf = added["addInfluencer"]["influencer"]["id"]
+        started = await gql.ok(
+            START, {"i": {"influencerId": inf, "platforms": ["INSTAGRAM"]}}, token=tenant.token
+        )
+        assert started["startCollection"]["__typename"] == "StartCollectionSuccess", started
+        task_id = started["startCollection"]["tasks"][0]["id"]
+        await run_jobs()
+        task = (await gql.ok(TASK, {"id": task_id}, token=tenant.token))["collectionTask"]
+        assert task["status"] == "SUCCEEDED", task
+        recorded = load("dataset_page1.json") + load("dataset_page2.json")
+        good = {i["id"] for i in recorded if i.get("id")}
+        async with tenant_tx(tenant.schema):
+            stored = set(await Post.all().values_list("external_id", flat=True))
+            comments = sorted(await Comment.all().values_list("external_id", "post__external_id"))
+        assert stored == good
+        assert comments == [
+            ("18050000000000001", "3480000000000000001"),
+            ("18050000000000002", "3480000000000000001"),
+        ]
+        assert task["skipped"] == 1 and len(task["errors"]) == 1
+        history = (await gql.ok(HISTORY, {"id": inf}, token=tenant.token))["influencer"]
+        assert history["accounts"][0]["followerHistory"] == [{"followers": 505000000}]
+    finally:
+        os.environ.pop("CONNECTOR_BASE_URLS", None)
+        get_settings.cache_clear()
+        server.should_exit = True
+        await serving

@@ -38,7 +38,9 @@ from domain.posts.service import posts
 from tenants.tx import current_tx
 
 COLLECT_JOB = "collection.collect"
-COLLECT_PLATFORMS = ("instagram", "youtube", "tiktok", "x")  # (apify feeds instagram posts)
+COLLECT_PLATFORMS = ("instagram", "youtube", "tiktok", "x")
+# A platform may also be collected through a scraper: used when its own API connection is absent.
+SCRAPER_ROUTES: dict[str, tuple[str, ...]] = {"instagram": ("apify",)}
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,14 @@ class CollectService:
             raise ValidationFailed(
                 FieldError("platforms", f"must be among {', '.join(COLLECT_PLATFORMS)}")
             )
-        if not await PlatformConnection.filter(platform=platform, status="active").exists():
+        sources = [platform, *SCRAPER_ROUTES.get(platform, ())]
+        if not await PlatformConnection.filter(platform__in=sources, status="active").exists():
             raise ValidationFailed(
-                FieldError("platforms", f"no active {platform} connection: connectPlatform first")
+                FieldError(
+                    "platforms",
+                    f"no active connection for {platform} (any of {', '.join(sources)}): "
+                    "connectPlatform first",
+                )
             )
         if influencer_id is not None and not await Influencer.filter(id=influencer_id).exists():
             raise NotFound("Influencer", influencer_id)

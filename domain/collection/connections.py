@@ -81,10 +81,17 @@ class ConnectionService:
     async def list(self) -> list[PlatformConnection]:
         return await PlatformConnection.all().order_by("platform")
 
-    async def secrets_for(self, platform: str) -> tuple[PlatformConnection, dict[str, str]]:
-        """The active credential, decrypted, for a job; re-encrypted under the current key
-        when it was made with an older one (lazy rotation)."""
-        conn = await PlatformConnection.filter(platform=platform, status="active").first()
+    async def secrets_for(
+        self, platform: str, *fallbacks: str
+    ) -> tuple[PlatformConnection, dict[str, str]]:
+        """The active credential for `platform` (else the first active of `fallbacks`, e.g. a
+        scraper), decrypted, for a job; re-encrypted under the current key when it was made
+        with an older one (lazy rotation)."""
+        conn = None
+        for source in (platform, *fallbacks):
+            conn = await PlatformConnection.filter(platform=source, status="active").first()
+            if conn is not None:
+                break
         if conn is None:
             raise NotFound("PlatformConnection", platform)
         secrets = self.cipher.decrypt_json(conn.secret)
