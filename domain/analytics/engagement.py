@@ -54,16 +54,16 @@ def post_engagement_rate(post: PostStats, followers: int) -> float | None:
 
 def engagement_rates(posts: Sequence[PostStats], followers: int) -> EngagementRates:
     """Mean per-post engagement rate by followers and by views."""
-    by_followers = None
+    by_followers: float | None = None
     if posts and followers > 0:
         by_followers = sum(p.interactions for p in posts) / len(posts) / followers
-    viewed = [p for p in posts if p.views is not None and p.views > 0]
-    by_views = sum(p.interactions / p.views for p in viewed) / len(viewed) if viewed else None  # type: ignore[operator]
+    view_rates = [p.interactions / p.views for p in posts if p.views is not None and p.views > 0]
+    by_views = sum(view_rates) / len(view_rates) if view_rates else None
     return EngagementRates(
         by_followers=by_followers,
         by_views=by_views,
         posts=len(posts),
-        posts_with_views=len(viewed),
+        posts_with_views=len(view_rates),
         followers=followers,
     )
 

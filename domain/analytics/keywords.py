@@ -75,19 +75,16 @@ class SentimentKeywords:
     negative: list[SentimentKeyword]  # mean_sentiment < 0, lowest first
 
 
-def _vectorizer_args(lang: Lang | None) -> dict[str, object]:
-    return {
-        "preprocessor": clean_for_keywords,
-        "token_pattern": TOKEN_PATTERN,
-        "stop_words": sorted(stop_words(lang)),
-    }
-
-
 def top_keywords(texts: Sequence[str], lang: Lang | None = None, top_n: int = 10) -> list[Keyword]:
     """The `top_n` terms of `texts` by summed TF-IDF weight (ties: more texts, then A-Z)."""
     if not any(t.strip() for t in texts):
         return []
-    vectorizer = TfidfVectorizer(sublinear_tf=True, **_vectorizer_args(lang))  # type: ignore[arg-type]
+    vectorizer = TfidfVectorizer(
+        sublinear_tf=True,
+        preprocessor=clean_for_keywords,
+        token_pattern=TOKEN_PATTERN,
+        stop_words=sorted(stop_words(lang)),
+    )
     try:
         matrix = vectorizer.fit_transform(texts)
     except ValueError:  # empty vocabulary: only stop words, URLs, mentions
@@ -139,7 +136,12 @@ def sentiment_keywords(
         raise ValueError("texts and scores must have the same length")
     if not any(t.strip() for t in texts):
         return SentimentKeywords(positive=[], negative=[])
-    vectorizer = CountVectorizer(binary=True, **_vectorizer_args(lang))  # type: ignore[arg-type]
+    vectorizer = CountVectorizer(
+        binary=True,
+        preprocessor=clean_for_keywords,
+        token_pattern=TOKEN_PATTERN,
+        stop_words=sorted(stop_words(lang)),
+    )
     try:
         matrix = vectorizer.fit_transform(texts)
     except ValueError:

@@ -36,9 +36,7 @@ def test_portuguese_stop_words_removed() -> None:
     terms = [k.term for k in top_keywords(texts, "pt", top_n=20)]
     assert terms[0] == "novela"
     assert "final" in terms
-    assert not {"não", "eu", "do", "de", "mas", "está", "foi", "muito", "vocês", "que"} & set(
-        terms
-    )
+    assert not {"não", "eu", "do", "de", "mas", "está", "foi", "muito", "vocês", "que"} & set(terms)
 
 
 def test_mixed_language_removes_both_lists() -> None:
