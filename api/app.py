@@ -33,6 +33,7 @@ from api.auth import AuthMiddleware
 from api.lifecycle import Lifecycle
 from api.logging import RequestContextMiddleware, configure_logging, request_id_from
 from api.metrics import metrics_endpoint
+from api.oauth import oauth_callback
 from api.persisted import PERSISTED_QUERY_NOT_FOUND, PersistedQueryError, persisted_queries
 from api.realtime import EventHub
 from api.settings import Settings, get_settings
@@ -410,6 +411,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
+        Route("/oauth/platforms/{platform}/callback", oauth_callback, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     # Collection: platform API base URLs to override (JSON, e.g. {"youtube": "http://..."}) for
     # staging or test fakes; comments are fetched for the newest N posts of the last D days.
     connector_base_urls: dict[str, str] = Field(default_factory=dict)
+    # OAuth connection flows (docs/connectors.md), per platform ("x", "instagram"): client_id,
+    # client_secret, and for staging or test fakes authorize_url, token_url, api_base_url,
+    # redirect_uri. JSON, e.g. OAUTH_PLATFORMS='{"x": {"client_id": "...", ...}}'.
+    oauth_platforms: dict[str, dict[str, str]] = Field(default_factory=dict)
     collect_comment_posts: int = Field(default=10, ge=0, le=100)
     collect_comment_days: int = Field(default=7, ge=0, le=90)
     collect_interval_hours: int = Field(default=24, ge=1)  # per-tenant schedule (plans: later)

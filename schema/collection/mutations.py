@@ -4,16 +4,21 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from starlette.requests import Request
 from strawberry import relay
 from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
+from api.oauth import callback_url
+from domain.collection import oauth
 from domain.collection.collect import collector
 from domain.collection.connections import connections
 from domain.collection.service import collection
 from domain.errors import FieldError
 from domain.errors import ValidationFailed as DomainValidationFailed
+from jobs.runtime import runtime
 from schema.collection.types import CollectionTask, ConnectionPlatform, PlatformConnection
+from schema.context import Context
 from schema.errors import NotFound, ValidationFailed, run_mutation
 from schema.influencers.types import Platform
 from schema.permissions import requires
@@ -60,6 +65,19 @@ class DisconnectPlatformSuccess:
 
 DisconnectPlatformPayload = Annotated[
     DisconnectPlatformSuccess | NotFound, strawberry.union("DisconnectPlatformPayload")
+]
+
+
+@strawberry.type
+class StartPlatformConnectionSuccess:
+    authorization_url: str = strawberry.field(
+        description="Send the user here; the provider returns them to our callback."
+    )
+
+
+StartPlatformConnectionPayload = Annotated[
+    StartPlatformConnectionSuccess | ValidationFailed,
+    strawberry.union("StartPlatformConnectionPayload"),
 ]
 
 
@@ -130,6 +148,32 @@ class CollectionMutations:
         async def run() -> DisconnectPlatformSuccess:
             conn = await connections.disconnect(platform.value)
             return DisconnectPlatformSuccess(connection=PlatformConnection.from_model(conn))
+
+        return await run_mutation(run)  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        extensions=[requires("tenant:manage")],
+        description="Begin an OAuth connection (x, instagram): the URL of the consent screen. "
+        "The callback stores the credential like connectPlatform (docs/connectors.md).",
+    )
+    async def start_platform_connection(
+        self, info: Info[Context, None], platform: ConnectionPlatform
+    ) -> StartPlatformConnectionPayload:
+        async def run() -> StartPlatformConnectionSuccess:
+            ctx = info.context
+            assert ctx.tenant_schema is not None and isinstance(ctx.request, Request)
+            try:
+                url = await oauth.start(
+                    runtime.redis,  # type: ignore[arg-type]
+                    key_prefix=ctx.settings.quota_key_prefix,
+                    config=ctx.settings.oauth_platforms,
+                    tenant_schema=ctx.tenant_schema,
+                    platform=platform.value,
+                    redirect_uri=callback_url(ctx.request, platform.value),
+                )
+            except oauth.OAuthFlowError as exc:
+                raise DomainValidationFailed(FieldError("platform", str(exc))) from exc
+            return StartPlatformConnectionSuccess(authorization_url=url)
 
         return await run_mutation(run)  # type: ignore[return-value]
 
