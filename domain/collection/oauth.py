@@ -60,7 +60,9 @@ class OAuthFlowError(Exception):
     """The flow cannot go on; the message is safe to show to the user."""
 
 
-def _provider(platform: str, config: Mapping[str, Mapping[str, str]]) -> tuple[Provider, dict]:
+def _provider(
+    platform: str, config: Mapping[str, Mapping[str, str]]
+) -> tuple[Provider, dict[str, str]]:
     if platform not in PROVIDERS:
         raise OAuthFlowError(f"{platform} has no OAuth connection flow: use connectPlatform")
     conf = dict(config.get(platform) or {})

@@ -10,6 +10,7 @@ from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from api.oauth import callback_url
+from api.settings import get_settings
 from domain.collection import oauth
 from domain.collection.collect import collector
 from domain.collection.connections import connections
@@ -161,12 +162,13 @@ class CollectionMutations:
     ) -> StartPlatformConnectionPayload:
         async def run() -> StartPlatformConnectionSuccess:
             ctx = info.context
+            settings = get_settings()  # read per call, like the callback route
             assert ctx.tenant_schema is not None and isinstance(ctx.request, Request)
             try:
                 url = await oauth.start(
                     runtime.redis,  # type: ignore[arg-type]
-                    key_prefix=ctx.settings.quota_key_prefix,
-                    config=ctx.settings.oauth_platforms,
+                    key_prefix=settings.quota_key_prefix,
+                    config=settings.oauth_platforms,
                     tenant_schema=ctx.tenant_schema,
                     platform=platform.value,
                     redirect_uri=callback_url(ctx.request, platform.value),
