@@ -6,6 +6,7 @@ tenant isolation, and a worker SIGKILLed mid-collection that resumes to exactly 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -37,28 +38,25 @@ HISTORY = """query($id: ID!) { influencer(id: $id) { totalFollowers
     accounts { handle followers status followerHistory { followers } } } }"""
 
 
-@pytest.fixture
-async def youtube() -> AsyncIterator[FakeYouTube]:
-    """The fake YouTube API on a loopback port; collection jobs are pointed at it."""
+@contextlib.asynccontextmanager
+async def fake_platform(app: Any, platform: str, path: str = "") -> AsyncIterator[str]:
+    """Serve a fake platform API on a loopback port and point `platform`'s connector at it
+    (CONNECTOR_BASE_URLS) for the duration; yields the base URL."""
     from api.settings import get_settings
 
-    fake = FakeYouTube(channels={"alpha": 12, "beta": 7})
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
     for _ in range(500):
         if server.started:
             break
         await asyncio.sleep(0.02)
+    base = f"http://127.0.0.1:{port}{path}"
     old = os.environ.get("CONNECTOR_BASE_URLS")
-    os.environ["CONNECTOR_BASE_URLS"] = json.dumps(
-        {"youtube": f"http://127.0.0.1:{port}/youtube/v3"}
-    )
+    os.environ["CONNECTOR_BASE_URLS"] = json.dumps({platform: base})
     get_settings.cache_clear()
     try:
-        yield fake
+        yield base
     finally:
         if old is None:
             os.environ.pop("CONNECTOR_BASE_URLS", None)
@@ -66,7 +64,15 @@ async def youtube() -> AsyncIterator[FakeYouTube]:
             os.environ["CONNECTOR_BASE_URLS"] = old
         get_settings.cache_clear()
         server.should_exit = True
-        await task
+        await serving
+
+
+@pytest.fixture
+async def youtube() -> AsyncIterator[FakeYouTube]:
+    """The fake YouTube API on a loopback port; collection jobs are pointed at it."""
+    fake = FakeYouTube(channels={"alpha": 12, "beta": 7})
+    async with fake_platform(fake.app(), "youtube", "/youtube/v3"):
+        yield fake
 
 
 async def connect(gql: GQL, t: Tenant, key: str = API_KEY) -> dict[str, Any]:
@@ -280,8 +286,6 @@ async def test_collect_x_through_the_job_with_documented_responses(
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    from api.settings import get_settings
-
     fixtures = Path(__file__).parent / "collection" / "fixtures" / "x"
     page1 = json.loads((fixtures / "tweets_page1.json").read_text())
     page2 = json.loads((fixtures / "tweets_page2.json").read_text())
@@ -306,16 +310,7 @@ async def test_collect_x_through_the_job_with_documented_responses(
             Route("/2/users/{uid}/tweets", tweets),
         ]
     )
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    os.environ["CONNECTOR_BASE_URLS"] = json.dumps({"x": f"http://127.0.0.1:{port}"})
-    get_settings.cache_clear()
-    try:
+    async with fake_platform(app, "x"):
         data = await gql.ok(
             CONNECT,
             {
@@ -348,11 +343,6 @@ async def test_collect_x_through_the_job_with_documented_responses(
         assert [e["item"] for e in task["errors"]] == bad and task["skipped"] == len(bad)
         history = (await gql.ok(HISTORY, {"id": inf}, token=tenant.token))["influencer"]
         assert history["accounts"][0]["followerHistory"] == [{"followers": 583429}]
-    finally:
-        os.environ.pop("CONNECTOR_BASE_URLS", None)
-        get_settings.cache_clear()
-        server.should_exit = True
-        await serving
 
 
 async def test_instagram_through_the_apify_route(gql: GQL, tenant: Tenant) -> None:
@@ -365,8 +355,6 @@ async def test_instagram_through_the_apify_route(gql: GQL, tenant: Tenant) -> No
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
-
-    from api.settings import get_settings
 
     fixtures = Path(__file__).parent / "collection" / "fixtures" / "apify"
 
@@ -415,16 +403,7 @@ async def test_instagram_through_the_apify_route(gql: GQL, tenant: Tenant) -> No
             Route("/v2/datasets/{ds}/items", items),
         ]
     )
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    os.environ["CONNECTOR_BASE_URLS"] = json.dumps({"apify": f"http://127.0.0.1:{port}"})
-    get_settings.cache_clear()
-    try:
+    async with fake_platform(app, "apify"):
         secrets = [{"name": "token", "value": "apify-test-token"}]
         data = await gql.ok(
             CONNECT, {"i": {"platform": "APIFY", "secrets": secrets}}, token=tenant.token
@@ -456,8 +435,3 @@ async def test_instagram_through_the_apify_route(gql: GQL, tenant: Tenant) -> No
         assert task["skipped"] == 1 and len(task["errors"]) == 1
         history = (await gql.ok(HISTORY, {"id": inf}, token=tenant.token))["influencer"]
         assert history["accounts"][0]["followerHistory"] == [{"followers": 505000000}]
-    finally:
-        os.environ.pop("CONNECTOR_BASE_URLS", None)
-        get_settings.cache_clear()
-        server.should_exit = True
-        await serving
