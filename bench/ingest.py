@@ -20,27 +20,13 @@ import asyncpg
 
 from bench._util import run_async, temporary_database
 from domain.collection.rules import ImportRow
+from domain.posts.service import POST_STAGE_COLUMNS
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCHEMA = "t_bench"
 ACCOUNTS = 100
-COLUMNS = (
-    "account_id",
-    "influencer_id",
-    "platform",
-    "external_id",
-    "url",
-    "text",
-    "hashtags",
-    "mentions",
-    "published_at",
-    "likes",
-    "comments",
-    "shares",
-    "views",
-    "raw_json",
-    "collected_at",
-)
+# The write path's own staging columns, plus the timestamp the upsert sets itself.
+COLUMNS = (*POST_STAGE_COLUMNS, "collected_at")
 
 
 def make_rows(n: int, seed: int = 7) -> list[ImportRow]:

@@ -18,7 +18,7 @@ from tenants.tx import current_tx
 
 # The write path: COPY the batch into a transaction-local staging table (binary, the fastest way
 # into PostgreSQL), then one INSERT .. ON CONFLICT from it. (platform, external_id) is the key.
-_STAGE_COLUMNS = (
+POST_STAGE_COLUMNS = (
     "account_id",
     "influencer_id",
     "platform",
@@ -246,7 +246,7 @@ class PostService:
         if not latest:
             return result
         returned = await _copy_and_upsert(
-            _CREATE_STAGE, "_post_stage", _STAGE_COLUMNS, list(latest.values()), _UPSERT_FROM_STAGE
+            _CREATE_STAGE, "_post_stage", POST_STAGE_COLUMNS, list(latest.values()), _UPSERT_FROM_STAGE
         )
         for row in returned:
             if row["inserted"]:
