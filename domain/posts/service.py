@@ -246,7 +246,11 @@ class PostService:
         if not latest:
             return result
         returned = await _copy_and_upsert(
-            _CREATE_STAGE, "_post_stage", POST_STAGE_COLUMNS, list(latest.values()), _UPSERT_FROM_STAGE
+            _CREATE_STAGE,
+            "_post_stage",
+            POST_STAGE_COLUMNS,
+            list(latest.values()),
+            _UPSERT_FROM_STAGE,
         )
         for row in returned:
             if row["inserted"]:
