@@ -34,6 +34,13 @@ class Post(Model):
         default=dict
     )  # the platform item as received
     collected_at = fields.DatetimeField(auto_now_add=True)
+    # Filled by the analytics pass (domain/analytics, jobs/actors.py); NULL until analysed.
+    language = fields.CharField(max_length=8, null=True)  # ISO 639-1, e.g. "en", "pt"
+    sentiment = fields.CharField(max_length=8, null=True)  # negative | neutral | positive
+    sentiment_score = fields.FloatField(null=True)  # P(positive) - P(negative), [-1, 1]
+    sentiment_confidence = fields.FloatField(null=True)  # probability of `sentiment`
+    keywords = ArrayField(element_type="text", null=True)
+    analyzed_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "post"
@@ -52,6 +59,12 @@ class Comment(Model):
     text = fields.TextField(default="")
     likes = fields.BigIntField(default=0)
     published_at = fields.DatetimeField(null=True)
+    # Filled by the analytics pass, like Post's.
+    language = fields.CharField(max_length=8, null=True)
+    sentiment = fields.CharField(max_length=8, null=True)
+    sentiment_score = fields.FloatField(null=True)
+    sentiment_confidence = fields.FloatField(null=True)
+    analyzed_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "comment"
