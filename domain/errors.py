@@ -58,3 +58,25 @@ class LimitReached(DomainError):
         super().__init__(f"limit {limit} reached ({allowed})")
         self.limit = limit
         self.allowed = allowed
+
+
+class PlanLimitReached(DomainError):
+    """The tenant's plan does not allow this (billing/plans.py names the limits)."""
+
+    code = "PLAN_LIMIT_REACHED"
+
+    def __init__(self, limit: str, allowed: int | bool | None, plan: str) -> None:
+        super().__init__(f"the {plan} plan's limit {limit} is reached ({allowed})")
+        self.limit = limit
+        self.allowed = allowed
+        self.plan = plan
+
+
+class RateLimited(DomainError):
+    """Too many requests for this tenant, credential or client; retry after the given time."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -50,6 +50,13 @@ class PermissionDenied(UserError):
     pass
 
 
+@strawberry.type(description="The tenant's plan does not allow this; `limit` names the limit.")
+class PlanLimitReached(UserError):
+    limit: str
+    plan: str
+    allowed: int | None  # None: the limit is a yes/no feature the plan lacks
+
+
 def to_user_error(exc: de.DomainError, ident: object = None) -> UserError:
     if isinstance(exc, de.ValidationFailed):
         return ValidationFailed(
@@ -65,6 +72,15 @@ def to_user_error(exc: de.DomainError, ident: object = None) -> UserError:
         return AuthenticationFailed(message=exc.message, code=exc.code)
     if isinstance(exc, de.PermissionDenied):
         return PermissionDenied(message=exc.message, code=exc.code)
+    if isinstance(exc, de.PlanLimitReached):
+        allowed = (
+            exc.allowed
+            if isinstance(exc.allowed, int) and not isinstance(exc.allowed, bool)
+            else None
+        )
+        return PlanLimitReached(
+            message=exc.message, code=exc.code, limit=exc.limit, plan=exc.plan, allowed=allowed
+        )
     raise exc
 
 
@@ -96,6 +112,10 @@ def user_facing(error: GraphQLError) -> GraphQLError | None:
         ext: dict[str, Any] = {"code": original.code}
         if isinstance(original, de.ValidationFailed):
             ext["fields"] = [{"field": e.field, "message": e.message} for e in original.errors]
+        elif isinstance(original, de.PlanLimitReached):
+            ext.update(limit=original.limit, plan=original.plan)
+        elif isinstance(original, de.RateLimited):
+            ext["retryAfter"] = round(original.retry_after, 3)
         return GraphQLError(
             original.message,
             nodes=error.nodes,
