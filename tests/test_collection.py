@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -392,7 +392,17 @@ async def test_instagram_through_the_apify_route(gql: GQL, tenant: Tenant) -> No
         if run_input.get("resultsType") == "comments":
             url = run_input["directUrls"][0]
             return JSONResponse([c for c in load("dataset_comments.json") if c["postUrl"] == url])
-        return JSONResponse(load("dataset_page1.json") + load("dataset_page2.json"))
+        return JSONResponse(recent(load("dataset_page1.json") + load("dataset_page2.json")))
+
+    def recent(listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The recording, moved to the last days (same order and spacing), so its newest post
+        stays within the comment window (COLLECT_COMMENT_DAYS) whatever today is."""
+        newest = max(datetime.fromisoformat(i["timestamp"]) for i in listing)
+        shift = datetime.now(UTC) - timedelta(hours=1) - newest
+        for item in listing:
+            moved = datetime.fromisoformat(item["timestamp"]) + shift
+            item["timestamp"] = moved.isoformat().replace("+00:00", "Z")
+        return listing
 
     app = Starlette(
         routes=[
