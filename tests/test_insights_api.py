@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
+from domain.collection.models import FollowerSnapshot
+from domain.influencers.models import InfluencerAccount
 from jobs.insights import run_daily_digest, run_detect_anomalies, run_evaluate_alerts
+from tenants.tx import tenant_tx
 from tests.conftest import GQL, Server, Tenant, import_file, run_jobs
 from tests.test_import import jsonl
 from tests.test_subscriptions import connect
@@ -318,3 +321,37 @@ async def test_alert_and_insight_subscribers_receive_their_events(
         await asyncio.wait_for(sockets[1].recv(), 1.0)  # B hears nothing of A's
     for ws in sockets:
         await ws.close()
+
+
+async def test_follower_snapshots_feed_rules_and_the_digest(gql: GQL, tenant: Tenant) -> None:
+    ids = await seed(gql, tenant)
+    async with tenant_tx(tenant.schema):
+        accounts = dict(await InfluencerAccount.all().values_list("handle", "id"))
+        for handle, hours_ago, followers in (
+            ("ana", 60, 900),  # older than both windows: only the latest before counts
+            ("ana", 30, 1000),
+            ("ana", 1, 1200),
+            ("bia", 50, 500),
+        ):
+            await FollowerSnapshot.create(
+                account_id=accounts[handle],
+                followers=followers,
+                taken_at=NOW - timedelta(hours=hours_ago),
+            )
+    rule = {"name": "Ana grows", "metric": "FOLLOWERS", "condition": "CHANGE_PCT"}
+    created = await gql.ok(
+        CREATE,
+        {"i": {**rule, "threshold": 10, "windowHours": 24, "influencerId": ids["ana"]}},
+        token=tenant.token,
+    )
+    assert created["createAlertRule"]["__typename"] == "CreateAlertRuleSuccess"
+    # ana: 1000 at NOW - 24 h, 1200 at NOW: +20 % (bia's 500 is out of the rule's scope)
+    assert await run_evaluate_alerts(tenant.schema, NOW) == 1
+    [event] = (await gql.ok(EVENTS, token=tenant.token))["alertEvents"]["edges"]
+    assert "+20.0%" in event["node"]["message"] and event["node"]["value"] == 1200
+
+    await run_daily_digest(tenant.schema, NOW)
+    [digest] = (await gql.ok(INSIGHTS, token=tenant.token))["insights"]["edges"]
+    followers = next(m for m in digest["node"]["metrics"] if m["name"] == "followers")
+    # end of 11-29: ana 1000 (taken 11-29 06:00) + bia 500; start: ana 900 + bia 500
+    assert (followers["value"], followers["previous"]) == (1500, 1400)

@@ -17,7 +17,6 @@ from domain import events
 from domain.analytics import alerts as rules
 from domain.analytics import insights as calc
 from domain.analytics.engagement import FollowerSnapshot as Snap
-from domain.collection.models import FollowerSnapshot
 from domain.errors import FieldError, NotFound, ValidationFailed
 from domain.influencers.models import Influencer, InfluencerAccount
 from domain.insights.models import AlertEvent, AlertRule, Anomaly, Insight
@@ -117,19 +116,26 @@ class InsightService:
         self, since: datetime, influencer_id: int | None = None
     ) -> dict[int, list[Snap]]:
         """Follower snapshots per account from `since` on, plus each account's latest one
-        before it (so totals at `since` are known)."""
-        query = FollowerSnapshot.all()
+        before it (so totals at `since` are known), oldest first."""
+        scope = ""
+        args: list[Any] = [since]
         if influencer_id is not None:
-            query = query.filter(account__influencer_id=influencer_id)
-        rows = await query.order_by("taken_at", "id").values_list(
-            "account_id", "taken_at", "followers"
+            scope = "AND account_id IN (SELECT id FROM influencer_account WHERE influencer_id = $2)"
+            args.append(influencer_id)
+        rows = await current_tx().conn.execute_query_dict(
+            f"""SELECT * FROM (
+                  SELECT DISTINCT ON (account_id) account_id, taken_at, followers
+                  FROM follower_snapshot WHERE taken_at < $1 {scope}
+                  ORDER BY account_id, taken_at DESC) AS before
+                UNION ALL
+                SELECT account_id, taken_at, followers FROM follower_snapshot
+                WHERE taken_at >= $1 {scope}
+                ORDER BY account_id, taken_at""",
+            args,
         )
         out: dict[int, list[Snap]] = defaultdict(list)
-        for account, at, count in rows:
-            if at < since and out[account]:
-                out[account][-1] = Snap(at, int(count))  # keep only the latest before `since`
-            else:
-                out[account].append(Snap(at, int(count)))
+        for r in rows:
+            out[int(r["account_id"])].append(Snap(r["taken_at"], int(r["followers"])))
         return dict(out)
 
     async def names(self) -> dict[int, str]:
