@@ -12,6 +12,8 @@ import structlog
 from arq import cron
 from arq.cron import CronJob
 
+from api.settings import get_settings
+from domain.insights.prose import ProseRewriter
 from domain.insights.service import insights
 from tenants.registry import list_tenant_schemas
 from tenants.tx import tenant_tx, validate_schema_name
@@ -19,10 +21,22 @@ from tenants.tx import tenant_tx, validate_schema_name
 log = structlog.get_logger(__name__)
 
 
-async def run_daily_digest(tenant_schema: str, now: datetime | None = None) -> int | None:
-    """Write yesterday's digest (UTC) once; returns its id, None when it already exists."""
-    async with tenant_tx(validate_schema_name(tenant_schema)):
-        row = await insights.write_daily_digest(now or datetime.now(UTC))
+async def run_daily_digest(
+    tenant_schema: str, now: datetime | None = None, rewriter: ProseRewriter | None = None
+) -> int | None:
+    """Write yesterday's digest (UTC) once; returns its id, None when it already exists.
+
+    With a rewriter (default: from settings, none unless INSIGHTS_LLM_URL is set) the prose is
+    rewritten between the read and the write, outside any transaction."""
+    schema = validate_schema_name(tenant_schema)
+    rewriter = rewriter or ProseRewriter.from_settings(get_settings())
+    async with tenant_tx(schema):
+        digest = await insights.build_daily_digest(now or datetime.now(UTC))
+    if digest is None:
+        return None
+    prose = await rewriter.rewrite(digest.as_json()) if rewriter else None
+    async with tenant_tx(schema):
+        row = await insights.store_daily_digest(digest, prose)
     log.info("daily_digest", schema=tenant_schema, insight_id=row.id if row else None)
     return row.id if row else None
 

@@ -8,10 +8,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from domain.collection.models import FollowerSnapshot
 from domain.influencers.models import InfluencerAccount
+from domain.insights.prose import ProseRewriter
 from jobs.insights import run_daily_digest, run_detect_anomalies, run_evaluate_alerts
 from tenants.tx import tenant_tx
 from tests.conftest import GQL, Server, Tenant, import_file, run_jobs
@@ -355,3 +357,61 @@ async def test_follower_snapshots_feed_rules_and_the_digest(gql: GQL, tenant: Te
     followers = next(m for m in digest["node"]["metrics"] if m["name"] == "followers")
     # end of 11-29: ana 1000 (taken 11-29 06:00) + bia 500; start: ana 900 + bia 500
     assert (followers["value"], followers["previous"]) == (1500, 1400)
+
+
+def fake_chat_completions(seen: list[httpx.Request], status: int = 200) -> httpx.MockTransport:
+    """An OpenAI-compatible `POST /v1/chat/completions` with the documented response shape."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if status != 200:
+            return httpx.Response(status, json={"error": {"message": "overloaded"}})
+        return httpx.Response(
+            200,
+            json={
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 1764547200,
+                "model": "tiny-model",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": " Ana's post took off. "},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 300, "completion_tokens": 6, "total_tokens": 306},
+            },
+        )
+
+    return httpx.MockTransport(handle)
+
+
+async def test_digest_prose_rewritten_by_a_configured_endpoint(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    await seed(gql, tenant)
+    seen: list[httpx.Request] = []
+    rewriter = ProseRewriter(
+        "http://llm.test/v1", "tiny-model", "sk-test", transport=fake_chat_completions(seen)
+    )
+    assert await run_daily_digest(tenant.schema, NOW, rewriter) is not None
+    [request] = seen
+    assert (request.method, str(request.url)) == ("POST", "http://llm.test/v1/chat/completions")
+    assert request.headers["authorization"] == "Bearer sk-test"
+    sent = json.loads(request.content)
+    assert sent["model"] == "tiny-model" and [m["role"] for m in sent["messages"]] == [
+        "system",
+        "user",
+    ]
+    assert json.loads(sent["messages"][1]["content"])["summary"].startswith("2026-11-29: 1 posts")
+    query = "{ insights { edges { node { summary prose } } } }"
+    [edge] = (await gql.ok(query, token=tenant.token))["insights"]["edges"]
+    assert edge["node"]["prose"] == "Ana's post took off."
+    assert edge["node"]["summary"].startswith("2026-11-29: 1 posts")  # the data-built one stays
+
+    # a failing endpoint: the digest is still written, without prose
+    failing = ProseRewriter("http://llm.test/v1", "m", transport=fake_chat_completions([], 503))
+    assert await run_daily_digest(other_tenant.schema, NOW, failing) is not None
+    [edge] = (await gql.ok(query, token=other_tenant.token))["insights"]["edges"]
+    assert edge["node"]["prose"] is None

@@ -150,30 +150,49 @@ class InsightService:
 
     # -- jobs ----------------------------------------------------------------------------------
 
-    async def write_daily_digest(self, now: datetime) -> Insight | None:
-        """The digest of the last full UTC day before `now`, written once (None: already)."""
-        await _lock(DAILY_DIGEST)
+    async def build_daily_digest(self, now: datetime) -> calc.Digest | None:
+        """The digest of the last full UTC day before `now` (None: it is already stored).
+        Only reads, so a job may rewrite its prose outside any transaction."""
         end = datetime.combine(now.date(), time(), tzinfo=now.tzinfo)
         start = end - timedelta(days=1)
         if await Insight.exists(kind=DAILY_DIGEST, period_start=start):
             return None
         points = await self.points(min(start - timedelta(days=1), end - ANOMALY_LOOKBACK), end)
         platforms = sorted({p.platform for p in points})
-        times = [calc.best_posting_times(points, platform) for platform in platforms]
-        digest = calc.build_digest(
+        return calc.build_digest(
             points,
             start,
             end,
             await self.names(),
             anomalies=calc.detect_anomalies(points, end),
             snapshots=await self.snapshots(start - timedelta(days=1)),
-            posting_times=times,
+            posting_times=[calc.best_posting_times(points, p) for p in platforms],
         )
+
+    async def store_daily_digest(
+        self, digest: calc.Digest, prose: str | None = None
+    ) -> Insight | None:
+        """Write the digest once per day (None: a concurrent run stored it first) and
+        publish `insight.created` after commit."""
+        await _lock(DAILY_DIGEST)
+        if await Insight.exists(kind=DAILY_DIGEST, period_start=digest.period_start):
+            return None
+        body = digest.as_json()
+        if prose:
+            body["prose"] = prose
         row = await Insight.create(
-            kind=DAILY_DIGEST, period_start=start, period_end=end, body=digest.as_json()
+            kind=DAILY_DIGEST,
+            period_start=digest.period_start,
+            period_end=digest.period_end,
+            body=body,
         )
         events.emit(events.INSIGHT_CREATED, {"id": row.id, "kind": row.kind})
         return row
+
+    async def write_daily_digest(self, now: datetime) -> Insight | None:
+        """Build and store the digest in one go (no prose rewrite)."""
+        digest = await self.build_daily_digest(now)
+        return await self.store_daily_digest(digest) if digest else None
 
     async def detect_anomalies(self, now: datetime) -> builtins.list[Anomaly]:
         """Store the anomalies found at `now` that are not stored yet; returns the new ones."""
@@ -276,7 +295,9 @@ class InsightService:
             metric=changes.metric or old.metric,
             condition=changes.condition or old.condition,
             threshold=changes.threshold if changes.threshold is not None else old.threshold,
-            window_hours=changes.window_hours or old.window_hours,
+            window_hours=changes.window_hours
+            if changes.window_hours is not None
+            else old.window_hours,
             channels=changes.channels if changes.channels is not None else old.channels,
             influencer_id=None
             if changes.clear_influencer

@@ -54,6 +54,10 @@ class Insight(relay.Node):
     highlights: list[str]
     concerns: list[str]
     recommendations: list[str]
+    prose: str | None = strawberry.field(
+        description="The digest rewritten by the configured language model; null when none "
+        "is configured or it failed (summary and lists are always built from the data)."
+    )
 
     @classmethod
     def from_model(cls, m: models.Insight) -> Insight:
@@ -77,6 +81,7 @@ class Insight(relay.Node):
             highlights=list(body.get("highlights", [])),
             concerns=list(body.get("concerns", [])),
             recommendations=list(body.get("recommendations", [])),
+            prose=body.get("prose"),
         )
 
     @classmethod
