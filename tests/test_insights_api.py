@@ -40,7 +40,7 @@ INSIGHTS = """query($r: InsightRange) { insights(range: $r, first: 10) { edges {
     id kind periodStart summary metrics { name value previous changePct }
     highlights concerns recommendations } } } }"""
 ANOMALIES = """query($inf: ID) { anomalies(influencerId: $inf, first: 20) { edges { node {
-    kind value baseline score severity influencer { displayName } post { externalId } } } } }"""
+    id kind value baseline score severity influencer { displayName } post { externalId } } } } }"""
 BEST = """{ bestPostingTimes(platform: INSTAGRAM) { platform posts enoughData
     slots { weekday hour posts lift } byHour { hour posts } } }"""
 
@@ -139,6 +139,10 @@ async def test_digest_anomalies_and_best_times_per_tenant(
     viral = next(e["node"] for e in found["edges"] if e["node"]["kind"] == "VIRAL_POST")
     assert viral["post"] == {"externalId": "viral"} and viral["value"] == 2500
     assert viral["influencer"] == {"displayName": "Ana"} and viral["severity"] == "high"
+    node = "query($id: ID!) { node(id: $id) { ... on Anomaly { kind } } }"
+    assert (await gql.ok(node, {"id": viral["id"]}, token=tenant.token))["node"] == {
+        "kind": "VIRAL_POST"
+    }
     bia = (await gql.ok(ANOMALIES, {"inf": ids["bia"]}, token=tenant.token))["anomalies"]
     assert all(e["node"]["kind"] != "VIRAL_POST" for e in bia["edges"])
 
@@ -212,7 +216,12 @@ async def test_alert_rule_fires_once_per_crossing_and_rearms(
     assert await run_evaluate_alerts(tenant.schema, later) == 1
     assert len((await gql.ok(EVENTS, token=tenant.token))["alertEvents"]["edges"]) == 2
 
-    # B: none of A's rules or events, and cannot change or delete A's rule
+    # B: none of A's rules or events, and cannot read, change or delete A's rule
+    node = "query($id: ID!) { node(id: $id) { ... on AlertRule { name } } }"
+    assert (await gql.ok(node, {"id": rule["id"]}, token=tenant.token))["node"] == {
+        "name": "Bia is hot"
+    }
+    assert (await gql.ok(node, {"id": rule["id"]}, token=other_tenant.token))["node"] is None
     assert (await gql.ok(RULES, token=other_tenant.token))["alertRules"] == []
     assert (await gql.ok(EVENTS, token=other_tenant.token))["alertEvents"]["edges"] == []
     upd = await gql.ok(UPDATE, {"i": {"id": rule["id"], "threshold": 1}}, token=other_tenant.token)

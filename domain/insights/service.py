@@ -376,6 +376,15 @@ class InsightService:
             query = query.filter(rule_id=rule_id)
         return await _newest_first(query, first, after)
 
+    async def insights_by_ids(self, ids: Sequence[int]) -> dict[int, Insight]:
+        return {r.id: r for r in await Insight.filter(id__in=list(ids))}
+
+    async def anomalies_by_ids(self, ids: Sequence[int]) -> dict[int, Anomaly]:
+        return {r.id: r for r in await Anomaly.filter(id__in=list(ids))}
+
+    async def events_by_ids(self, ids: Sequence[int]) -> dict[int, AlertEvent]:
+        return {r.id: r for r in await AlertEvent.filter(id__in=list(ids))}
+
     async def insight(self, insight_id: int) -> Insight | None:
         return await Insight.get_or_none(id=insight_id)
 

@@ -88,12 +88,10 @@ class Insight(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Insight | None]:
-        out: list[Insight | None] = []
+        wanted = [int(i) for i in node_ids]
         async with tenant_scope(info.context.tenant_schema):
-            for i in node_ids:
-                row = await insights.insight(int(i))
-                out.append(cls.from_model(row) if row else None)
-        return out
+            found = await insights.insights_by_ids(wanted)
+        return [cls.from_model(found[i]) if i in found else None for i in wanted]
 
 
 @strawberry.type
@@ -149,7 +147,10 @@ class Anomaly(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Anomaly | None]:
-        return [None for _ in node_ids]  # anomalies are listed through `anomalies`
+        wanted = [int(i) for i in node_ids]
+        async with tenant_scope(info.context.tenant_schema):
+            found = await insights.anomalies_by_ids(wanted)
+        return [cls.from_model(found[i]) if i in found else None for i in wanted]
 
     @strawberry.field
     async def influencer(self, info: Info) -> Influencer | None:
@@ -279,9 +280,10 @@ class AlertRule(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[AlertRule | None]:
+        wanted = [int(i) for i in node_ids]
         async with tenant_scope(info.context.tenant_schema):
-            found = await insights.rules_by_ids([int(i) for i in node_ids])
-        return [cls.from_model(found[int(i)]) if int(i) in found else None for i in node_ids]
+            found = await insights.rules_by_ids(wanted)
+        return [cls.from_model(found[i]) if i in found else None for i in wanted]
 
     @strawberry.field(description="The influencer the rule watches; null: the whole tenant.")
     async def influencer(self, info: Info) -> Influencer | None:
@@ -332,12 +334,10 @@ class AlertEvent(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[AlertEvent | None]:
-        out: list[AlertEvent | None] = []
+        wanted = [int(i) for i in node_ids]
         async with tenant_scope(info.context.tenant_schema):
-            for i in node_ids:
-                row = await insights.event(int(i))
-                out.append(cls.from_model(row) if row else None)
-        return out
+            found = await insights.events_by_ids(wanted)
+        return [cls.from_model(found[i]) if i in found else None for i in wanted]
 
     @strawberry.field
     async def rule(self, info: Info) -> AlertRule | None:
