@@ -13,6 +13,7 @@ import pytest
 
 from domain.collection.models import FollowerSnapshot
 from domain.influencers.models import InfluencerAccount
+from domain.insights.models import AlertRule
 from domain.insights.prose import ProseRewriter
 from jobs.insights import run_daily_digest, run_detect_anomalies, run_evaluate_alerts
 from tenants.tx import tenant_tx
@@ -295,6 +296,25 @@ async def test_bad_rule_input_changes_nothing(gql: GQL, tenant: Tenant) -> None:
     }
     [unchanged] = (await gql.ok(RULES, token=tenant.token))["alertRules"]
     assert (unchanged["name"], unchanged["threshold"]) == ("Posts", 3)
+
+    # at most 100 rules per tenant
+    async with tenant_tx(tenant.schema):
+        await AlertRule.bulk_create(
+            [
+                AlertRule(name=f"r{i}", metric="posts", condition="above", threshold=1,
+                          window_hours=24, channels=["in_app"])
+                for i in range(99)
+            ]
+        )  # fmt: skip
+    full = await gql.ok(
+        CREATE,
+        {"i": {"name": "One more", "metric": "POSTS", "condition": "ABOVE", "threshold": 3}},
+        token=tenant.token,
+    )
+    assert full["createAlertRule"]["fields"] == [
+        {"field": "input", "message": "a tenant has at most 100 alert rules"}
+    ]
+    assert len((await gql.ok(RULES, token=tenant.token))["alertRules"]) == 100
 
 
 async def test_alert_and_insight_subscribers_receive_their_events(

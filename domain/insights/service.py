@@ -275,6 +275,11 @@ class InsightService:
 
     async def create_rule(self, spec: rules.RuleSpec) -> AlertRule:
         await self._check(spec)
+        await _lock("rules")  # two concurrent creations cannot both pass the cap
+        if await AlertRule.all().count() >= rules.MAX_RULES:
+            raise ValidationFailed(
+                FieldError("input", f"a tenant has at most {rules.MAX_RULES} alert rules")
+            )
         return await AlertRule.create(
             name=spec.name.strip(),
             metric=spec.metric,
