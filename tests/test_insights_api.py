@@ -42,8 +42,8 @@ INSIGHTS = """query($r: InsightRange) { insights(range: $r, first: 10) { edges {
     highlights concerns recommendations } } } }"""
 ANOMALIES = """query($inf: ID) { anomalies(influencerId: $inf, first: 20) { edges { node {
     id kind value baseline score severity influencer { displayName } post { externalId } } } } }"""
-BEST = """{ bestPostingTimes(platform: INSTAGRAM) { platform posts enoughData
-    slots { weekday hour posts lift } byHour { hour posts } } }"""
+BEST = """query($tz: String! = "UTC") { bestPostingTimes(platform: INSTAGRAM, timezone: $tz) {
+    platform timezone posts enoughData slots { weekday hour posts lift } byHour { hour posts } } }"""
 
 
 async def add(gql: GQL, token: str, handle: str, followers: int = 1000) -> str:
@@ -151,6 +151,11 @@ async def test_digest_anomalies_and_best_times_per_tenant(
     assert best["enoughData"] and best["posts"] == 62
     assert best["slots"][0]["posts"] >= 3
     assert {h["hour"] for h in best["byHour"]} == {18}  # 20:00 and 10:00 hold 1 post each
+    local = await gql.ok(BEST, {"tz": "America/Sao_Paulo"}, token=tenant.token)
+    assert local["bestPostingTimes"]["timezone"] == "America/Sao_Paulo"
+    assert {h["hour"] for h in local["bestPostingTimes"]["byHour"]} == {15}
+    bad = await gql(BEST, {"tz": "Mars/Olympus"}, token=tenant.token)
+    assert bad["errors"][0]["extensions"]["code"] == "VALIDATION_FAILED"
 
     # B sees its own digest only, none of A's anomalies, and no ranking from one post
     b_edges = (await gql.ok(INSIGHTS, token=other_tenant.token))["insights"]["edges"]

@@ -11,7 +11,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from domain.analytics.engagement import FollowerSnapshot
 
@@ -243,8 +243,8 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 
 @dataclass(frozen=True)
 class SlotScore:
-    weekday: int  # 0 = Monday (UTC)
-    hour: int  # 0-23 (UTC)
+    weekday: int  # 0 = Monday, in the time zone asked for (UTC by default)
+    hour: int  # 0-23, same zone
     posts: int
     lift: float  # mean over the slot's posts of (interactions + 1) / (account median + 1)
 
@@ -273,8 +273,9 @@ def best_posting_times(
     platform: str,
     min_posts: int = MIN_PLATFORM_POSTS,
     min_slot_posts: int = MIN_SLOT_POSTS,
+    tz: tzinfo = UTC,
 ) -> PostingTimes:
-    """Weekday x hour (UTC) slots of one platform ranked by engagement lift.
+    """Weekday x hour slots (local time in `tz`) of one platform ranked by engagement lift.
 
     Each post is compared with its own account's median post, so big accounts do not decide
     the ranking alone: `lift = (interactions + 1) / (median interactions of the account + 1)`.
@@ -291,7 +292,8 @@ def best_posting_times(
     hours: dict[tuple[int, int], list[float]] = defaultdict(list)
     for p in items:
         lift = (p.interactions + 1) / (medians[p.account_id] + 1)
-        weekday, hour = p.published_at.weekday(), p.published_at.hour
+        local = p.published_at.astimezone(tz)
+        weekday, hour = local.weekday(), local.hour
         slots[(weekday, hour)].append(lift)
         days[(weekday, -1)].append(lift)
         hours[(-1, hour)].append(lift)

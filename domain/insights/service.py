@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tortoise.queryset import QuerySet
 
@@ -78,7 +79,11 @@ class InsightService:
     # -- reading the data -----------------------------------------------------------------------
 
     async def points(
-        self, since: datetime, until: datetime | None = None, influencer_id: int | None = None
+        self,
+        since: datetime,
+        until: datetime | None = None,
+        influencer_id: int | None = None,
+        platform: str | None = None,
     ) -> list[calc.PostPoint]:
         """Posts published in [since, until) as the pure functions take them."""
         followers = dict(await InfluencerAccount.all().values_list("id", "followers"))
@@ -87,6 +92,8 @@ class InsightService:
             query = query.filter(published_at__lt=until)
         if influencer_id is not None:
             query = query.filter(influencer_id=influencer_id)
+        if platform is not None:
+            query = query.filter(platform=platform)
         rows = await query.order_by("published_at", "id").values_list(
             "id",
             "influencer_id",
@@ -141,12 +148,19 @@ class InsightService:
     async def names(self) -> dict[int, str]:
         return dict(await Influencer.all().values_list("id", "display_name"))
 
-    async def posting_times(self, platform: str) -> calc.PostingTimes:
+    async def posting_times(self, platform: str, timezone: str = "UTC") -> calc.PostingTimes:
+        """Best posting times from the platform's posts in the 90 days up to the newest one,
+        in local time of the IANA `timezone`."""
+        try:
+            tz = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValidationFailed(FieldError("timezone", "not an IANA time zone")) from exc
         newest = await Post.filter(platform=platform).order_by("-published_at").first()
         if newest is None:
-            return calc.best_posting_times([], platform)
+            return calc.best_posting_times([], platform, tz=tz)
         since = newest.published_at - timedelta(days=POSTING_TIMES_DAYS)
-        return calc.best_posting_times(await self.points(since), platform)
+        points = await self.points(since, platform=platform)
+        return calc.best_posting_times(points, platform, tz=tz)
 
     # -- jobs ----------------------------------------------------------------------------------
 
@@ -238,15 +252,20 @@ class InsightService:
         accounts: dict[int, int] = dict(
             await InfluencerAccount.all().values_list("id", "influencer_id")
         )
+        points_of: dict[int, list[calc.PostPoint]] = defaultdict(list)
+        for p in points:
+            points_of[p.influencer_id].append(p)
+        snaps_of: dict[int, dict[int, list[Snap]]] = defaultdict(dict)
+        for account, snaps in snapshots.items():
+            if account in accounts:
+                snaps_of[accounts[account]][account] = snaps
         fired: list[AlertEvent] = []
         for row in rows:
             spec = _spec(row)
             scoped_points, scoped_snaps = points, snapshots
             if spec.influencer_id is not None:
-                scoped_points = [p for p in points if p.influencer_id == spec.influencer_id]
-                scoped_snaps = {
-                    a: s for a, s in snapshots.items() if accounts.get(a) == spec.influencer_id
-                }
+                scoped_points = points_of.get(spec.influencer_id, [])
+                scoped_snaps = snaps_of.get(spec.influencer_id, {})
             obs = rules.observe(spec, scoped_points, now, scoped_snaps)
             state, fire = rules.next_state(row.state, obs.holds)
             row.state = state

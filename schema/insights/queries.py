@@ -66,13 +66,15 @@ class InsightQueries:
 
     @strawberry.field(
         extensions=[requires("analytics:read")],
-        description="Weekday x hour (UTC) slots ranked by engagement, from the tenant's posts "
-        "on the platform in the 90 days up to its newest post.",
+        description="Weekday x hour slots ranked by engagement, from the tenant's posts on the "
+        "platform in the 90 days up to its newest post, in local time of `timezone` (IANA).",
     )
-    async def best_posting_times(self, info: Info, platform: Platform) -> BestPostingTimes:
+    async def best_posting_times(
+        self, info: Info, platform: Platform, timezone: str = "UTC"
+    ) -> BestPostingTimes:
         async with tenant_scope(info.context.tenant_schema):
-            result = await insights.posting_times(platform.value)
-        return BestPostingTimes.from_result(result)
+            result = await insights.posting_times(platform.value, timezone)
+        return BestPostingTimes.from_result(result, timezone)
 
     @strawberry.field(extensions=[requires("analytics:read")], description="Alert rules.")
     async def alert_rules(self, info: Info) -> list[AlertRule]:

@@ -172,10 +172,10 @@ class AnomalyConnection(relay.Connection[Anomaly]):
     """Anomalies, newest first."""
 
 
-@strawberry.type(description="A weekday x hour slot (UTC) and how well posts there did.")
+@strawberry.type(description="A weekday x hour slot (local time) and how well posts there did.")
 class PostingSlot:
     weekday: int = strawberry.field(description="0 = Monday ... 6 = Sunday; -1 in byHour.")
-    hour: int = strawberry.field(description="0-23 UTC; -1 in byWeekday.")
+    hour: int = strawberry.field(description="0-23; -1 in byWeekday.")
     posts: int
     lift: float = strawberry.field(
         description="Mean of (interactions + 1) / (the account's median post + 1)."
@@ -189,6 +189,7 @@ class PostingSlot:
 @strawberry.type(description="When the tenant's posts on a platform engage best.")
 class BestPostingTimes:
     platform: Platform
+    timezone: str = strawberry.field(description="The IANA zone of weekdays and hours.")
     posts: int = strawberry.field(description="Posts of the last 90 days looked at.")
     enough_data: bool = strawberry.field(description="False under 30 posts: no ranking is given.")
     slots: list[PostingSlot] = strawberry.field(
@@ -198,9 +199,10 @@ class BestPostingTimes:
     by_hour: list[PostingSlot]
 
     @classmethod
-    def from_result(cls, t: calc.PostingTimes) -> BestPostingTimes:
+    def from_result(cls, t: calc.PostingTimes, timezone: str) -> BestPostingTimes:
         return cls(
             platform=Platform(t.platform),
+            timezone=timezone,
             posts=t.posts,
             enough_data=t.enough_data,
             slots=[PostingSlot.from_score(s) for s in t.slots],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -167,6 +168,9 @@ def test_best_posting_times_rank_slots_by_lift_and_need_enough_data() -> None:
     assert best.lift == pytest.approx((301 / 201 + 3001 / 2001) / 2, abs=1e-4)
     assert (worst.weekday, worst.hour) == (3, 9)
     assert times.by_weekday[0].weekday == 0 and times.by_hour[0].hour == 18
+    # the same posts in Sao Paulo time (UTC-3): Monday 15:00 and Thursday 06:00
+    local = best_posting_times(posts, "instagram", min_posts=16, tz=ZoneInfo("America/Sao_Paulo"))
+    assert [(s.weekday, s.hour) for s in local.slots] == [(0, 15), (3, 6)]
     few = best_posting_times(posts[:10], "instagram", min_posts=16)
     assert not few.enough_data and few.slots == []
     assert best_posting_times(posts, "youtube").posts == 0
