@@ -123,7 +123,7 @@ async def test_digest_anomalies_and_best_times_per_tenant(
     assert metrics["interactions"]["value"] == 2500
     assert metrics["interactions"]["previous"] == (99 + 5) * 2
     assert metrics["sentiment"]["value"] is None  # not analysed yet: no figure, no failure
-    assert digest["summary"].startswith("2026-11-29: 1 posts from 1 influencers earned 2500")
+    assert digest["summary"].startswith("2026-11-29: 1 post from 1 influencer earned 2500")
     assert "Top post: Ana on instagram with 2500 interactions." in digest["highlights"]
     assert any(h.startswith("Ana: viral post") for h in digest["highlights"])
     assert any(r.startswith("Best time to post on instagram") for r in digest["recommendations"])
@@ -160,7 +160,7 @@ async def test_digest_anomalies_and_best_times_per_tenant(
     # B sees its own digest only, none of A's anomalies, and no ranking from one post
     b_edges = (await gql.ok(INSIGHTS, token=other_tenant.token))["insights"]["edges"]
     assert len(b_edges) == 1 and b_edges[0]["node"]["summary"].startswith(
-        "2026-11-29: 1 posts from 1 influencers earned 7 "
+        "2026-11-29: 1 post from 1 influencer earned 7 "
     )
     await run_detect_anomalies(other_tenant.schema, NOW)
     assert (await gql.ok(ANOMALIES, token=other_tenant.token))["anomalies"]["edges"] == []
@@ -438,11 +438,11 @@ async def test_digest_prose_rewritten_by_a_configured_endpoint(
         "system",
         "user",
     ]
-    assert json.loads(sent["messages"][1]["content"])["summary"].startswith("2026-11-29: 1 posts")
+    assert json.loads(sent["messages"][1]["content"])["summary"].startswith("2026-11-29: 1 post ")
     query = "{ insights { edges { node { summary prose } } } }"
     [edge] = (await gql.ok(query, token=tenant.token))["insights"]["edges"]
     assert edge["node"]["prose"] == "Ana's post took off."
-    assert edge["node"]["summary"].startswith("2026-11-29: 1 posts")  # the data-built one stays
+    assert edge["node"]["summary"].startswith("2026-11-29: 1 post ")  # the data-built one stays
 
     # a failing endpoint: the digest is still written, without prose
     failing = ProseRewriter("http://llm.test/v1", "m", transport=fake_chat_completions([], 503))

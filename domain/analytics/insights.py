@@ -392,6 +392,10 @@ def period_figures(posts: Sequence[PostPoint]) -> PeriodFigures:
     )
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _fmt_pct(pct: float | None) -> str:
     return "no comparison" if pct is None else f"{pct:+.1f}%"
 
@@ -496,14 +500,14 @@ def build_digest(
     day = period_start.date().isoformat()
     if current:
         summary = (
-            f"{day}: {cur.posts} posts from {cur.influencers} influencers earned "
+            f"{day}: {_n(cur.posts, 'post')} from {_n(cur.influencers, 'influencer')} earned "
             f"{cur.interactions} interactions ({_fmt_pct(by_name['interactions'].change_pct)} "
             f"vs the previous period)"
         )
     else:
         summary = f"{day}: no new posts from tracked influencers"
     issues = sum(1 for a in anomalies if a.kind in ("engagement_drop", "sentiment_negative"))
-    summary += f"; {issues} issue{'s' if issues != 1 else ''} to review." if issues else "."
+    summary += f"; {_n(issues, 'issue')} to review." if issues else "."
     return Digest(
         period_start=period_start,
         period_end=period_end,
