@@ -54,20 +54,22 @@ async def test_crons_send_the_actors_and_the_worker_runs_them(
         "--processes",
         "1",
         "--threads",
-        "1",
+        "2",
         env=dict(os.environ),
         start_new_session=True,  # dramatiq forks a worker process: signal the whole group
     )
     try:
         got: dict[str, Any] = {}
-        for _ in range(2):  # up to 60 s each for the worker to boot and run
-            msg = json.loads(await asyncio.wait_for(ws_a.recv(), 60))
+        # the crons sent work for every tenant of this test run, ours among the last: allow
+        # the worker time to boot and get through all of it
+        for _ in range(2):
+            msg = json.loads(await asyncio.wait_for(ws_a.recv(), 180))
             assert msg["type"] == "next", msg
             got[msg["id"]] = msg["payload"]["data"]
         assert got["a"]["alertTriggered"]["rule"] == {"name": "Quiet"}
         assert got["i"]["insightCreated"] == {"kind": "DAILY_DIGEST"}
         # B has no rule: only its own digest arrives
-        msg = json.loads(await asyncio.wait_for(ws_b.recv(), 60))
+        msg = json.loads(await asyncio.wait_for(ws_b.recv(), 180))
         assert (msg["id"], msg["payload"]["data"]) == (
             "i",
             {"insightCreated": {"kind": "DAILY_DIGEST"}},
