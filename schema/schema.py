@@ -19,6 +19,9 @@ from schema.collection.subscriptions import CollectionSubscriptions
 from schema.extensions import MaskUnexpectedErrors, TenantTransaction
 from schema.influencers.mutations import InfluencerMutations
 from schema.influencers.queries import InfluencerQueries
+from schema.insights.mutations import InsightMutations
+from schema.insights.queries import InsightQueries
+from schema.insights.subscriptions import InsightSubscriptions
 from schema.limits import LIMIT_CODES, LimitedParserCache, LimitedValidationCache
 from schema.permissions import requires
 from schema.posts.queries import PostQueries
@@ -30,10 +33,20 @@ class NodeQueries:
 
 
 Query = merge_types(
-    "Query", (NodeQueries, AccountQueries, InfluencerQueries, PostQueries, CollectionQueries)
+    "Query",
+    (
+        NodeQueries,
+        AccountQueries,
+        InfluencerQueries,
+        PostQueries,
+        CollectionQueries,
+        InsightQueries,
+    ),
 )
-Mutation = merge_types("Mutation", (AccountMutations, InfluencerMutations, CollectionMutations))
-Subscription = merge_types("Subscription", (CollectionSubscriptions,))
+Mutation = merge_types(
+    "Mutation", (AccountMutations, InfluencerMutations, CollectionMutations, InsightMutations)
+)
+Subscription = merge_types("Subscription", (CollectionSubscriptions, InsightSubscriptions))
 
 
 class TrendscopeSchema(strawberry.Schema):
