@@ -35,10 +35,10 @@ async def stripe_webhook(request: Request) -> Response:
         )
         event = json.loads(payload)
     except (ValueError, stripe.SignatureVerificationError) as exc:
-        log.warning("stripe_webhook_refused", error=type(exc).__name__)
+        log.warning("stripe_webhook_refused", reason=type(exc).__name__)
         return JSONResponse({"error": "invalid payload or signature"}, status_code=400)
     if not isinstance(event, dict) or not isinstance(event.get("id"), str):
         return JSONResponse({"error": "not an event"}, status_code=400)
     stored = await billing.receive_event(event)
-    log.info("stripe_webhook", event=event["id"], type=event.get("type"), new=stored)
+    log.info("stripe_webhook", event_id=event["id"], type=event.get("type"), new=stored)
     return JSONResponse({"received": True, "duplicate": not stored})

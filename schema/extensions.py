@@ -6,7 +6,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import orjson
 import structlog
-from graphql import ExecutionResult, GraphQLError, OperationDefinitionNode, OperationType
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+)
 from strawberry.extensions import SchemaExtension
 
 from billing.entitlements import is_restricted
@@ -65,17 +71,22 @@ class TenantTransaction(SchemaExtension):
         principal = ec.context.principal
         if principal is None or ec.result is not None:
             return False
-        if self._root_fields() <= BILLING_MUTATIONS:
+        fields = self._root_fields()
+        if set(fields.values()) <= BILLING_MUTATIONS:
             return False
         if not await is_restricted(principal.tenant_id):
             return False
         exc = TenantRestricted()
+        # An execution error (with a path, `data: null`), not a request error: the request
+        # was valid, the tenant's state refused it.
+        path = [next((k for k, name in fields.items() if name != "__typename"), "")]
         ec.result = ExecutionResult(
-            data=None, errors=[GraphQLError(exc.message, original_error=exc)]
+            data=None, errors=[GraphQLError(exc.message, original_error=exc, path=path)]
         )
         return True
 
-    def _root_fields(self) -> set[str]:
+    def _root_fields(self) -> dict[str, str]:
+        """The operation's root fields: response key (alias or name) -> field name."""
         doc = self.execution_context.graphql_document
         name = self.execution_context.operation_name
         for definition in doc.definitions if doc is not None else ():
@@ -84,11 +95,11 @@ class TenantTransaction(SchemaExtension):
             if name and (definition.name is None or definition.name.value != name):
                 continue
             return {
-                sel.name.value  # type: ignore[attr-defined]
+                (sel.alias or sel.name).value: sel.name.value
                 for sel in definition.selection_set.selections
-                if hasattr(sel, "name")
+                if isinstance(sel, FieldNode)
             }
-        return set()
+        return {}
 
     compiled = True  # serve queries of the compiled subset with one statement (schema.compiled)
 

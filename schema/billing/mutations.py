@@ -5,6 +5,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from api.settings import get_settings
 from billing.service import billing, request_key
 from schema.billing.types import BillingInterval, BillingPortalSession, CheckoutSession
 from schema.errors import NotFound, ValidationFailed, run_mutation
@@ -45,7 +46,7 @@ class BillingMutations:
 
         async def run() -> CreateCheckoutSessionSuccess:
             result = await billing.create_checkout_session(
-                ctx.settings,
+                get_settings(),  # per call, like the webhook route (keys can rotate)
                 ctx.principal.tenant_id,
                 plan.strip().lower(),
                 interval.value,
@@ -67,7 +68,7 @@ class BillingMutations:
 
         async def run() -> CreateBillingPortalSessionSuccess:
             url = await billing.create_portal_session(
-                ctx.settings, ctx.principal.tenant_id, request_key(ctx.request_id)
+                get_settings(), ctx.principal.tenant_id, request_key(ctx.request_id)
             )
             return CreateBillingPortalSessionSuccess(session=BillingPortalSession(url=url))
 

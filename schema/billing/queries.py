@@ -3,6 +3,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
+from api.settings import get_settings
 from billing.plans import plan_for
 from billing.service import billing
 from domain.pagination import check_first
@@ -47,7 +48,7 @@ class BillingQueries:
     ) -> InvoiceConnection:
         ctx = info.context
         page = await billing.invoices(
-            ctx.settings, ctx.principal.tenant_id, check_first(first), after
+            get_settings(), ctx.principal.tenant_id, check_first(first), after
         )
         edges = [
             InvoiceEdge(
