@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import stripe
 import structlog
 from tortoise.exceptions import IntegrityError
 
@@ -125,19 +126,25 @@ class BillingService:
         customer = await self._ensure_customer(settings, tenant)
         client = stripe_client(settings)
         metadata = {"tenant_id": str(tenant.id), "tenant_slug": tenant.slug, "plan": plan}
-        session = await client.v1.checkout.sessions.create_async(
-            {
-                "mode": "subscription",
-                "customer": customer,
-                "client_reference_id": str(tenant.id),
-                "line_items": [{"price": price, "quantity": 1}],
-                "success_url": settings.billing_success_url.format(tenant=tenant.slug),
-                "cancel_url": settings.billing_cancel_url.format(tenant=tenant.slug),
-                "metadata": metadata,
-                "subscription_data": {"metadata": metadata},
-            },
-            {"idempotency_key": f"tenant-{tenant.id}-checkout-{plan}-{interval}-{request_key}"},
-        )
+        try:
+            session = await client.v1.checkout.sessions.create_async(
+                {
+                    "mode": "subscription",
+                    "customer": customer,
+                    "client_reference_id": str(tenant.id),
+                    "line_items": [{"price": price, "quantity": 1}],
+                    "success_url": settings.billing_success_url.format(tenant=tenant.slug),
+                    "cancel_url": settings.billing_cancel_url.format(tenant=tenant.slug),
+                    "metadata": metadata,
+                    "subscription_data": {"metadata": metadata},
+                },
+                {"idempotency_key": f"tenant-{tenant.id}-checkout-{plan}-{interval}-{request_key}"},
+            )
+        except stripe.InvalidRequestError as exc:  # e.g. a price id Stripe does not know
+            log.error("stripe_checkout_refused", tenant=tenant.id, error=exc.user_message)
+            raise ValidationFailed(
+                FieldError("plan", f"Stripe refused the {plan}/{interval} checkout")
+            ) from exc
         return CheckoutResult(id=session.id, url=str(session.url))
 
     async def create_portal_session(
@@ -256,6 +263,12 @@ class BillingService:
         try:
             if event.type in HANDLED_EVENTS:
                 tenant_id, outcome = await self._apply(settings, event.type, obj)
+        except stripe.InvalidRequestError as exc:
+            if exc.code != "resource_missing":
+                raise
+            # the object is gone (or lives in another account/mode): nothing to apply
+            outcome = f"missing: {exc.user_message}"
+            log.warning("stripe_event_object_missing", event_id=event_id, error=outcome)
         except Exception as exc:
             async with public_tx():
                 await StripeEvent.filter(id=event_id).update(

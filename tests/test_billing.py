@@ -343,3 +343,57 @@ async def test_checkout_refuses_unknown_plans_and_a_second_subscription(
     again = await gql.ok(CHECKOUT, {"plan": "starter", "interval": "MONTH"}, token=tenant.token)
     assert again["createCheckoutSession"]["__typename"] == "ValidationFailed"
     assert "billing portal" in again["createCheckoutSession"]["fields"][0]["message"]
+
+
+async def test_billing_needs_the_billing_scope(
+    gql: GQL, tenant: Tenant, stripe_fake: FakeStripe
+) -> None:
+    from api.settings import get_settings
+    from domain.accounts import tokens
+
+    settings = get_settings()
+    claims = tokens.decode_access_token(
+        tenant.token,
+        secret=settings.secret_key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+    for role in ("admin", "analyst", "viewer"):
+        token, _ = tokens.issue_access_token(
+            secret=settings.secret_key,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_seconds=300,
+            user_id=claims.user_id,
+            tenant_id=claims.tenant_id,
+            tenant_schema=claims.tenant_schema,
+            role=role,
+        )
+        for query, variables in (
+            (CHECKOUT, {"plan": "pro", "interval": "MONTH"}),
+            (PORTAL, None),
+            (INVOICES, None),
+            ("{ subscription { status } }", None),
+        ):
+            body = await gql(query, variables, token=token)
+            assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"], (role, body)
+    assert stripe_fake.requests == []
+
+
+async def test_stripe_refusals_and_missing_objects(
+    gql: GQL, tenant: Tenant, stripe_fake: FakeStripe
+) -> None:
+    from api.settings import get_settings
+
+    # a price id configured here but unknown to Stripe: a typed refusal, not a crash
+    os.environ["STRIPE_PRICES"] = json.dumps({"pro": {"month": "price_deleted"}})
+    get_settings.cache_clear()
+    body = await gql.ok(CHECKOUT, {"plan": "pro", "interval": "MONTH"}, token=tenant.token)
+    assert body["createCheckoutSession"]["__typename"] == "ValidationFailed"
+    # an event naming an object Stripe does not have: handled once, recorded, not retried
+    event = stripe_fake.event(
+        "customer.subscription.updated", {"id": "sub_gone", "object": "subscription"}
+    )
+    await deliver_all(gql, [event])
+    row = await StripeEvent.get(id=event["id"])
+    assert row.processed_at is not None and row.attempts == 1
