@@ -24,8 +24,10 @@ from tenants.tx import tenant_tx
 
 log = structlog.get_logger(__name__)
 
-# Mutations a restricted (read-only) tenant may still run: the way back to paying.
-BILLING_MUTATIONS = frozenset({"createCheckoutSession", "createBillingPortalSession", "__typename"})
+# Mutations a restricted (read-only) tenant may still run: the way back to paying, and leaving.
+ALLOWED_WHEN_RESTRICTED = frozenset(
+    {"createCheckoutSession", "createBillingPortalSession", "logOut", "__typename"}
+)
 # Root fields that work without a tenant (they open their own transactions).
 PUBLIC_ROOT_FIELDS = frozenset({"signUp", "logIn", "refreshToken", "__typename"})
 
@@ -72,7 +74,7 @@ class TenantTransaction(SchemaExtension):
         if principal is None or ec.result is not None:
             return False
         fields = self._root_fields()
-        if set(fields.values()) <= BILLING_MUTATIONS:
+        if set(fields.values()) <= ALLOWED_WHEN_RESTRICTED:
             return False
         if not await is_restricted(principal.tenant_id):
             return False
