@@ -35,6 +35,7 @@ from tenants.tx import current_tx, public_tx
 log = structlog.get_logger(__name__)
 
 HANDLE_EVENT_JOB = "billing.handle_event"
+MAX_EVENT_ATTEMPTS = 50  # then the event waits for an operator (its row has the last error)
 # The events we act on; every other type is stored and marked processed.
 HANDLED_EVENTS = frozenset(
     {
@@ -242,9 +243,11 @@ class BillingService:
         return True
 
     async def pending_events(self, older_than: datetime) -> list[tuple[str, int]]:
+        """Unprocessed events received before `older_than`, except those that failed
+        MAX_EVENT_ATTEMPTS times (left, with their `error`, for an operator)."""
         async with public_tx():
             rows = await StripeEvent.filter(
-                processed_at=None, received_at__lt=older_than
+                processed_at=None, received_at__lt=older_than, attempts__lt=MAX_EVENT_ATTEMPTS
             ).values_list("id", "attempts")
         return [(str(i), int(a)) for i, a in rows]
 

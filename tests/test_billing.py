@@ -397,3 +397,27 @@ async def test_stripe_refusals_and_missing_objects(
     await deliver_all(gql, [event])
     row = await StripeEvent.get(id=event["id"])
     assert row.processed_at is not None and row.attempts == 1
+
+
+async def test_an_event_whose_job_was_lost_is_requeued(
+    gql: GQL, tenant: Tenant, stripe_fake: FakeStripe
+) -> None:
+    from datetime import UTC, datetime
+
+    from jobs.billing import requeue_events
+
+    sub_id = await checkout_to_pro(gql, stripe_fake, tenant)
+    # stored, but its job never reached Redis (say Redis was down at that moment)
+    event = stripe_fake.event(
+        "invoice.payment_failed", stripe_fake.fail_renewal(sub_id)[0]["data"]["object"]
+    )
+    await StripeEvent.create(
+        id=event["id"],
+        type=event["type"],
+        payload=event,
+        created=datetime.fromtimestamp(event["created"], UTC),
+    )
+    assert await requeue_events({}, stale_after=timedelta(0)) >= 1
+    await run_jobs()
+    assert (await StripeEvent.get(id=event["id"])).processed_at is not None
+    assert (await state(gql, tenant))["subscription"]["status"] == "past_due"
