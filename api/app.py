@@ -39,6 +39,7 @@ from api.realtime import EventHub
 from api.settings import Settings, get_settings
 from api.tracing import tracing_middleware
 from api.ws import SubscriptionServer
+from billing.webhooks import stripe_webhook
 from jobs.runtime import runtime
 from schema.context import Context
 from schema.dataloaders import Loaders
@@ -412,6 +413,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         Route("/oauth/platforms/{platform}/callback", oauth_callback, methods=["GET"]),
+        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
     ]
     return Starlette(
         routes=routes,

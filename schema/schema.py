@@ -13,6 +13,8 @@ from api.metrics import OperationMetrics
 from domain.errors import DomainError
 from schema.accounts.mutations import AccountMutations
 from schema.accounts.queries import AccountQueries
+from schema.billing.mutations import BillingMutations
+from schema.billing.queries import BillingQueries
 from schema.collection.mutations import CollectionMutations
 from schema.collection.queries import CollectionQueries
 from schema.collection.subscriptions import CollectionSubscriptions
@@ -41,12 +43,26 @@ Query = merge_types(
         PostQueries,
         CollectionQueries,
         InsightQueries,
+        BillingQueries,
     ),
 )
 Mutation = merge_types(
-    "Mutation", (AccountMutations, InfluencerMutations, CollectionMutations, InsightMutations)
+    "Mutation",
+    (
+        AccountMutations,
+        InfluencerMutations,
+        CollectionMutations,
+        InsightMutations,
+        BillingMutations,
+    ),
 )
-Subscription = merge_types("Subscription", (CollectionSubscriptions, InsightSubscriptions))
+Subscription = merge_types(
+    "Subscription",
+    (
+        CollectionSubscriptions,
+        InsightSubscriptions,
+    ),
+)
 
 
 class TrendscopeSchema(strawberry.Schema):

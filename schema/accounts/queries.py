@@ -6,6 +6,18 @@ from strawberry.types import Info
 from domain.accounts.service import accounts
 from schema.accounts.types import MembershipInfo, TenantInfo, UserInfo, Viewer
 from schema.errors import PublicError
+from tenants.models import Tenant
+
+
+def tenant_info(tenant: Tenant, *, current: bool = False) -> TenantInfo:
+    return TenantInfo(
+        slug=tenant.slug,
+        name=tenant.name,
+        tenant_id=tenant.id,
+        schema_name=tenant.schema_name,
+        plan_name=tenant.plan,
+        current=current,
+    )
 
 
 @strawberry.type
@@ -24,13 +36,10 @@ class AccountQueries:
             user=UserInfo(
                 id=strawberry.ID(str(user.id)), email=user.email, display_name=user.display_name
             ),
-            tenant=TenantInfo(slug=current.tenant.slug, name=current.tenant.name),
+            tenant=tenant_info(current.tenant, current=True),
             role=principal.role,
             scopes=sorted(principal.scopes),
             memberships=[
-                MembershipInfo(
-                    tenant=TenantInfo(slug=m.tenant.slug, name=m.tenant.name), role=m.role
-                )
-                for m in memberships
+                MembershipInfo(tenant=tenant_info(m.tenant), role=m.role) for m in memberships
             ],
         )

@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import strawberry
 
+from billing import entitlements
+from billing.plans import plan_for
+from schema.billing.types import PlanInfo, PlanLimits, TenantUsage
+
 
 @strawberry.type
 class AuthPayload:
@@ -16,6 +20,31 @@ class AuthPayload:
 class TenantInfo:
     slug: str
     name: str
+    tenant_id: strawberry.Private[int | None] = None
+    schema_name: strawberry.Private[str | None] = None
+    plan_name: strawberry.Private[str | None] = None
+    current: strawberry.Private[bool] = False  # the tenant the request is bound to
+
+    @strawberry.field(description="The tenant's plan.")
+    def plan(self) -> PlanInfo:
+        return PlanInfo.of(plan_for(self.plan_name))
+
+    @strawberry.field(description="What the plan includes.")
+    def limits(self) -> PlanLimits:
+        return PlanLimits.of(plan_for(self.plan_name))
+
+    @strawberry.field(description="Counts now; only for the tenant the request is bound to.")
+    async def usage(self) -> TenantUsage | None:
+        if not self.current or self.tenant_id is None or self.schema_name is None:
+            return None
+        from api.ws import live_subscriptions  # api.ws imports the schema
+
+        counts = await entitlements.usage(self.tenant_id, self.schema_name)
+        return TenantUsage(
+            influencers=counts.influencers,
+            seats=counts.seats,
+            live_subscriptions=live_subscriptions(self.schema_name),
+        )
 
 
 @strawberry.type
