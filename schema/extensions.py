@@ -17,7 +17,19 @@ from tenants.tx import tenant_tx
 log = structlog.get_logger(__name__)
 
 # Root fields that work without a tenant (they open their own transactions).
-PUBLIC_ROOT_FIELDS = frozenset({"signUp", "logIn", "refreshToken", "__typename"})
+PUBLIC_ROOT_FIELDS = frozenset(
+    {
+        "signUp",
+        "logIn",
+        "refreshToken",
+        "logOut",
+        "verifyEmail",
+        "requestPasswordReset",
+        "resetPassword",
+        "completeSignIn",
+        "__typename",
+    }
+)
 
 
 class TenantTransaction(SchemaExtension):
