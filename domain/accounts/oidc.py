@@ -33,7 +33,7 @@ from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 from redis.asyncio import Redis
 
-from api.settings import Settings, SignInProvider
+from api.settings import Settings
 from domain.accounts.tokens import hash_refresh_token
 
 Intent = Literal["login", "link"]
@@ -127,10 +127,6 @@ async def _get_json(url: str, *, force: bool = False) -> dict[str, Any]:
         raise SignInError(f"the provider's {url} is not a JSON object", "server_error")
     _metadata_cache[url] = (time.monotonic(), document)
     return document
-
-
-def configured(settings: Settings) -> dict[str, SignInProvider]:
-    return dict(settings.sign_in_providers)
 
 
 async def provider_for(settings: Settings, name: str) -> Provider:
