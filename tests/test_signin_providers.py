@@ -24,6 +24,9 @@ VIEWER = """{ viewer { user { id email emailVerifiedAt hasPassword } tenant { sl
     identities { id provider email } } }"""
 START_LINK = """mutation($p: String!) { startIdentityLink(provider: $p) { __typename
     ... on StartIdentityLinkSuccess { authorizationUrl } ... on UserError { code message } } }"""
+COMPLETE_LINK = """mutation($c: String!) { completeIdentityLink(code: $c) { __typename
+    ... on CompleteIdentityLinkSuccess { identity { id provider email } }
+    ... on UserError { code message } } }"""
 UNLINK = """mutation($id: ID!) { unlinkIdentity(id: $id) { __typename
     ... on UnlinkIdentitySuccess { id } ... on UserError { code message } } }"""
 
@@ -61,35 +64,45 @@ def configured(provider: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     provider.api_requests.clear()
 
 
-async def _get(server: Server, path: str, **params: str) -> httpx.Response:
+class Browser:
+    """One user agent: keeps its cookies (the sign-in binding) between requests."""
+
+    def __init__(self, server: Server, http: httpx.AsyncClient) -> None:
+        self.server = server
+        self.http = http
+
+    async def get(self, path: str, **params: str) -> httpx.Response:
+        return await self.http.get(path, params=params, follow_redirects=False)
+
+    async def login_url(self, provider: str = "acme") -> str:
+        response = await self.get(f"/auth/{provider}/login")
+        assert response.status_code == 302, response.text
+        assert response.headers["cache-control"] == "no-store"
+        return response.headers["location"]
+
+    async def callback(self, redirect_uri: str, params: dict[str, str]) -> dict[str, str]:
+        """Follow the provider's redirect to our callback; returns the app's query."""
+        assert redirect_uri.startswith(self.server.url)
+        response = await self.get(urlparse(redirect_uri).path, **params)
+        assert response.status_code == 303, response.text
+        target = urlparse(response.headers["location"])
+        assert f"{target.scheme}://{target.netloc}{target.path}" == f"{APP}/auth/complete"
+        return {k: v[0] for k, v in parse_qs(target.query).items()}
+
+
+@pytest.fixture
+async def browser(server: Server) -> AsyncIterator[Browser]:
     async with httpx.AsyncClient(base_url=server.url) as http:
-        return await http.get(path, params=params, follow_redirects=False)
-
-
-async def _login_url(server: Server, provider: str = "acme") -> str:
-    response = await _get(server, f"/auth/{provider}/login")
-    assert response.status_code == 302, response.text
-    assert response.headers["cache-control"] == "no-store"
-    return response.headers["location"]
-
-
-async def _callback(server: Server, redirect_uri: str, params: dict[str, str]) -> dict[str, str]:
-    """Follow the provider's redirect to our callback; returns the app's /auth/complete query."""
-    assert redirect_uri.startswith(server.url)
-    response = await _get(server, urlparse(redirect_uri).path, **params)
-    assert response.status_code == 303, response.text
-    target = urlparse(response.headers["location"])
-    assert f"{target.scheme}://{target.netloc}{target.path}" == f"{APP}/auth/complete"
-    return {k: v[0] for k, v in parse_qs(target.query).items()}
+        yield Browser(server, http)
 
 
 async def _sign_in(
-    server: Server, provider: FakeProvider, *, subject: str, email: str | None, **kw: Any
+    browser: Browser, provider: FakeProvider, *, subject: str, email: str | None, **kw: Any
 ) -> dict[str, str]:
     redirect_uri, params = provider.authorize(
-        await _login_url(server), subject=subject, email=email, **kw
+        await browser.login_url(), subject=subject, email=email, **kw
     )
-    return await _callback(server, redirect_uri, params)
+    return await browser.callback(redirect_uri, params)
 
 
 async def _complete(gql: GQL, code: str, tenant_slug: str | None = None) -> dict[str, Any]:
@@ -108,9 +121,9 @@ async def _user_count(services: Services, email: str) -> int:
 
 
 async def test_oidc_login_creates_an_account_then_signs_it_in_again(
-    gql: GQL, server: Server, provider: FakeProvider
+    browser: Browser, gql: GQL, server: Server, provider: FakeProvider
 ) -> None:
-    url = await _login_url(server)
+    url = await browser.login_url()
     query = {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
     assert query["redirect_uri"] == f"{server.url}/auth/acme/callback"
     assert query["scope"] == "openid email profile"
@@ -118,7 +131,7 @@ async def test_oidc_login_creates_an_account_then_signs_it_in_again(
     redirect_uri, params = provider.authorize(
         url, subject="acme-100", email="Ana@Acme.test", name="Ana Lima"
     )
-    done = await _callback(server, redirect_uri, params)
+    done = await browser.callback(redirect_uri, params)
     assert set(done) == {"code"}  # no token in the URL, only the one-time code
 
     [sent] = provider.token_requests
@@ -144,7 +157,7 @@ async def test_oidc_login_creates_an_account_then_signs_it_in_again(
     replay = await _complete(gql, done["code"])
     assert replay["__typename"] == "AuthenticationFailed"
 
-    again = await _sign_in(server, provider, subject="acme-100", email="ana@acme.test")
+    again = await _sign_in(browser, provider, subject="acme-100", email="ana@acme.test")
     second = await _complete(gql, again["code"])
     assert second["tenantSlug"] == pair["tenantSlug"]
     second_viewer = (await gql.ok(VIEWER, token=second["accessToken"]))["viewer"]
@@ -152,34 +165,34 @@ async def test_oidc_login_creates_an_account_then_signs_it_in_again(
 
 
 async def test_wrong_and_replayed_state_are_refused(
-    server: Server, provider: FakeProvider, services: Services
+    browser: Browser, server: Server, provider: FakeProvider, services: Services
 ) -> None:
     redirect_uri, params = provider.authorize(
-        await _login_url(server), subject="acme-200", email="state@acme.test"
+        await browser.login_url(), subject="acme-200", email="state@acme.test"
     )
-    wrong = await _callback(server, redirect_uri, {**params, "state": "not-the-state"})
+    wrong = await browser.callback(redirect_uri, {**params, "state": "not-the-state"})
     assert wrong["error"] == "invalid_request" and "state" in wrong["error_description"]
     assert provider.token_requests == []  # refused before the code was spent
-    ok = await _callback(server, redirect_uri, params)
+    ok = await browser.callback(redirect_uri, params)
     assert "code" in ok
-    replay = await _callback(server, redirect_uri, params)
+    replay = await browser.callback(redirect_uri, params)
     assert replay["error"] == "invalid_request"
     assert "already used" in replay["error_description"]
     assert len(provider.token_requests) == 1
 
 
-async def test_replayed_code_is_refused(server: Server, provider: FakeProvider) -> None:
+async def test_replayed_code_is_refused(
+    browser: Browser, server: Server, provider: FakeProvider
+) -> None:
     redirect_uri, params = provider.authorize(
-        await _login_url(server), subject="acme-300", email="code@acme.test"
+        await browser.login_url(), subject="acme-300", email="code@acme.test"
     )
-    assert "code" in await _callback(server, redirect_uri, params)
+    assert "code" in await browser.callback(redirect_uri, params)
     # the same code with a fresh, valid state: the provider refuses it (single use)
     _, fresh = provider.authorize(
-        await _login_url(server), subject="acme-300", email="code@acme.test"
+        await browser.login_url(), subject="acme-300", email="code@acme.test"
     )
-    replay = await _callback(
-        server, redirect_uri, {"code": params["code"], "state": fresh["state"]}
-    )
+    replay = await browser.callback(redirect_uri, {"code": params["code"], "state": fresh["state"]})
     assert replay["error"] == "access_denied"
     assert "invalid_grant" in replay["error_description"]
 
@@ -197,6 +210,7 @@ async def test_replayed_code_is_refused(server: Server, provider: FakeProvider) 
     ids=["wrong-nonce", "wrong-aud", "wrong-iss", "expired", "bad-signature", "hs256"],
 )
 async def test_bad_id_tokens_are_refused(
+    browser: Browser,
     gql: GQL,
     server: Server,
     provider: FakeProvider,
@@ -205,7 +219,7 @@ async def test_bad_id_tokens_are_refused(
     reason: str,
 ) -> None:
     email = f"tamper-{next(iter(tamper))}@acme.test"
-    done = await _sign_in(server, provider, subject=f"t-{email}", email=email, **tamper)
+    done = await _sign_in(browser, provider, subject=f"t-{email}", email=email, **tamper)
     assert done["error"] == "access_denied", done
     assert done["error_description"].startswith("the ID token is not valid")
     assert reason in done["error_description"]
@@ -213,21 +227,26 @@ async def test_bad_id_tokens_are_refused(
 
 
 async def test_unverified_or_missing_provider_email_creates_nothing(
-    server: Server, provider: FakeProvider, services: Services
+    browser: Browser, server: Server, provider: FakeProvider, services: Services
 ) -> None:
     done = await _sign_in(
-        server, provider, subject="acme-400", email="unverified@acme.test", email_verified=False
+        browser, provider, subject="acme-400", email="unverified@acme.test", email_verified=False
     )
     assert done["error"] == "access_denied"
     assert await _user_count(services, "unverified@acme.test") == 0
-    none = await _sign_in(server, provider, subject="acme-401", email=None)
+    none = await _sign_in(browser, provider, subject="acme-401", email=None)
     assert none["error"] == "access_denied"
 
 
 async def test_existing_account_is_matched_by_verified_email_only(
-    gql: GQL, server: Server, provider: FakeProvider, services: Services, tenant: Tenant
+    browser: Browser,
+    gql: GQL,
+    server: Server,
+    provider: FakeProvider,
+    services: Services,
+    tenant: Tenant,
 ) -> None:
-    refused = await _sign_in(server, provider, subject="acme-500", email=tenant.email)
+    refused = await _sign_in(browser, provider, subject="acme-500", email=tenant.email)
     assert refused["error"] == "access_denied"
     assert "not verified" in refused["error_description"]
     conn = await asyncpg.connect(services.database_url)
@@ -238,7 +257,7 @@ async def test_existing_account_is_matched_by_verified_email_only(
         )
     finally:
         await conn.close()
-    done = await _sign_in(server, provider, subject="acme-500", email=tenant.email)
+    done = await _sign_in(browser, provider, subject="acme-500", email=tenant.email)
     pair = await _complete(gql, done["code"])
     assert pair["tenantSlug"] == tenant.slug
     viewer = (await gql.ok(VIEWER, token=pair["accessToken"]))["viewer"]
@@ -246,38 +265,55 @@ async def test_existing_account_is_matched_by_verified_email_only(
     assert viewer["user"]["hasPassword"] is True
 
 
+async def _start_link(gql: GQL, user: Tenant) -> str:
+    start = (await gql.ok(START_LINK, {"p": "acme"}, token=user.token))["startIdentityLink"]
+    assert start["__typename"] == "StartIdentityLinkSuccess", start
+    return str(start["authorizationUrl"])
+
+
 async def test_link_sign_in_and_unlink(
-    gql: GQL, server: Server, provider: FakeProvider, tenant: Tenant, other_tenant: Tenant
+    browser: Browser,
+    gql: GQL,
+    server: Server,
+    provider: FakeProvider,
+    tenant: Tenant,
+    other_tenant: Tenant,
 ) -> None:
-    start = (await gql.ok(START_LINK, {"p": "acme"}, token=tenant.token))["startIdentityLink"]
-    assert start["__typename"] == "StartIdentityLinkSuccess"
     redirect_uri, params = provider.authorize(
-        start["authorizationUrl"], subject="acme-600", email="elsewhere@acme.test"
+        await _start_link(gql, tenant), subject="acme-600", email="elsewhere@acme.test"
     )
-    linked = await _callback(server, redirect_uri, params)
-    assert linked == {"linked": "acme"}
+    ready = await browser.callback(redirect_uri, params)
+    assert set(ready) == {"link_code", "provider"} and ready["provider"] == "acme"
+    done = await gql.ok(COMPLETE_LINK, {"c": ready["link_code"]}, token=tenant.token)
+    linked = done["completeIdentityLink"]
+    assert linked["__typename"] == "CompleteIdentityLinkSuccess"
+    assert linked["identity"]["provider"] == "acme"
     viewer = (await gql.ok(VIEWER, token=tenant.token))["viewer"]
     [identity] = viewer["identities"]
-    assert identity["provider"] == "acme" and identity["email"] == "elsewhere@acme.test"
+    assert identity == linked["identity"]
+    assert identity["email"] == "elsewhere@acme.test"
+    again = await gql.ok(COMPLETE_LINK, {"c": ready["link_code"]}, token=tenant.token)
+    assert again["completeIdentityLink"]["__typename"] == "ValidationFailed"
 
     # the linked identity now signs this user in, into their tenant
-    done = await _sign_in(server, provider, subject="acme-600", email="elsewhere@acme.test")
-    pair = await _complete(gql, done["code"])
+    signed = await _sign_in(browser, provider, subject="acme-600", email="elsewhere@acme.test")
+    pair = await _complete(gql, signed["code"])
     assert pair["tenantSlug"] == tenant.slug
 
     # another user cannot take the same provider account, reach A's tenant or unlink A's identity
-    other = (await gql.ok(START_LINK, {"p": "acme"}, token=other_tenant.token))["startIdentityLink"]
     redirect_uri, params = provider.authorize(
-        other["authorizationUrl"], subject="acme-600", email="elsewhere@acme.test"
+        await _start_link(gql, other_tenant), subject="acme-600", email="elsewhere@acme.test"
     )
-    taken = await _callback(server, redirect_uri, params)
-    assert taken["error"] == "access_denied" and "another user" in taken["error_description"]
+    ready = await browser.callback(redirect_uri, params)
+    taken = await gql.ok(COMPLETE_LINK, {"c": ready["link_code"]}, token=other_tenant.token)
+    assert taken["completeIdentityLink"]["__typename"] == "PermissionDenied"
+    assert "another user" in taken["completeIdentityLink"]["message"]
     other_viewer = (await gql.ok(VIEWER, token=other_tenant.token))["viewer"]
     assert other_viewer["identities"] == []
     foreign = await gql.ok(UNLINK, {"id": identity["id"]}, token=other_tenant.token)
     assert foreign["unlinkIdentity"]["__typename"] == "NotFound"
-    done = await _sign_in(server, provider, subject="acme-600", email="elsewhere@acme.test")
-    cross = await _complete(gql, done["code"], other_tenant.slug)
+    signed = await _sign_in(browser, provider, subject="acme-600", email="elsewhere@acme.test")
+    cross = await _complete(gql, signed["code"], other_tenant.slug)
     assert cross["__typename"] == "PermissionDenied"
 
     unlinked = await gql.ok(UNLINK, {"id": identity["id"]}, token=tenant.token)
@@ -288,10 +324,39 @@ async def test_link_sign_in_and_unlink(
     assert (await gql.ok(VIEWER, token=tenant.token))["viewer"]["identities"] == []
 
 
-async def test_only_sign_in_method_cannot_be_unlinked(
-    gql: GQL, server: Server, provider: FakeProvider
+async def test_a_forwarded_link_or_login_does_not_work_for_someone_else(
+    browser: Browser,
+    gql: GQL,
+    server: Server,
+    provider: FakeProvider,
+    tenant: Tenant,
+    other_tenant: Tenant,
 ) -> None:
-    done = await _sign_in(server, provider, subject="acme-700", email="only@acme.test")
+    """Login CSRF and its linking twin: an attacker starts a flow and gets a victim to finish
+    it (the victim's browser follows the attacker's callback or link URL)."""
+    # link: A starts it, B's browser finishes and B's app completes it -> refused
+    redirect_uri, params = provider.authorize(
+        await _start_link(gql, tenant), subject="acme-900", email="victim@acme.test"
+    )
+    ready = await browser.callback(redirect_uri, params)
+    stolen = await gql.ok(COMPLETE_LINK, {"c": ready["link_code"]}, token=other_tenant.token)
+    assert stolen["completeIdentityLink"]["__typename"] == "PermissionDenied"
+    assert (await gql.ok(VIEWER, token=tenant.token))["viewer"]["identities"] == []
+    # login: the attacker's browser starts, the victim's browser (no cookie) calls back
+    redirect_uri, params = provider.authorize(
+        await browser.login_url(), subject="acme-901", email="attacker@acme.test"
+    )
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        victim = Browser(server, http)
+        refused = await victim.callback(redirect_uri, params)
+    assert refused["error"] == "invalid_request"
+    assert "another browser" in refused["error_description"]
+
+
+async def test_only_sign_in_method_cannot_be_unlinked(
+    browser: Browser, gql: GQL, server: Server, provider: FakeProvider
+) -> None:
+    done = await _sign_in(browser, provider, subject="acme-700", email="only@acme.test")
     pair = await _complete(gql, done["code"])
     viewer = (await gql.ok(VIEWER, token=pair["accessToken"]))["viewer"]
     refused = await gql.ok(UNLINK, {"id": viewer["identities"][0]["id"]}, token=pair["accessToken"])
@@ -300,8 +365,10 @@ async def test_only_sign_in_method_cannot_be_unlinked(
     assert len(after["identities"]) == 1
 
 
-async def test_github_flow(gql: GQL, server: Server, provider: FakeProvider) -> None:
-    url = await _login_url(server, "github")
+async def test_github_flow(
+    browser: Browser, gql: GQL, server: Server, provider: FakeProvider
+) -> None:
+    url = await browser.login_url("github")
     query = {k: v[0] for k, v in parse_qs(urlparse(url).query).items()}
     assert query["scope"] == "read:user user:email"
     assert query["redirect_uri"] == f"{server.url}/auth/github/callback"
@@ -316,7 +383,7 @@ async def test_github_flow(gql: GQL, server: Server, provider: FakeProvider) -> 
         ],
     )
     redirect_uri, params = provider.authorize_github(url, user)
-    done = await _callback(server, redirect_uri, params)
+    done = await browser.callback(redirect_uri, params)
     [sent] = provider.token_requests
     assert sent["form"]["client_secret"] == CLIENT_SECRET  # client_secret_post, as GitHub wants
     assert {r["path"] for r in provider.api_requests} == {"/user", "/user/emails"}
@@ -327,26 +394,25 @@ async def test_github_flow(gql: GQL, server: Server, provider: FakeProvider) -> 
     assert [i["provider"] for i in viewer["identities"]] == ["github"]
 
     # a bad code is refused (GitHub answers 200 with an error body)
-    redirect_uri, params = provider.authorize_github(await _login_url(server, "github"), user)
-    bad = await _callback(server, redirect_uri, {**params, "code": "bogus"})
+    redirect_uri, params = provider.authorize_github(await browser.login_url("github"), user)
+    bad = await browser.callback(redirect_uri, {**params, "code": "bogus"})
     assert bad["error"] == "access_denied"
 
 
 async def test_denied_consent_and_unknown_provider(
-    gql: GQL, server: Server, provider: FakeProvider
+    browser: Browser, gql: GQL, server: Server, provider: FakeProvider
 ) -> None:
-    url = await _login_url(server)
+    url = await browser.login_url()
     state = parse_qs(urlparse(url).query)["state"][0]
-    denied = await _callback(
-        server,
+    denied = await browser.callback(
         f"{server.url}/auth/acme/callback",
         {"error": "access_denied", "error_description": "The user said no", "state": state},
     )
     assert denied == {"error": "access_denied", "error_description": "The user said no"}
     # the state is burned
     redirect_uri, params = provider.authorize(url, subject="acme-800", email="no@acme.test")
-    assert (await _callback(server, redirect_uri, params))["error"] == "invalid_request"
-    unknown = await _get(server, "/auth/nowhere/login")
+    assert (await browser.callback(redirect_uri, params))["error"] == "invalid_request"
+    unknown = await browser.get("/auth/nowhere/login")
     assert unknown.status_code == 404
     providers = await gql.ok("{ signInProviders { name displayName loginUrl } }")
     assert providers["signInProviders"] == [

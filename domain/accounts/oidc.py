@@ -18,9 +18,10 @@ What happens next (sign in, create, link) is `AccountService`'s business.
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import httpx
@@ -216,8 +217,13 @@ async def start(
     redirect_uri: str,
     intent: Intent = "login",
     user_id: int | None = None,
-) -> str:
-    """The authorization URL to send the browser to; the state lives in Redis until used."""
+    binding: str | None = None,
+) -> tuple[str, str]:
+    """(authorization URL to send the browser to, state); the state lives in Redis until used.
+
+    `binding` is a secret the starting browser keeps (a cookie): `finish` refuses a callback
+    that does not present it, so a victim cannot be made to complete an attacker's sign-in
+    (login CSRF)."""
     provider = await provider_for(settings, provider_name)
     verifier = generate_token(64)
     state = generate_token(32)
@@ -237,15 +243,22 @@ async def start(
         "redirect_uri": redirect_uri,
         "intent": intent,
         "user_id": user_id,
+        "binding": hash_refresh_token(binding) if binding else None,
     }
     await redis.set(
         _state_key(settings, state), json.dumps(record), ex=settings.sign_in_state_ttl_seconds
     )
-    return str(url)
+    return str(url), state
 
 
 async def finish(
-    redis: Redis, settings: Settings, *, provider_name: str, state: str, code: str
+    redis: Redis,
+    settings: Settings,
+    *,
+    provider_name: str,
+    state: str,
+    code: str,
+    binding: str | None = None,
 ) -> FlowResult:
     raw = await redis.getdel(_state_key(settings, state)) if state else None
     if raw is None:
@@ -253,6 +266,11 @@ async def finish(
     record: dict[str, Any] = json.loads(raw)
     if record["provider"] != provider_name:
         raise SignInError("the state was issued for another provider")
+    expected = record.get("binding")
+    if expected is not None and not (
+        binding and hmac.compare_digest(expected, hash_refresh_token(binding))
+    ):
+        raise SignInError("this sign-in was started in another browser: sign in again")
     if not code:
         raise SignInError("the provider sent no authorization code")
     provider = await provider_for(settings, provider_name)
@@ -343,27 +361,50 @@ async def _github_identity(provider: Provider, client: AsyncOAuth2Client) -> Ext
     )
 
 
-def _code_key(settings: Settings, code_hash: str) -> str:
-    return f"{settings.quota_key_prefix}:signin-code:{code_hash}"
+HandoffKind = Literal["login", "link"]
 
 
-async def issue_handoff_code(redis: Redis, settings: Settings, user_id: int) -> str:
-    """A one-time code the web app trades for our tokens (`completeSignIn`); only its hash
-    is a Redis key, and it lives `sign_in_code_ttl_seconds`."""
+def _code_key(settings: Settings, kind: HandoffKind, code_hash: str) -> str:
+    return f"{settings.quota_key_prefix}:signin-{kind}-code:{code_hash}"
+
+
+async def issue_handoff_code(
+    redis: Redis, settings: Settings, kind: HandoffKind, payload: dict[str, Any]
+) -> str:
+    """A one-time code the web app trades with a mutation (`completeSignIn` for "login",
+    `completeIdentityLink` for "link"); only its hash is a Redis key, and it lives
+    `sign_in_code_ttl_seconds`."""
     code = generate_token(43)
     await redis.set(
-        _code_key(settings, hash_refresh_token(code)),
-        json.dumps({"user_id": user_id}),
+        _code_key(settings, kind, hash_refresh_token(code)),
+        json.dumps(payload),
         ex=settings.sign_in_code_ttl_seconds,
     )
     return code
 
 
-async def take_handoff_code(redis: Redis, settings: Settings, code: str) -> int | None:
-    """The user id the code was issued for (once), or None."""
+async def take_handoff_code(
+    redis: Redis, settings: Settings, kind: HandoffKind, code: str
+) -> dict[str, Any] | None:
+    """The payload the code was issued with (once), or None."""
     if not code or len(code) > 200:
         return None
-    raw = await redis.getdel(_code_key(settings, hash_refresh_token(code)))
+    raw = await redis.getdel(_code_key(settings, kind, hash_refresh_token(code)))
     if raw is None:
         return None
-    return int(json.loads(raw)["user_id"])
+    payload: dict[str, Any] = json.loads(raw)
+    return payload
+
+
+def identity_to_dict(identity: ExternalIdentity) -> dict[str, Any]:
+    return asdict(identity)
+
+
+def identity_from_dict(data: dict[str, Any]) -> ExternalIdentity:
+    return ExternalIdentity(
+        provider=str(data["provider"]),
+        subject=str(data["subject"]),
+        email=data.get("email"),
+        email_verified=bool(data.get("email_verified")),
+        name=str(data.get("name") or ""),
+    )

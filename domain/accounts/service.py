@@ -359,6 +359,19 @@ class AccountService:
                 await user.save(update_fields=["email_verified_at"])
         return created
 
+    async def complete_identity_link(
+        self, settings: Settings, redis: Redis, user_id: int, code: str
+    ) -> UserIdentity:
+        """Link the identity a provider flow ended with (`/auth/complete?link_code=`), for
+        the user who started it only: a link started by someone else (a link forwarded to
+        a victim) is refused."""
+        payload = await oidc.take_handoff_code(redis, settings, "link", code)
+        if payload is None:
+            raise ValidationFailed(FieldError("code", "unknown, expired or already used"))
+        if int(payload["user_id"]) != user_id:
+            raise PermissionDenied("this link was started by another user")
+        return await self.link_identity(user_id, oidc.identity_from_dict(payload["identity"]))
+
     async def identities(self, user_id: int) -> list[UserIdentity]:
         async with public_tx():
             return await UserIdentity.filter(user_id=user_id).order_by("id")
@@ -384,9 +397,10 @@ class AccountService:
         self, settings: Settings, redis: Redis, code: str, tenant_slug: str | None = None
     ) -> TokenPair:
         """Trade the one-time code of a provider sign-in for a token pair."""
-        user_id = await oidc.take_handoff_code(redis, settings, code)
-        if user_id is None:
+        payload = await oidc.take_handoff_code(redis, settings, "login", code)
+        if payload is None:
             raise AuthenticationFailed("unknown, expired or already used sign-in code")
+        user_id = int(payload["user_id"])
         async with public_tx():
             user = await User.get_or_none(id=user_id, is_active=True)
             if user is None:

@@ -11,6 +11,7 @@ from domain.accounts.service import TokenPair, accounts
 from jobs.runtime import runtime
 from schema.accounts.types import (
     AuthPayload,
+    CompleteIdentityLinkSuccess,
     LogInInput,
     LogOutSuccess,
     RequestEmailVerificationSuccess,
@@ -20,6 +21,7 @@ from schema.accounts.types import (
     StartIdentityLinkSuccess,
     UnlinkIdentitySuccess,
     VerifyEmailSuccess,
+    identity_of,
 )
 from schema.errors import (
     AuthenticationFailed,
@@ -57,6 +59,10 @@ CompleteSignInPayload = Annotated[
 StartIdentityLinkPayload = Annotated[
     StartIdentityLinkSuccess | ValidationFailed | AuthenticationFailed,
     strawberry.union("StartIdentityLinkPayload"),
+]
+CompleteIdentityLinkPayload = Annotated[
+    CompleteIdentityLinkSuccess | ValidationFailed | PermissionDenied | AuthenticationFailed,
+    strawberry.union("CompleteIdentityLinkPayload"),
 ]
 UnlinkIdentityPayload = Annotated[
     UnlinkIdentitySuccess | NotFound | ValidationFailed | AuthenticationFailed,
@@ -188,7 +194,8 @@ class AccountMutations:
 
     @strawberry.mutation(
         description="Link a sign-in provider to the viewer: send the browser to the URL; the "
-        "flow ends at `/auth/complete?linked=<provider>`."
+        "flow ends at `/auth/complete?link_code=...&provider=...`, finished by "
+        "`completeIdentityLink`."
     )
     async def start_identity_link(self, info: Info, provider: str) -> StartIdentityLinkPayload:
         async def run() -> StartIdentityLinkSuccess:
@@ -202,7 +209,7 @@ class AccountMutations:
             )
             assert runtime.redis is not None
             try:
-                url = await oidc.start(
+                url, _ = await oidc.start(
                     runtime.redis,
                     settings,
                     provider_name=provider,
@@ -213,6 +220,21 @@ class AccountMutations:
             except oidc.SignInError as exc:
                 raise de.ValidationFailed(de.FieldError("provider", str(exc))) from exc
             return StartIdentityLinkSuccess(authorization_url=url)
+
+        return await run_mutation(run)  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        description="Finish linking with the `link_code` the flow ended with; only the user "
+        "who started the link may finish it."
+    )
+    async def complete_identity_link(self, info: Info, code: str) -> CompleteIdentityLinkPayload:
+        async def run() -> CompleteIdentityLinkSuccess:
+            user_id = _user_id(info)
+            assert runtime.redis is not None
+            linked = await accounts.complete_identity_link(
+                info.context.settings, runtime.redis, user_id, code
+            )
+            return CompleteIdentityLinkSuccess(identity=identity_of(linked))
 
         return await run_mutation(run)  # type: ignore[return-value]
 

@@ -6,12 +6,12 @@ from strawberry.types import Info
 from domain.accounts import oidc
 from domain.accounts.service import accounts
 from schema.accounts.types import (
-    Identity,
     MembershipInfo,
     SignInProviderInfo,
     TenantInfo,
     UserInfo,
     Viewer,
+    identity_of,
 )
 from schema.errors import PublicError
 
@@ -37,15 +37,7 @@ class AccountQueries:
                 email_verified_at=user.email_verified_at,
                 has_password=user.password_hash is not None,
             ),
-            identities=[
-                Identity(
-                    id=strawberry.ID(str(i.id)),
-                    provider=i.provider,
-                    email=i.email,
-                    created_at=i.created_at,
-                )
-                for i in identities
-            ],
+            identities=[identity_of(i) for i in identities],
             tenant=TenantInfo(slug=current.tenant.slug, name=current.tenant.name),
             role=principal.role,
             scopes=sorted(principal.scopes),

@@ -4,6 +4,8 @@ from datetime import datetime
 
 import strawberry
 
+from domain.accounts.models import UserIdentity
+
 
 @strawberry.type
 class AuthPayload:
@@ -45,6 +47,15 @@ class Identity:
     provider: str
     email: str | None = strawberry.field(description="As the provider last reported it.")
     created_at: datetime
+
+
+def identity_of(row: UserIdentity) -> Identity:
+    return Identity(
+        id=strawberry.ID(str(row.id)),
+        provider=row.provider,
+        email=row.email,
+        created_at=row.created_at,
+    )
 
 
 @strawberry.type
@@ -95,6 +106,11 @@ class ResetPasswordSuccess:
 @strawberry.type
 class StartIdentityLinkSuccess:
     authorization_url: str = strawberry.field(description="Send the browser there.")
+
+
+@strawberry.type
+class CompleteIdentityLinkSuccess:
+    identity: Identity
 
 
 @strawberry.type
