@@ -27,8 +27,8 @@ LOG_IN = """mutation($i: LogInInput!) { logIn(input: $i) { __typename
     ... on AuthPayload { accessToken refreshToken } ... on UserError { code message } } }"""
 REFRESH = """mutation($t: String!) { refreshToken(refreshToken: $t) { __typename
     ... on AuthPayload { accessToken refreshToken } ... on UserError { code message } } }"""
-LOG_OUT = """mutation($t: String!) { logOut(refreshToken: $t) { __typename
-    ... on LogOutSuccess { revoked } } }"""
+LOG_OUT = """mutation($t: String!, $all: Boolean! = false) {
+    logOut(refreshToken: $t, everywhere: $all) { __typename ... on LogOutSuccess { revoked } } }"""
 NEW_PASSWORD = "a brand new passphrase"
 
 
@@ -194,6 +194,23 @@ async def test_log_out_revokes_the_family_only(gql: GQL, tenant: Tenant) -> None
     assert other["__typename"] == "AuthPayload"
     unknown = await gql.ok(LOG_OUT, {"t": "not-a-token"})
     assert unknown["logOut"]["revoked"] is False
+
+
+async def test_log_out_everywhere_needs_a_live_token(gql: GQL, tenant: Tenant) -> None:
+    first = await _log_in(gql, tenant.email, tenant.password)
+    second = await _log_in(gql, tenant.email, tenant.password)
+    rotated = (await gql.ok(REFRESH, {"t": second["refreshToken"]}))["refreshToken"]
+    # a stale (rotated) copy only ends its own family
+    await gql.ok(LOG_OUT, {"t": second["refreshToken"], "all": True})
+    dead = (await gql.ok(REFRESH, {"t": rotated["refreshToken"]}))["refreshToken"]
+    assert dead["__typename"] == "AuthenticationFailed"
+    live = (await gql.ok(REFRESH, {"t": first["refreshToken"]}))["refreshToken"]
+    assert live["__typename"] == "AuthPayload"
+    # a live token ends every session of the account
+    await gql.ok(LOG_OUT, {"t": live["refreshToken"], "all": True})
+    for token in (tenant.refresh_token, live["refreshToken"]):
+        refused = (await gql.ok(REFRESH, {"t": token}))["refreshToken"]
+        assert refused["__typename"] == "AuthenticationFailed"
 
 
 async def test_tokens_of_one_tenants_user_touch_nothing_of_another(

@@ -190,10 +190,12 @@ class AccountService:
             "refresh token reused; its sessions are revoked" if reused else "invalid refresh token"
         )
 
-    async def log_out(self, refresh_token: str) -> bool:
+    async def log_out(self, refresh_token: str, *, everywhere: bool = False) -> bool:
         """Revoke the refresh token's whole family (this login's sessions); False if unknown.
 
-        Access tokens already issued stay valid until they expire (`access_token_ttl_seconds`).
+        `everywhere` revokes every family of the token's user, provided the token is still
+        live (a stale copy can only end its own family). Access tokens already issued stay
+        valid until they expire (`access_token_ttl_seconds`).
         """
         now = datetime.now(UTC)
         async with public_tx():
@@ -202,7 +204,13 @@ class AccountService:
             )
             if row is None:
                 return False
-            await RefreshToken.filter(family=row.family, revoked_at=None).update(revoked_at=now)
+            live = row.used_at is None and row.revoked_at is None and row.expires_at > now
+            if everywhere and live:
+                await RefreshToken.filter(user_id=row.user_id, revoked_at=None).update(
+                    revoked_at=now
+                )
+            else:
+                await RefreshToken.filter(family=row.family, revoked_at=None).update(revoked_at=now)
         return True
 
     # --- e-mail verification and password reset ---------------------------------------------

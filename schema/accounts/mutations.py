@@ -127,11 +127,15 @@ class AccountMutations:
         return await run_mutation(run, in_savepoint=False)  # type: ignore[return-value]
 
     @strawberry.mutation(
-        description="Revoke the refresh token's family: every token rotated from this login."
+        description="Revoke the refresh token's family: every token rotated from this login. "
+        "With `everywhere`, every session of the account."
     )
-    async def log_out(self, info: Info, refresh_token: str) -> LogOutPayload:
+    async def log_out(
+        self, info: Info, refresh_token: str, everywhere: bool = False
+    ) -> LogOutPayload:
         async def run() -> LogOutSuccess:
-            return LogOutSuccess(revoked=await accounts.log_out(refresh_token))
+            revoked = await accounts.log_out(refresh_token, everywhere=everywhere)
+            return LogOutSuccess(revoked=revoked)
 
         return await run_mutation(run, in_savepoint=False)  # type: ignore[return-value]
 
