@@ -238,6 +238,26 @@ async def test_unverified_or_missing_provider_email_creates_nothing(
     assert none["error"] == "access_denied"
 
 
+async def test_thin_id_token_is_completed_from_userinfo_with_the_same_subject(
+    browser: Browser, gql: GQL, provider: FakeProvider, services: Services
+) -> None:
+    done = await _sign_in(browser, provider, subject="acme-450", email="thin@acme.test", thin=True)
+    pair = await _complete(gql, done["code"])
+    viewer = (await gql.ok(VIEWER, token=pair["accessToken"]))["viewer"]
+    assert viewer["user"]["email"] == "thin@acme.test"
+    # UserInfo answering for another subject is ignored: no verified address, no account
+    other = await _sign_in(
+        browser,
+        provider,
+        subject="acme-451",
+        email="mixup@acme.test",
+        thin=True,
+        userinfo_sub="someone-else",
+    )
+    assert other["error"] == "access_denied"
+    assert await _user_count(services, "mixup@acme.test") == 0
+
+
 async def test_existing_account_is_matched_by_verified_email_only(
     browser: Browser,
     gql: GQL,

@@ -87,6 +87,7 @@ class Provider:
     issuer: str | None = None
     jwks_uri: str | None = None
     id_token_algs: tuple[str, ...] = ("RS256",)
+    userinfo_url: str | None = None
     api_base_url: str | None = None
     redirect_uri: str | None = None
 
@@ -177,6 +178,7 @@ async def provider_for(settings: Settings, name: str) -> Provider:
         issuer=str(meta["issuer"]),
         jwks_uri=str(meta["jwks_uri"]),
         id_token_algs=algs,
+        userinfo_url=str(meta["userinfo_endpoint"]) if meta.get("userinfo_endpoint") else None,
         redirect_uri=conf.redirect_uri,
     )
 
@@ -288,6 +290,8 @@ async def finish(
             identity = await _github_identity(provider, client)
         else:
             identity = await _oidc_identity(provider, dict(token), record.get("nonce"))
+            if identity.email is None and provider.userinfo_url:
+                identity = await _with_userinfo(provider, client, identity)
     return FlowResult(
         intent="link" if record.get("intent") == "link" else "login",
         user_id=record.get("user_id"),
@@ -337,6 +341,25 @@ async def _oidc_identity(
         email=str(email) if isinstance(email, str) and email else None,
         email_verified=claims.get("email_verified") is True,
         name=str(claims.get("name") or ""),
+    )
+
+
+async def _with_userinfo(
+    provider: Provider, client: AsyncOAuth2Client, identity: ExternalIdentity
+) -> ExternalIdentity:
+    """Issuers that keep ID tokens thin (no `email`) answer at the UserInfo endpoint; its
+    claims count only if its `sub` is the ID token's (OIDC Core 5.3.2)."""
+    response = await client.get(provider.userinfo_url, headers={"Accept": "application/json"})
+    info = response.json() if response.status_code == 200 else {}
+    if not isinstance(info, dict) or str(info.get("sub")) != identity.subject:
+        return identity
+    email = info.get("email")
+    return ExternalIdentity(
+        provider=identity.provider,
+        subject=identity.subject,
+        email=str(email) if isinstance(email, str) and email else None,
+        email_verified=info.get("email_verified") is True,
+        name=identity.name or str(info.get("name") or ""),
     )
 
 

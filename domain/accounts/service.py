@@ -315,12 +315,15 @@ class AccountService:
                         "an account with this e-mail exists but its address is not verified: "
                         f"log in with your password and link {identity.provider} from there"
                     )
-                await UserIdentity.create(
-                    provider=identity.provider,
-                    subject=identity.subject,
-                    user=user,
-                    email=identity.email,
-                )
+                try:
+                    await UserIdentity.create(
+                        provider=identity.provider,
+                        subject=identity.subject,
+                        user=user,
+                        email=identity.email,
+                    )
+                except IntegrityError as exc:  # the same identity, signing in twice at once
+                    raise AuthenticationFailed("a concurrent sign-in won: try again") from exc
                 return user.id
         local = email.split("@", 1)[0]
         name = identity.name or local
@@ -351,12 +354,17 @@ class AccountService:
                         f"this {identity.provider} account is linked to another user"
                     )
                 return existing
-            created = await UserIdentity.create(
-                provider=identity.provider,
-                subject=identity.subject,
-                user_id=user_id,
-                email=identity.email,
-            )
+            try:
+                created = await UserIdentity.create(
+                    provider=identity.provider,
+                    subject=identity.subject,
+                    user_id=user_id,
+                    email=identity.email,
+                )
+            except IntegrityError as exc:  # linked by someone else a moment ago
+                raise PermissionDenied(
+                    f"this {identity.provider} account is linked to another user"
+                ) from exc
             if (
                 identity.email_verified
                 and identity.email

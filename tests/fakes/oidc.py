@@ -66,6 +66,7 @@ class FakeProvider:
     codes: dict[str, Grant] = field(default_factory=dict)
     github_codes: dict[str, tuple[str, str, GitHubUser]] = field(default_factory=dict)
     github_tokens: dict[str, GitHubUser] = field(default_factory=dict)
+    access_tokens: dict[str, Grant] = field(default_factory=dict)
     token_requests: list[dict[str, Any]] = field(default_factory=list)
     api_requests: list[dict[str, Any]] = field(default_factory=list)
 
@@ -134,6 +135,9 @@ class FakeProvider:
         }
         if grant.email:
             claims["email"] = grant.email
+        if grant.tamper.get("thin"):  # the profile is only at the UserInfo endpoint
+            for claim in ("email", "email_verified", "name"):
+                claims.pop(claim, None)
         for claim in ("nonce", "aud", "iss", "exp"):
             if claim in grant.tamper:
                 claims[claim] = grant.tamper[claim]
@@ -167,6 +171,7 @@ def _app(fake: FakeProvider) -> Starlette:
                 "authorization_endpoint": f"{fake.url}/authorize",
                 "token_endpoint": f"{fake.url}/token",
                 "jwks_uri": f"{fake.url}/jwks",
+                "userinfo_endpoint": f"{fake.url}/userinfo",
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
@@ -199,15 +204,31 @@ def _app(fake: FakeProvider) -> Starlette:
             return refuse("invalid_grant")
         if _s256(form.get("code_verifier", "")) != grant.challenge:
             return refuse("invalid_grant")
+        access = secrets.token_urlsafe(16)
+        fake.access_tokens[access] = grant
         return JSONResponse(
             {
-                "access_token": secrets.token_urlsafe(16),
+                "access_token": access,
                 "token_type": "Bearer",
                 "expires_in": 3600,
                 "id_token": fake.id_token(grant),
             },
             headers={"Cache-Control": "no-store"},
         )
+
+    async def userinfo(request: Request) -> JSONResponse:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        grant = fake.access_tokens.get(value) if scheme.lower() == "bearer" else None
+        if grant is None:
+            return JSONResponse({"error": "invalid_token"}, status_code=401)
+        info: dict[str, Any] = {
+            "sub": grant.tamper.get("userinfo_sub", grant.subject),
+            "email_verified": grant.email_verified,
+            "name": grant.name,
+        }
+        if grant.email:
+            info["email"] = grant.email
+        return JSONResponse(info)
 
     async def github_token(request: Request) -> Response:
         form = {k: str(v) for k, v in (await request.form()).items()}
@@ -250,6 +271,7 @@ def _app(fake: FakeProvider) -> Starlette:
             Route("/.well-known/openid-configuration", discovery),
             Route("/jwks", jwks),
             Route("/token", token, methods=["POST"]),
+            Route("/userinfo", userinfo),
             Route("/login/oauth/access_token", github_token, methods=["POST"]),
             Route("/user", github_user),
             Route("/user/emails", github_emails),
