@@ -8,7 +8,7 @@ the browser to the web app at `<app_url>/auth/complete` with:
 - `?code=<one-time code>` after a sign-in (the user found or created): the app trades it for
   tokens with the `completeSignIn` mutation (so tokens never sit in a URL, a history or a log);
 - `?link_code=<one-time code>&provider=<name>` when the flow was started by
-  `startIdentityLink`: the signed-in app finishes with `completeIdentityLink`, which checks it
+  `linkIdentity`: the signed-in app finishes with `completeIdentityLink`, which checks it
   is the same user who started it;
 - `?error=<code>&error_description=<text>` when anything was refused.
 """

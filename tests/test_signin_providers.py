@@ -22,8 +22,8 @@ COMPLETE = """mutation($c: String!, $t: String) { completeSignIn(code: $c, tenan
     ... on UserError { code message } } }"""
 VIEWER = """{ viewer { user { id email emailVerifiedAt hasPassword } tenant { slug }
     identities { id provider email } } }"""
-START_LINK = """mutation($p: String!) { startIdentityLink(provider: $p) { __typename
-    ... on StartIdentityLinkSuccess { authorizationUrl } ... on UserError { code message } } }"""
+LINK_IDENTITY = """mutation($p: String!) { linkIdentity(provider: $p) { __typename
+    ... on LinkIdentitySuccess { authorizationUrl } ... on UserError { code message } } }"""
 COMPLETE_LINK = """mutation($c: String!) { completeIdentityLink(code: $c) { __typename
     ... on CompleteIdentityLinkSuccess { identity { id provider email } }
     ... on UserError { code message } } }"""
@@ -286,8 +286,8 @@ async def test_existing_account_is_matched_by_verified_email_only(
 
 
 async def _start_link(gql: GQL, user: Tenant) -> str:
-    start = (await gql.ok(START_LINK, {"p": "acme"}, token=user.token))["startIdentityLink"]
-    assert start["__typename"] == "StartIdentityLinkSuccess", start
+    start = (await gql.ok(LINK_IDENTITY, {"p": "acme"}, token=user.token))["linkIdentity"]
+    assert start["__typename"] == "LinkIdentitySuccess", start
     return str(start["authorizationUrl"])
 
 

@@ -12,13 +12,13 @@ from jobs.runtime import runtime
 from schema.accounts.types import (
     AuthPayload,
     CompleteIdentityLinkSuccess,
+    LinkIdentitySuccess,
     LogInInput,
     LogOutSuccess,
     RequestEmailVerificationSuccess,
     RequestPasswordResetSuccess,
     ResetPasswordSuccess,
     SignUpInput,
-    StartIdentityLinkSuccess,
     UnlinkIdentitySuccess,
     VerifyEmailSuccess,
     identity_of,
@@ -56,9 +56,9 @@ ResetPasswordPayload = Annotated[
 CompleteSignInPayload = Annotated[
     AuthPayload | AuthenticationFailed | PermissionDenied, strawberry.union("CompleteSignInPayload")
 ]
-StartIdentityLinkPayload = Annotated[
-    StartIdentityLinkSuccess | ValidationFailed | AuthenticationFailed,
-    strawberry.union("StartIdentityLinkPayload"),
+LinkIdentityPayload = Annotated[
+    LinkIdentitySuccess | ValidationFailed | AuthenticationFailed,
+    strawberry.union("LinkIdentityPayload"),
 ]
 CompleteIdentityLinkPayload = Annotated[
     CompleteIdentityLinkSuccess | ValidationFailed | PermissionDenied | AuthenticationFailed,
@@ -201,8 +201,8 @@ class AccountMutations:
         "flow ends at `/auth/complete?link_code=...&provider=...`, finished by "
         "`completeIdentityLink`."
     )
-    async def start_identity_link(self, info: Info, provider: str) -> StartIdentityLinkPayload:
-        async def run() -> StartIdentityLinkSuccess:
+    async def link_identity(self, info: Info, provider: str) -> LinkIdentityPayload:
+        async def run() -> LinkIdentitySuccess:
             user_id = _user_id(info)
             settings = info.context.settings
             request = info.context.request
@@ -223,7 +223,7 @@ class AccountMutations:
                 )
             except oidc.SignInError as exc:
                 raise de.ValidationFailed(de.FieldError("provider", str(exc))) from exc
-            return StartIdentityLinkSuccess(authorization_url=url)
+            return LinkIdentitySuccess(authorization_url=url)
 
         return await run_mutation(run)  # type: ignore[return-value]
 

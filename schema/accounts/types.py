@@ -104,7 +104,7 @@ class ResetPasswordSuccess:
 
 
 @strawberry.type
-class StartIdentityLinkSuccess:
+class LinkIdentitySuccess:
     authorization_url: str = strawberry.field(description="Send the browser there.")
 
 
