@@ -85,8 +85,7 @@ async def sign_in_callback(request: Request) -> Response:
     settings = get_settings()
     redis = request.app.state.redis
     if params.get("error"):  # the user said no, or the provider failed: burn the state
-        if params.get("state"):
-            await redis.delete(f"{settings.quota_key_prefix}:signin-state:{params['state']}")
+        await oidc.discard_state(redis, settings, params.get("state", ""))
         return _complete(
             settings,
             params.get("state"),

@@ -1,10 +1,11 @@
 """Sign-in through OAuth 2.0 / OpenID Connect providers (Authlib), docs/authentication.md.
 
 `start()` makes a single-use state record (state, PKCE S256 verifier, nonce, the exact
-redirect URI and the intent: sign in, or link to a signed-in user) kept in Redis for
-`sign_in_state_ttl_seconds`, and returns the provider's authorization URL. `finish()` takes
-the record back with GETDEL (a replay finds nothing), exchanges the code with Authlib's
-client (PKCE verifier, the same redirect URI) and returns who the provider says the user is:
+redirect URI, the intent: sign in, or link to a signed-in user, and the hash of the starting
+browser's binding secret) kept in Redis for `sign_in_state_ttl_seconds`, and returns the
+provider's authorization URL. `finish()` takes the record back with GETDEL (a replay finds
+nothing), checks the binding, exchanges the code with Authlib's client (PKCE verifier, the
+same redirect URI) and returns who the provider says the user is:
 
 - OpenID Connect (Google, any issuer by discovery URL): the ID token is verified with the
   issuer's JWKS (asymmetric algorithms the issuer announces only), then `iss`, `aud`
@@ -13,7 +14,8 @@ client (PKCE verifier, the same redirect URI) and returns who the provider says 
 - GitHub (OAuth 2.0, no ID token): `GET /user` for the numeric id, `GET /user/emails` for a
   verified address.
 
-What happens next (sign in, create, link) is `AccountService`'s business.
+What happens next (sign in, create, link) is `AccountService`'s business; the browser
+carries back only a one-time handoff code (`issue_handoff_code` / `take_handoff_code`).
 """
 
 from __future__ import annotations
@@ -251,6 +253,12 @@ async def start(
         _state_key(settings, state), json.dumps(record), ex=settings.sign_in_state_ttl_seconds
     )
     return str(url), state
+
+
+async def discard_state(redis: Redis, settings: Settings, state: str) -> None:
+    """Forget a state the provider answered with an error (consent refused)."""
+    if state:
+        await redis.delete(_state_key(settings, state))
 
 
 async def finish(
