@@ -53,9 +53,10 @@ class Smtp(BaseModel):
     """Outgoing mail (verification and password-reset links), e.g. `SMTP__HOST=smtp.example`.
 
     `starttls` upgrades a plain connection (port 587); `use_tls` is implicit TLS (port 465).
+    No host: production refuses to send; development and tests log the message instead.
     """
 
-    host: str = "localhost"
+    host: str | None = None
     port: int = Field(default=587, ge=1, le=65535)
     user: str | None = None
     password: str | None = None

@@ -239,3 +239,18 @@ async def test_tokens_of_one_tenants_user_touch_nothing_of_another(
     await gql.ok(LOG_OUT, {"t": (await _log_in(gql, tenant.email, NEW_PASSWORD))["refreshToken"]})
     again = (await gql.ok(REFRESH, {"t": kept["refreshToken"]}))["refreshToken"]
     assert again["__typename"] == "AuthPayload"
+
+
+async def test_without_an_smtp_host_production_refuses_and_development_logs() -> None:
+    from email.message import EmailMessage
+
+    from api.settings import Settings
+    from domain.accounts import mail
+
+    message = EmailMessage()
+    message["To"] = "someone@example.com"
+    message["Subject"] = "hello"
+    message.set_content("a link")
+    with pytest.raises(RuntimeError, match="SMTP__HOST"):
+        await mail.send(Settings(env="production", smtp=Smtp(host=None)), message)
+    await mail.send(Settings(env="development", smtp=Smtp(host=None)), message)

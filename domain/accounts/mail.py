@@ -12,10 +12,13 @@ from email.message import EmailMessage
 from urllib.parse import urlencode
 
 import aiosmtplib
+import structlog
 
 from api.settings import Settings
 from domain.accounts.models import OneTimeToken, User
 from domain.accounts.tokens import hash_refresh_token as hash_token
+
+log = structlog.get_logger(__name__)
 
 VERIFY_EMAIL = "verify_email"
 RESET_PASSWORD = "reset_password"
@@ -118,8 +121,21 @@ def _message(settings: Settings, to: str, subject: str, body: str) -> EmailMessa
 
 
 async def send(settings: Settings, message: EmailMessage) -> None:
-    """Deliver through the configured SMTP server (aiosmtplib)."""
+    """Deliver through the configured SMTP server (aiosmtplib).
+
+    Without `SMTP__HOST` a development server logs the message (links included) instead, so
+    the flows can be tried locally; production refuses."""
     smtp = settings.smtp
+    if smtp.host is None:
+        if settings.is_production:
+            raise RuntimeError("SMTP__HOST is not set: account mail cannot be sent")
+        log.warning(
+            "mail_not_sent_no_smtp_host",
+            to=message["To"],
+            subject=message["Subject"],
+            body=message.get_content(),
+        )
+        return
     await aiosmtplib.send(
         message,
         hostname=smtp.host,
