@@ -5,6 +5,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from api.settings import get_settings
 from domain import errors as de
 from domain.accounts import oidc
 from domain.accounts.service import TokenPair, accounts
@@ -189,9 +190,7 @@ class AccountMutations:
     ) -> CompleteSignInPayload:
         async def run() -> AuthPayload:
             assert runtime.redis is not None
-            pair = await accounts.complete_sign_in(
-                info.context.settings, runtime.redis, code, tenant_slug
-            )
+            pair = await accounts.complete_sign_in(get_settings(), runtime.redis, code, tenant_slug)
             return _auth(pair)
 
         return await run_mutation(run, in_savepoint=False)  # type: ignore[return-value]
@@ -204,7 +203,7 @@ class AccountMutations:
     async def link_identity(self, info: Info, provider: str) -> LinkIdentityPayload:
         async def run() -> LinkIdentitySuccess:
             user_id = _user_id(info)
-            settings = info.context.settings
+            settings = get_settings()  # read per call, like the callback route
             request = info.context.request
             default = (
                 str(request.url_for("sign_in_callback", provider=provider))
@@ -236,7 +235,7 @@ class AccountMutations:
             user_id = _user_id(info)
             assert runtime.redis is not None
             linked = await accounts.complete_identity_link(
-                info.context.settings, runtime.redis, user_id, code
+                get_settings(), runtime.redis, user_id, code
             )
             return CompleteIdentityLinkSuccess(identity=identity_of(linked))
 

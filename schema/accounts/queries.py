@@ -3,6 +3,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
+from api.settings import get_settings
 from domain.accounts import oidc
 from domain.accounts.service import accounts
 from schema.accounts.types import (
@@ -51,7 +52,7 @@ class AccountQueries:
 
     @strawberry.field(description="The sign-in providers configured on this server.")
     def sign_in_providers(self, info: Info) -> list[SignInProviderInfo]:
-        settings = info.context.settings
+        settings = get_settings()  # read per call, like the sign-in routes
         request = info.context.request
         base = (settings.public_url or (str(request.base_url) if request else "")).rstrip("/")
         return [
