@@ -439,3 +439,18 @@ async def test_denied_consent_and_unknown_provider(
         {"name": "acme", "displayName": "Acme ID", "loginUrl": f"{server.url}/auth/acme/login"},
         {"name": "github", "displayName": "GitHub", "loginUrl": f"{server.url}/auth/github/login"},
     ]
+
+
+async def test_a_discovery_document_naming_another_issuer_is_refused(
+    browser: Browser, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = get_settings()
+    impostor = SignInProvider(
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        discovery_url=f"{provider.url}/impostor/.well-known/openid-configuration",
+    )
+    monkeypatch.setitem(settings.sign_in_providers, "impostor", impostor)
+    response = await browser.get("/auth/impostor/login")
+    assert response.status_code == 503
+    assert "another issuer" in response.json()["message"]

@@ -59,6 +59,7 @@ PRESETS: dict[str, dict[str, str]] = {
     },
 }
 OIDC_SCOPE = "openid email profile"
+WELL_KNOWN = "/.well-known/openid-configuration"
 # Never a symmetric algorithm for an ID token: the key would be our client secret.
 ASYMMETRIC_ALGS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -162,6 +163,9 @@ async def provider_for(settings: Settings, name: str) -> Provider:
     for key in ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"):
         if not meta.get(key):
             raise SignInError(f"{name}'s discovery document has no {key}", "server_error")
+    # OIDC Discovery 4.3: the issuer must be the URL the document was fetched under.
+    if f"{str(meta['issuer']).rstrip('/')}{WELL_KNOWN}" != discovery_url:
+        raise SignInError(f"{name}'s discovery document names another issuer", "server_error")
     methods = meta.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
     announced = meta.get("id_token_signing_alg_values_supported") or ["RS256"]
     algs = tuple(a for a in announced if a in ASYMMETRIC_ALGS) or ("RS256",)

@@ -269,6 +269,8 @@ def _app(fake: FakeProvider) -> Starlette:
     return Starlette(
         routes=[
             Route("/.well-known/openid-configuration", discovery),
+            # the same document under another path: its issuer is not that path's
+            Route("/impostor/.well-known/openid-configuration", discovery),
             Route("/jwks", jwks),
             Route("/token", token, methods=["POST"]),
             Route("/userinfo", userinfo),
