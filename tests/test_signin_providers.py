@@ -454,3 +454,14 @@ async def test_a_discovery_document_naming_another_issuer_is_refused(
     response = await browser.get("/auth/impostor/login")
     assert response.status_code == 503
     assert "another issuer" in response.json()["message"]
+
+
+async def test_a_rotated_signing_key_is_fetched_again(
+    browser: Browser, gql: GQL, provider: FakeProvider
+) -> None:
+    first = await _sign_in(browser, provider, subject="acme-1000", email="rotate@acme.test")
+    assert "code" in first  # the JWKS with the current key is cached now
+    provider.rotate_key("test-key-rotated")
+    second = await _sign_in(browser, provider, subject="acme-1000", email="rotate@acme.test")
+    assert "code" in second, second
+    assert (await _complete(gql, second["code"]))["__typename"] == "AuthPayload"

@@ -143,10 +143,15 @@ class FakeProvider:
                 claims[claim] = grant.tamper[claim]
         if grant.tamper.get("hs256"):  # algorithm confusion: "signed" with the client secret
             return jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(CLIENT_SECRET))
+        kid = str(self.key.kid)
         key = self.key
-        if grant.tamper.get("foreign_key"):
-            key = RSAKey.generate_key(2048, parameters={"kid": "test-key-1"})
-        return jwt.encode({"alg": "RS256", "kid": "test-key-1"}, claims, key)
+        if grant.tamper.get("foreign_key"):  # same kid, another key
+            key = RSAKey.generate_key(2048, parameters={"kid": kid})
+        return jwt.encode({"alg": "RS256", "kid": kid}, claims, key)
+
+    def rotate_key(self, kid: str) -> None:
+        """The provider rolls its signing key: new tokens carry a kid clients have not seen."""
+        self.key = RSAKey.generate_key(2048, parameters={"kid": kid})
 
 
 def _client_auth(request: Request, form: dict[str, str]) -> tuple[str, str]:
