@@ -37,6 +37,7 @@ from api.oauth import oauth_callback
 from api.persisted import PERSISTED_QUERY_NOT_FOUND, PersistedQueryError, persisted_queries
 from api.realtime import EventHub
 from api.settings import Settings, get_settings
+from api.signin import sign_in_callback, sign_in_login
 from api.tracing import tracing_middleware
 from api.ws import SubscriptionServer
 from billing.webhooks import stripe_webhook
@@ -414,6 +415,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics_endpoint),
         Route("/oauth/platforms/{platform}/callback", oauth_callback, methods=["GET"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+        Route("/auth/{provider}/login", sign_in_login, methods=["GET"], name="sign_in_login"),
+        Route(
+            "/auth/{provider}/callback",
+            sign_in_callback,
+            methods=["GET"],
+            name="sign_in_callback",
+        ),
     ]
     return Starlette(
         routes=routes,

@@ -59,6 +59,45 @@ class Limits(BaseModel):
         return plan_for(plan).max_query_cost
 
 
+class Smtp(BaseModel):
+    """Outgoing mail (verification and password-reset links), e.g. `SMTP__HOST=smtp.example`.
+
+    `starttls` upgrades a plain connection (port 587); `use_tls` is implicit TLS (port 465).
+    No host: production refuses to send; development and tests log the message instead.
+    """
+
+    host: str | None = None
+    port: int = Field(default=587, ge=1, le=65535)
+    user: str | None = None
+    password: str | None = None
+    from_address: str = "Trendscope <no-reply@trendscope.localhost>"
+    starttls: bool = True
+    use_tls: bool = False
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class SignInProvider(BaseModel):
+    """One OAuth / OpenID Connect sign-in provider (docs/authentication.md).
+
+    `google` and `github` need only `client_id` and `client_secret`; any other name is an
+    OpenID Connect issuer found by `discovery_url` (`.../.well-known/openid-configuration`).
+    The other fields override the preset or the discovery document (staging, test fakes).
+    """
+
+    client_id: str
+    client_secret: str
+    kind: Literal["oidc", "github"] | None = None  # None: "github" for github, else "oidc"
+    discovery_url: str | None = None
+    scope: str | None = None
+    authorize_url: str | None = None
+    token_url: str | None = None
+    api_base_url: str | None = None  # GitHub's REST API (/user, /user/emails)
+    # The exact redirect URI registered with the provider; by default
+    # `<public_url>/auth/<name>/callback`.
+    redirect_uri: str | None = None
+    display_name: str | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_nested_delimiter="__")
 
@@ -127,6 +166,21 @@ class Settings(BaseSettings):
     insights_llm_api_key: str | None = None
     insights_llm_model: str = "gpt-4o-mini"
     insights_llm_timeout_seconds: float = Field(default=30.0, gt=0)
+    # The API's external base URL (https://api.example.com): sign-in redirect URIs are
+    # `<public_url>/auth/<provider>/callback`. Required in production; elsewhere the request's
+    # own URL is used.
+    public_url: str | None = None
+    # The web app: e-mail links (`/verify-email?token=`, `/reset-password?token=`) and the end
+    # of a provider sign-in (`/auth/complete?code=` or `?error=`) point there.
+    app_url: str = "http://localhost:3000"
+    # Sign-in providers by name, JSON, e.g.
+    # SIGN_IN_PROVIDERS='{"google": {"client_id": "...", "client_secret": "..."}}'.
+    sign_in_providers: dict[str, SignInProvider] = Field(default_factory=dict)
+    sign_in_state_ttl_seconds: int = Field(default=600, ge=30)
+    sign_in_code_ttl_seconds: int = Field(default=120, ge=10)
+    email_verification_ttl_seconds: int = Field(default=48 * 3600, ge=60)
+    password_reset_ttl_seconds: int = Field(default=3600, ge=60)
+    smtp: Smtp = Field(default_factory=Smtp)
 
     @property
     def is_production(self) -> bool:

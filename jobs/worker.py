@@ -18,6 +18,12 @@ from arq.worker import Retry, RetryJob
 from api.logging import configure_logging
 from api.metrics import observe_job, observe_job_wait
 from api.settings import get_settings
+from jobs.accounts import (
+    SEND_RESET_JOB,
+    SEND_VERIFICATION_JOB,
+    send_email_verification,
+    send_password_reset,
+)
 from jobs.billing import apply_retention, enforce_dunning, handle_event, requeue_events
 from jobs.collection import collect, import_file, requeue_stale, schedule_collections
 from jobs.insights import insight_crons
@@ -96,6 +102,18 @@ def worker_settings() -> dict[str, Any]:
                 name="billing.handle_event",
                 max_tries=12,
                 timeout=120,
+            ),
+            func(
+                instrumented(SEND_VERIFICATION_JOB, send_email_verification),
+                name=SEND_VERIFICATION_JOB,
+                max_tries=5,
+                timeout=60,
+            ),
+            func(
+                instrumented(SEND_RESET_JOB, send_password_reset),
+                name=SEND_RESET_JOB,
+                max_tries=5,
+                timeout=60,
             ),
         ],
         "cron_jobs": [

@@ -29,7 +29,19 @@ ALLOWED_WHEN_RESTRICTED = frozenset(
     {"createCheckoutSession", "createBillingPortalSession", "logOut", "__typename"}
 )
 # Root fields that work without a tenant (they open their own transactions).
-PUBLIC_ROOT_FIELDS = frozenset({"signUp", "logIn", "refreshToken", "__typename"})
+PUBLIC_ROOT_FIELDS = frozenset(
+    {
+        "signUp",
+        "logIn",
+        "refreshToken",
+        "logOut",
+        "verifyEmail",
+        "requestPasswordReset",
+        "resetPassword",
+        "completeSignIn",
+        "__typename",
+    }
+)
 
 
 class TenantTransaction(SchemaExtension):

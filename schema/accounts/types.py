@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
 
 from billing import entitlements
 from billing.plans import plan_for
+from domain.accounts.models import UserIdentity
 from schema.billing.types import PlanInfo, PlanLimits, TenantUsage
 
 
@@ -58,6 +61,29 @@ class UserInfo:
     id: strawberry.ID
     email: str
     display_name: str
+    email_verified_at: datetime | None = strawberry.field(
+        default=None, description="When the address was proven (null: not verified)."
+    )
+    has_password: bool = strawberry.field(
+        default=True, description="False for accounts made through a sign-in provider."
+    )
+
+
+@strawberry.type(description="A sign-in provider account linked to the user.")
+class Identity:
+    id: strawberry.ID
+    provider: str
+    email: str | None = strawberry.field(description="As the provider last reported it.")
+    created_at: datetime
+
+
+def identity_of(row: UserIdentity) -> Identity:
+    return Identity(
+        id=strawberry.ID(str(row.id)),
+        provider=row.provider,
+        email=row.email,
+        created_at=row.created_at,
+    )
 
 
 @strawberry.type
@@ -67,6 +93,57 @@ class Viewer:
     role: str
     scopes: list[str]
     memberships: list[MembershipInfo]
+    identities: list[Identity] = strawberry.field(default_factory=list)
+
+
+@strawberry.type(description="A configured sign-in provider: send the browser to `loginUrl`.")
+class SignInProviderInfo:
+    name: str
+    display_name: str
+    login_url: str
+
+
+@strawberry.type
+class LogOutSuccess:
+    revoked: bool = strawberry.field(description="False: the token was unknown (nothing to do).")
+
+
+@strawberry.type
+class RequestEmailVerificationSuccess:
+    sent: bool = strawberry.field(description="False: the address is verified already.")
+
+
+@strawberry.type
+class VerifyEmailSuccess:
+    email: str
+    email_verified_at: datetime
+
+
+@strawberry.type
+class RequestPasswordResetSuccess:
+    message: str = strawberry.field(
+        description="The same whether or not an account has this address."
+    )
+
+
+@strawberry.type
+class ResetPasswordSuccess:
+    email: str
+
+
+@strawberry.type
+class LinkIdentitySuccess:
+    authorization_url: str = strawberry.field(description="Send the browser there.")
+
+
+@strawberry.type
+class CompleteIdentityLinkSuccess:
+    identity: Identity
+
+
+@strawberry.type
+class UnlinkIdentitySuccess:
+    id: strawberry.ID
 
 
 @strawberry.input
