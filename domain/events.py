@@ -19,6 +19,7 @@ log = structlog.get_logger(__name__)
 POST_ADDED = "post_added"
 COLLECTION_TASK_UPDATED = "collection_task_updated"
 PLATFORM_CONNECTION_BROKEN = "platform_connection_broken"
+SCORE_UPDATED = "score_updated"  # an influencer's figures were recomputed (analytics)
 
 
 def channel(schema: str, event: str) -> str:

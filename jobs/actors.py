@@ -9,6 +9,7 @@ import structlog
 
 from api.settings import get_settings
 from domain.analytics.service import analytics
+from jobs import analytics as analytics_jobs
 from jobs.broker import broker  # noqa: F401  (sets the broker before the actors below)
 from tenants.db import init_db
 from tenants.tx import tenant_tx, validate_schema_name
@@ -39,3 +40,21 @@ async def recount_totals(tenant_schema: str) -> None:
     async with tenant_tx(tenant_schema):
         totals = await analytics.recount_totals()
     log.info("totals_recounted", schema=tenant_schema, posts=totals.posts)
+
+
+@dramatiq.actor(actor_name="analytics.analyze_posts", queue_name="analytics", max_retries=5)
+async def analyze_posts(tenant_schema: str) -> None:
+    """The analysis pass over the tenant's new posts and comments, then the figures of the
+    influencers concerned (jobs/analytics.py). Incremental, resumable, idempotent."""
+    validate_schema_name(tenant_schema)
+    await _ensure_db()
+    await analytics_jobs.analyze_tenant(tenant_schema)
+
+
+@dramatiq.actor(actor_name="analytics.compute_scores", queue_name="analytics", max_retries=5)
+async def compute_scores(tenant_schema: str, influencer_ids: list[int] | None = None) -> None:
+    """Metrics, influence and authenticity scores of the tenant's influencers (all by
+    default), one history row each."""
+    validate_schema_name(tenant_schema)
+    await _ensure_db()
+    await analytics_jobs.compute_scores(tenant_schema, influencer_ids)

@@ -18,6 +18,7 @@ from arq.worker import Retry, RetryJob
 from api.logging import configure_logging
 from api.metrics import observe_job, observe_job_wait
 from api.settings import get_settings
+from jobs.analytics import schedule_analysis, schedule_scores
 from jobs.collection import collect, import_file, requeue_stale, schedule_collections
 from jobs.runtime import runtime
 from tenants.db import close_db, init_db
@@ -102,6 +103,21 @@ def worker_settings() -> dict[str, Any]:
                 name="collection.schedule",
                 minute=5,
                 second=30,
+            ),
+            # Dramatiq messages for every tenant: the analysis pass (which refreshes the
+            # metrics of influencers with new posts) hourly, every influencer's scores daily.
+            cron(
+                instrumented("analytics.schedule_hourly", schedule_analysis),
+                name="analytics.schedule_hourly",
+                minute=20,
+                second=0,
+            ),
+            cron(
+                instrumented("analytics.schedule_daily", schedule_scores),
+                name="analytics.schedule_daily",
+                hour=3,
+                minute=40,
+                second=0,
             ),
         ],
         "on_startup": startup,

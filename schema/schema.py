@@ -13,6 +13,8 @@ from api.metrics import OperationMetrics
 from domain.errors import DomainError
 from schema.accounts.mutations import AccountMutations
 from schema.accounts.queries import AccountQueries
+from schema.analytics.queries import AnalyticsQueries
+from schema.analytics.subscriptions import AnalyticsSubscriptions
 from schema.collection.mutations import CollectionMutations
 from schema.collection.queries import CollectionQueries
 from schema.collection.subscriptions import CollectionSubscriptions
@@ -30,10 +32,18 @@ class NodeQueries:
 
 
 Query = merge_types(
-    "Query", (NodeQueries, AccountQueries, InfluencerQueries, PostQueries, CollectionQueries)
+    "Query",
+    (
+        NodeQueries,
+        AccountQueries,
+        InfluencerQueries,
+        PostQueries,
+        CollectionQueries,
+        AnalyticsQueries,
+    ),
 )
 Mutation = merge_types("Mutation", (AccountMutations, InfluencerMutations, CollectionMutations))
-Subscription = merge_types("Subscription", (CollectionSubscriptions,))
+Subscription = merge_types("Subscription", (CollectionSubscriptions, AnalyticsSubscriptions))
 
 
 class TrendscopeSchema(strawberry.Schema):
