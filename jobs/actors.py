@@ -6,11 +6,13 @@ import asyncio
 
 import dramatiq
 import structlog
+from redis.asyncio import Redis
 
 from api.settings import get_settings
 from domain.analytics.service import analytics
 from jobs import analytics as analytics_jobs
 from jobs.broker import broker  # noqa: F401  (sets the broker before the actors below)
+from jobs.runtime import runtime
 from tenants.db import init_db
 from tenants.tx import tenant_tx, validate_schema_name
 
@@ -28,7 +30,10 @@ async def _ensure_db() -> None:
         _db_ready = asyncio.Lock()
     async with _db_ready:
         if not _initialised:
-            await init_db(get_settings())
+            settings = get_settings()
+            await init_db(settings)
+            if runtime.redis is None:  # events (domain.events.emit) publish through it
+                runtime.redis = Redis.from_url(settings.require_redis_url())
             _initialised = True
 
 

@@ -299,3 +299,31 @@ async def test_score_updated_reaches_subscribers_of_the_tenant_only(
         await asyncio.wait_for(subs[1].recv(), 0.5)  # the filter let only sub2 through
     for ws in subs:
         await ws.close()
+
+
+async def test_a_killed_pass_loses_only_its_open_batch_and_passes_share_the_work(
+    gql: GQL, tenant: Tenant
+) -> None:
+    from domain.analytics.service import analytics
+
+    await add_accounts(gql, tenant.token, ["kill"])
+    texts = [f"{t} ({i})" for i, t in enumerate(TEXTS + POSITIVE_EN + NEGATIVE_EN)]
+    await import_file(gql, tenant.token, "k.jsonl", jsonl(rows(["kill"], texts, "k")))
+    await run_jobs()
+    await sent_messages("analytics.analyze_posts")
+    n = len(texts)
+    with pytest.raises(RuntimeError):  # the worker dies after analysing, before COMMIT
+        async with tenant_tx(tenant.schema):
+            assert (await analytics.analyze_batch("post", 5)).posts == 5
+            raise RuntimeError("killed")
+    assert await analysed(tenant.schema) == (0, n, 0)
+    async with tenant_tx(tenant.schema):  # one batch commits, then the pass stops
+        await analytics.analyze_batch("post", 4)
+    assert await analysed(tenant.schema) == (4, n - 4, 0)
+    # two passes at once take disjoint rows (FOR UPDATE SKIP LOCKED) and finish the rest
+    one, two = await asyncio.gather(
+        analyze_tenant(tenant.schema, batch=2, scores=False),
+        analyze_tenant(tenant.schema, batch=2, scores=False),
+    )
+    assert one.posts + two.posts == n - 4
+    assert await analysed(tenant.schema) == (n, 0, 0)

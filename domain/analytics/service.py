@@ -441,9 +441,7 @@ def _score_from_row(row: dict[str, Any]) -> InfluencerScore:
     for key in ("breakdown", "inputs", "authenticity"):
         if isinstance(values[key], str):
             values[key] = json.loads(values[key])
-    score = InfluencerScore(**values)
-    score._saved_in_db = True
-    return score
+    return InfluencerScore(**values)  # read-only: GraphQL reads its attributes
 
 
 analytics = AnalyticsService()
