@@ -222,13 +222,6 @@ class AnalyticsService:
             await conn.execute(_STORE_COMMENTS, *columns, now)
             return AnalysisResult(comments=len(rows))
 
-    async def pending_counts(self) -> tuple[int, int]:
-        """(posts, comments) not analysed yet."""
-        return (
-            await Post.filter(analyzed_at__isnull=True).count(),
-            await Comment.filter(analyzed_at__isnull=True).count(),
-        )
-
     # --- metrics and scores ---------------------------------------------------------------
 
     async def influencer_ids(self, among: Sequence[int] | None = None) -> builtins.list[int]:
