@@ -327,3 +327,11 @@ async def test_a_killed_pass_loses_only_its_open_batch_and_passes_share_the_work
     )
     assert one.posts + two.posts == n - 4
     assert await analysed(tenant.schema) == (n, 0, 0)
+    async with tenant_tx(tenant.schema) as tx:  # the pass's read is served by partial indexes
+        _, found = await tx.conn.execute_query(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1"
+            " AND indexname LIKE '%unanalyzed_idx' ORDER BY indexname",
+            [tenant.schema],
+        )
+    assert [r["indexname"] for r in found] == ["comment_unanalyzed_idx", "post_unanalyzed_idx"]
+    assert all("WHERE (analyzed_at IS NULL)" in r["indexdef"] for r in found)
