@@ -47,7 +47,15 @@ async def recount_totals(tenant_schema: str) -> None:
     log.info("totals_recounted", schema=tenant_schema, posts=totals.posts)
 
 
-@dramatiq.actor(actor_name="analytics.analyze_posts", queue_name="analytics", max_retries=5)
+# A pass over a large backlog outlives Dramatiq's default 10-minute limit (100k posts take
+# about 4 minutes on a loaded 2-core machine, bench/analytics.py); killed or not, every batch
+# it committed stays done and a retry resumes with the rest.
+@dramatiq.actor(
+    actor_name="analytics.analyze_posts",
+    queue_name="analytics",
+    max_retries=5,
+    time_limit=3_600_000,
+)
 async def analyze_posts(tenant_schema: str) -> None:
     """The analysis pass over the tenant's new posts and comments, then the figures of the
     influencers concerned (jobs/analytics.py). Incremental, resumable, idempotent."""
@@ -56,7 +64,12 @@ async def analyze_posts(tenant_schema: str) -> None:
     await analytics_jobs.analyze_tenant(tenant_schema)
 
 
-@dramatiq.actor(actor_name="analytics.compute_scores", queue_name="analytics", max_retries=5)
+@dramatiq.actor(
+    actor_name="analytics.compute_scores",
+    queue_name="analytics",
+    max_retries=5,
+    time_limit=1_800_000,
+)
 async def compute_scores(tenant_schema: str, influencer_ids: list[int] | None = None) -> None:
     """Metrics, influence and authenticity scores of the tenant's influencers (all by
     default), one history row each."""

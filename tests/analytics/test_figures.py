@@ -138,3 +138,17 @@ def test_analyze_texts_detects_scores_and_extracts_keywords() -> None:
     assert out[1].keywords and "praia" in out[1].keywords
     assert out[3].keywords == []
     assert all(a.keywords is None for a in analyze_texts(texts[:2], keywords=False))
+
+
+def test_post_scope_numbers_its_parameters_after_the_callers() -> None:
+    from domain.analytics.service import PostScope
+
+    scope = PostScope(since=T0, until=T0 + timedelta(days=1), influencer_id=9)
+    where, params = scope.where(first_param=3)
+    assert where == (
+        "p.analyzed_at IS NOT NULL AND p.published_at >= $3 AND p.published_at < $4"
+        " AND p.influencer_id = $5"
+    )
+    assert params == [T0, T0 + timedelta(days=1), 9]
+    where, params = PostScope(since=T0, until=T0).where()
+    assert where.endswith("p.published_at < $2") and len(params) == 2
