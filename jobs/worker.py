@@ -24,6 +24,7 @@ from jobs.accounts import (
     send_email_verification,
     send_password_reset,
 )
+from jobs.analytics import schedule_analysis, schedule_scores
 from jobs.billing import apply_retention, enforce_dunning, handle_event, requeue_events
 from jobs.collection import collect, import_file, requeue_stale, schedule_collections
 from jobs.insights import insight_crons
@@ -149,6 +150,21 @@ def worker_settings() -> dict[str, Any]:
                 second=30,
             ),
             *insight_crons(instrumented),
+            # Dramatiq messages for every tenant: the analysis pass (which refreshes the
+            # metrics of influencers with new posts) hourly, every influencer's scores daily.
+            cron(
+                instrumented("analytics.schedule_hourly", schedule_analysis),
+                name="analytics.schedule_hourly",
+                minute=20,
+                second=0,
+            ),
+            cron(
+                instrumented("analytics.schedule_daily", schedule_scores),
+                name="analytics.schedule_daily",
+                hour=3,
+                minute=40,
+                second=0,
+            ),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

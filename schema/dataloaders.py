@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
+from domain.analytics.models import InfluencerScore
+from domain.analytics.service import analytics
 from domain.collection.models import FollowerSnapshot
 from domain.collection.service import collection
 from domain.influencers.service import influencers
@@ -85,4 +87,8 @@ class Loaders:
         self.task_by_id = _loader(s, collection.by_ids, cache=cache)
         self.follower_history: DataLoader[tuple[int, Any], list[FollowerSnapshot]] = _loader(
             s, _grouped(influencers.follower_history), list, cache=cache
+        )
+        self.latest_score = _loader(s, analytics.latest_scores, cache=cache)
+        self.score_history: DataLoader[tuple[int, Any], list[InfluencerScore]] = _loader(
+            s, _grouped(analytics.score_history), list, cache=cache
         )

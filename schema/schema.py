@@ -13,6 +13,8 @@ from api.metrics import OperationMetrics
 from domain.errors import DomainError
 from schema.accounts.mutations import AccountMutations
 from schema.accounts.queries import AccountQueries
+from schema.analytics.queries import AnalyticsQueries
+from schema.analytics.subscriptions import AnalyticsSubscriptions
 from schema.billing.mutations import BillingMutations
 from schema.billing.queries import BillingQueries
 from schema.collection.mutations import CollectionMutations
@@ -43,6 +45,7 @@ Query = merge_types(
         PostQueries,
         CollectionQueries,
         InsightQueries,
+        AnalyticsQueries,
         BillingQueries,
     ),
 )
@@ -61,6 +64,7 @@ Subscription = merge_types(
     (
         CollectionSubscriptions,
         InsightSubscriptions,
+        AnalyticsSubscriptions,
     ),
 )
 
