@@ -19,6 +19,7 @@ log = structlog.get_logger(__name__)
 POST_ADDED = "post_added"
 COLLECTION_TASK_UPDATED = "collection_task_updated"
 PLATFORM_CONNECTION_BROKEN = "platform_connection_broken"
+TREND_UPDATED = "trend_updated"  # a trend was created or its status/score changed materially
 
 
 def channel(schema: str, event: str) -> str:

@@ -10,6 +10,7 @@ import structlog
 from api.settings import get_settings
 from domain.analytics.service import analytics
 from jobs.broker import broker  # noqa: F401  (sets the broker before the actors below)
+from jobs.runtime import runtime
 from tenants.db import init_db
 from tenants.tx import tenant_tx, validate_schema_name
 
@@ -39,3 +40,28 @@ async def recount_totals(tenant_schema: str) -> None:
     async with tenant_tx(tenant_schema):
         totals = await analytics.recount_totals()
     log.info("totals_recounted", schema=tenant_schema, posts=totals.posts)
+
+
+async def _ensure_events() -> None:
+    """Redis for `domain.events.emit` (published after commit) in this worker process."""
+    await _ensure_db()
+    if runtime.redis is None:
+        from redis.asyncio import Redis
+
+        runtime.redis = Redis.from_url(get_settings().require_redis_url())
+
+
+@dramatiq.actor(
+    actor_name="analytics.detect_trends",
+    queue_name="analytics",
+    max_retries=3,
+    time_limit=30 * 60 * 1000,
+)
+async def detect_trends(tenant_schema: str) -> None:
+    """Detect a tenant's trends over the last 14 days and store them (jobs/trends.py);
+    idempotent: a re-run upserts the same rows."""
+    from jobs.trends import detect_tenant_trends
+
+    validate_schema_name(tenant_schema)
+    await _ensure_events()
+    await detect_tenant_trends(tenant_schema)

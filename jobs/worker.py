@@ -20,6 +20,7 @@ from api.metrics import observe_job, observe_job_wait
 from api.settings import get_settings
 from jobs.collection import collect, import_file, requeue_stale, schedule_collections
 from jobs.runtime import runtime
+from jobs.trends import schedule_trend_detection
 from tenants.db import close_db, init_db
 
 log = structlog.get_logger(__name__)
@@ -73,6 +74,16 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     await close_db()
 
 
+def trends_cron() -> Any:
+    """Hourly: send `analytics.detect_trends` for every tenant (jobs/trends.py)."""
+    return cron(
+        instrumented("analytics.schedule_trends", schedule_trend_detection),
+        name="analytics.schedule_trends",
+        minute=15,
+        second=0,
+    )
+
+
 def worker_settings() -> dict[str, Any]:
     settings = get_settings()
     return {
@@ -103,6 +114,7 @@ def worker_settings() -> dict[str, Any]:
                 minute=5,
                 second=30,
             ),
+            trends_cron(),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

@@ -22,6 +22,8 @@ from schema.influencers.queries import InfluencerQueries
 from schema.limits import LIMIT_CODES, LimitedParserCache, LimitedValidationCache
 from schema.permissions import requires
 from schema.posts.queries import PostQueries
+from schema.trends.queries import TrendQueries
+from schema.trends.subscriptions import TrendSubscriptions
 
 
 @strawberry.type
@@ -30,10 +32,18 @@ class NodeQueries:
 
 
 Query = merge_types(
-    "Query", (NodeQueries, AccountQueries, InfluencerQueries, PostQueries, CollectionQueries)
+    "Query",
+    (
+        NodeQueries,
+        AccountQueries,
+        InfluencerQueries,
+        PostQueries,
+        CollectionQueries,
+        TrendQueries,
+    ),
 )
 Mutation = merge_types("Mutation", (AccountMutations, InfluencerMutations, CollectionMutations))
-Subscription = merge_types("Subscription", (CollectionSubscriptions,))
+Subscription = merge_types("Subscription", (CollectionSubscriptions, TrendSubscriptions))
 
 
 class TrendscopeSchema(strawberry.Schema):

@@ -33,13 +33,19 @@ import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from domain.analytics.keywords import TOKEN_PATTERN, clean_for_keywords, extract_hashtags, stop_words
+from domain.analytics.keywords import (
+    TOKEN_PATTERN,
+    clean_for_keywords,
+    extract_hashtags,
+    stop_words,
+)
 
 TopicKind = Literal["hashtag", "keyword", "cluster"]
 Status = Literal["emerging", "rising", "peaking", "declining", "stable"]
 ALL_PLATFORMS = "all"
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+MAX_KEY_LENGTH = 200  # longer hashtags/terms are not topics (the stored key is 200 long)
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 
 FORMULA_VERSION = "trend-v1"
@@ -474,9 +480,9 @@ def cluster_texts(
     matrix = matrix[rows]
     k = n_clusters or min(max_clusters, max(2, round(math.sqrt(len(rows) / 5))))
     k = min(k, len(rows))
-    model = MiniBatchKMeans(
-        n_clusters=k, random_state=random_state, n_init=3, batch_size=1024
-    ).fit(matrix)
+    model = MiniBatchKMeans(n_clusters=k, random_state=random_state, n_init=3, batch_size=1024).fit(
+        matrix
+    )
     terms = vectorizer.get_feature_names_out()
     members: dict[int, list[int]] = defaultdict(list)
     for row, label in zip(rows, model.labels_, strict=True):
@@ -506,6 +512,8 @@ def topics_of(
     topics: dict[tuple[TopicKind, str], tuple[str, list[int]]] = {}
 
     def add(kind: TopicKind, key: str, label: str, index: int) -> None:
+        if len(key) > MAX_KEY_LENGTH:
+            return
         entry = topics.get((kind, key))
         if entry is None:
             topics[(kind, key)] = (label, [index])
@@ -624,9 +632,7 @@ def detect_trends(
                     last_seen=last_seen,
                     series_start=series_start,
                     series=[int(c) for c in hourly[-config.series_hours :]],
-                    influencers=influencer_contributions(
-                        active or chosen, config.max_influencers
-                    ),
+                    influencers=influencer_contributions(active or chosen, config.max_influencers),
                     post_ids=tuple(sorted(p.id for p in chosen)) if kind == "cluster" else None,
                 )
             )

@@ -127,8 +127,14 @@ def test_clustering_separates_two_obvious_groups() -> None:
     groups = sorted(sorted(c.members) for c in clusters)
     assert groups == [list(range(0, 16, 2)), list(range(1, 16, 2))]
     labels = {c.key: set(c.terms) for c in clusters}
-    assert any(terms <= {"football", "match", "goal", "striker", "stadium", "fans"} for terms in labels.values())
-    assert any(terms <= {"baking", "sourdough", "bread", "oven", "flour", "recipe"} for terms in labels.values())
+    assert any(
+        terms <= {"football", "match", "goal", "striker", "stadium", "fans"}
+        for terms in labels.values()
+    )
+    assert any(
+        terms <= {"baking", "sourdough", "bread", "oven", "flour", "recipe"}
+        for terms in labels.values()
+    )
 
 
 def test_post_keywords_are_each_posts_top_terms() -> None:
@@ -163,17 +169,33 @@ def _posts() -> list[TrendPost]:
     for h in range(0, 13 * 24, 4):
         pid += 1
         posts.append(
-            TrendPost(pid, 1, "instagram", NOW - timedelta(days=13) + timedelta(hours=h),
-                      "my daily coffee", ("daily",), None, 10, None)
+            TrendPost(
+                pid,
+                1,
+                "instagram",
+                NOW - timedelta(days=13) + timedelta(hours=h),
+                "my daily coffee",
+                ("daily",),
+                None,
+                10,
+                None,
+            )
         )
     # burst: 30 #launch posts in the last 5 hours, two influencers, two platforms
     for i in range(30):
         pid += 1
         posts.append(
-            TrendPost(pid, 2 if i % 3 else 3, "tiktok" if i % 2 else "instagram",
-                      NOW - timedelta(minutes=10 * i), "the new phone launch is here",
-                      ("launch",), ("phone", "launch") if i % 5 == 0 else None, 50,
-                      0.5 if i % 2 else None)
+            TrendPost(
+                pid,
+                2 if i % 3 else 3,
+                "tiktok" if i % 2 else "instagram",
+                NOW - timedelta(minutes=10 * i),
+                "the new phone launch is here",
+                ("launch",),
+                ("phone", "launch") if i % 5 == 0 else None,
+                50,
+                0.5 if i % 2 else None,
+            )
         )
     return posts
 
@@ -186,7 +208,9 @@ def test_detect_trends_finds_the_burst_and_not_the_background() -> None:
     assert launch.stats.z >= 3 and launch.label == "#launch"
     assert launch.sentiment == pytest.approx(0.5) and launch.sentiment_posts == 15
     assert {r.platform for r in results if r.key == "launch" and r.kind == "hashtag"} == {
-        "all", "instagram", "tiktok"
+        "all",
+        "instagram",
+        "tiktok",
     }
     assert [i.influencer_id for i in launch.influencers] == [2, 3]
     assert sum(launch.series) == 30 and len(launch.series) == 7 * 24
