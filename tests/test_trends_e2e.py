@@ -167,6 +167,10 @@ async def test_trend_detected_for_the_importing_tenant_only(
     )
     assert node["node"] is None
 
+    # the scope is required
+    anonymous = await gql(TRENDS)
+    assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
     # pages by score follow each other without overlap
     page1 = await gql.ok(TRENDS, {"first": 2}, token=tenant.token)
     page2 = await gql.ok(
@@ -220,6 +224,15 @@ async def test_detection_is_idempotent_and_fades_what_is_gone(
     assert {(c.key, c.status) for c in gone if c.kind == "hashtag" and c.platform == "all"} == {
         ("launchday", "stable")
     }
+    # out of the 14-day window: faded (score 0); after 30 days without posts: forgotten
+    await detect_tenant_trends(tenant.schema, now=now + timedelta(days=15))
+    async with tenant_tx(tenant.schema):
+        faded = await Trend.get(kind="hashtag", key="launchday", platform="all")
+        assert (faded.status, faded.score, faded.volume) == ("stable", 0.0, 0)
+    await detect_tenant_trends(tenant.schema, now=now + timedelta(days=31))
+    async with tenant_tx(tenant.schema):
+        assert await Trend.all().count() == 0
+        assert await TrendPoint.all().count() == 0
     # B's schema was never touched
     async with tenant_tx(other_tenant.schema):
         assert await Trend.all().count() == 0

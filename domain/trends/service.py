@@ -197,7 +197,8 @@ class TrendService:
 
     async def save(self, results: Sequence[TrendResult], now: datetime) -> list[TrendChange]:
         """Upsert the results by (kind, key, platform), replace their series' recent points
-        and their influencers, fade the trends not seen any more, and emit `trend_updated`
+        and their influencers, fade the trends not seen any more (stable ones without a post in
+        30 days are deleted), and emit `trend_updated`
         (after commit) for every material change. Stable topics are stored only when they
         were trends before. Idempotent: the same results written twice change nothing more."""
         existing: dict[tuple[str, str, str], tuple[str, float, datetime]] = {
@@ -342,6 +343,11 @@ class TrendService:
                     )
             await conn.execute(
                 "DELETE FROM trend_point WHERE bucket_start < $1", now - POINT_RETENTION
+            )
+            # stable trends with nothing in the retention window are forgotten
+            await conn.execute(
+                "DELETE FROM trend WHERE status = 'stable' AND last_seen < $1",
+                now - POINT_RETENTION,
             )
         for change in changes:
             events.emit(
