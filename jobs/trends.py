@@ -29,7 +29,8 @@ async def detect_tenant_trends(
     now = now or datetime.now(UTC)
     async with tenant_tx(schema):
         posts = await trends.posts_for_detection(now, config)
-    results = await asyncio.to_thread(detect_trends, posts, now, config)
+        tracked = await trends.tracked_keys()
+    results = await asyncio.to_thread(detect_trends, posts, now, config, tracked)
     async with tenant_tx(schema):
         await current_tx().conn.execute_query(_LOCK, [schema])
         changes = await trends.save(results, now)

@@ -24,6 +24,7 @@ import math
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import NormalDist
@@ -207,31 +208,45 @@ def burst_stats(
     counts: Sequence[float] | np.ndarray, window: int = 6, peak_windows: int = 8
 ) -> BurstStats:
     """Burst statistics of the latest `window` buckets of `counts` against the earlier ones."""
-    w = windows(counts, window)
-    if len(w) == 0:
-        w = np.zeros(1)
-    v0 = float(w[-1])
-    v1 = float(w[-2]) if len(w) >= 2 else 0.0
-    v2 = float(w[-3]) if len(w) >= 3 else 0.0
-    base = w[:-1] if len(w) >= 2 else np.zeros(1)
-    median = float(np.median(base))
-    mad = float(np.median(np.abs(base - median)))
-    scale = max(MAD_TO_SIGMA * mad, math.sqrt(max(median, 1.0)))
-    recent = w[-peak_windows:]
-    peak = float(recent.max())
-    return BurstStats(
-        current=v0,
-        previous=v1,
-        baseline_median=median,
-        baseline_mad=mad,
-        scale=scale,
-        z=(v0 - median) / scale,
-        velocity=v0 - v1,
-        acceleration=(v0 - v1) - (v1 - v2),
-        peak=peak,
-        peak_z=(peak - median) / scale,
-        baseline_mean=float(base.mean()),
-    )
+    return burst_stats_many(np.asarray(counts, dtype=float)[None, :], window, peak_windows)[0]
+
+
+def burst_stats_many(
+    counts: np.ndarray, window: int = 6, peak_windows: int = 8
+) -> list[BurstStats]:
+    """`burst_stats` of every row of a (topics x buckets) matrix, vectorised."""
+    rows, buckets = counts.shape
+    n = (buckets // window) * window
+    if n == 0:
+        w = np.zeros((rows, 1))
+    else:
+        w = counts[:, buckets - n :].astype(float).reshape(rows, -1, window).sum(axis=2)
+    k = w.shape[1]
+    v0 = w[:, -1]
+    v1 = w[:, -2] if k >= 2 else np.zeros(rows)
+    v2 = w[:, -3] if k >= 3 else np.zeros(rows)
+    base = w[:, :-1] if k >= 2 else np.zeros((rows, 1))
+    median = np.median(base, axis=1)
+    mad = np.median(np.abs(base - median[:, None]), axis=1)
+    scale = np.maximum(MAD_TO_SIGMA * mad, np.sqrt(np.maximum(median, 1.0)))
+    peak = w[:, -peak_windows:].max(axis=1)
+    mean = base.mean(axis=1)
+    return [
+        BurstStats(
+            current=float(v0[i]),
+            previous=float(v1[i]),
+            baseline_median=float(median[i]),
+            baseline_mad=float(mad[i]),
+            scale=float(scale[i]),
+            z=float((v0[i] - median[i]) / scale[i]),
+            velocity=float(v0[i] - v1[i]),
+            acceleration=float((v0[i] - v1[i]) - (v1[i] - v2[i])),
+            peak=float(peak[i]),
+            peak_z=float((peak[i] - median[i]) / scale[i]),
+            baseline_mean=float(mean[i]),
+        )
+        for i in range(rows)
+    ]
 
 
 def trend_status(stats: BurstStats, config: TrendConfig = TrendConfig()) -> Status:
@@ -447,8 +462,9 @@ def post_keywords(texts: Sequence[str], per_post: int = 5) -> list[tuple[str, ..
     for row in range(matrix.shape[0]):
         lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
         idx, data = matrix.indices[lo:hi], matrix.data[lo:hi]
-        ranked = sorted(zip(data, idx, strict=True), key=lambda p: (-round(p[0], 9), terms[p[1]]))
-        out[row] = tuple(str(terms[i]) for _, i in ranked[:per_post])
+        # feature indices follow the terms' A-Z order: ties go to the earlier index
+        order = np.lexsort((idx, -np.round(data, 9)))[:per_post]
+        out[row] = tuple(str(terms[idx[i]]) for i in order)
     return out
 
 
@@ -480,7 +496,7 @@ def cluster_texts(
     matrix = matrix[rows]
     k = n_clusters or min(max_clusters, max(2, round(math.sqrt(len(rows) / 5))))
     k = min(k, len(rows))
-    model = MiniBatchKMeans(n_clusters=k, random_state=random_state, n_init=3, batch_size=1024).fit(
+    model = MiniBatchKMeans(n_clusters=k, random_state=random_state, n_init=1, batch_size=1024).fit(
         matrix
     )
     terms = vectorizer.get_feature_names_out()
@@ -546,97 +562,139 @@ def influencer_contributions(
 ) -> list[InfluencerContribution]:
     """Influencers ranked by contribution = (share of the posts + share of the engagement) / 2
     (share of the posts alone when there is no engagement). Ties: more posts, lower id."""
-    count: dict[int, int] = defaultdict(int)
-    engagement: dict[int, int] = defaultdict(int)
-    for p in posts:
-        count[p.influencer_id] += 1
-        engagement[p.influencer_id] += max(0, p.engagement)
-    total_posts = sum(count.values())
-    total_eng = sum(engagement.values())
-    out = []
-    for inf, n in count.items():
-        share = n / total_posts if total_posts else 0.0
-        eng_share = engagement[inf] / total_eng if total_eng else share
-        out.append(InfluencerContribution(inf, n, engagement[inf], (share + eng_share) / 2))
-    out.sort(key=lambda c: (-round(c.contribution, 9), -c.posts, c.influencer_id))
-    return out[:limit]
+    return _contributions(
+        np.array([p.influencer_id for p in posts], dtype=np.int64),
+        np.array([max(0, p.engagement) for p in posts], dtype=np.int64),
+        limit,
+    )
+
+
+def _contributions(
+    influencer_ids: np.ndarray, engagement: np.ndarray, limit: int
+) -> list[InfluencerContribution]:
+    if len(influencer_ids) == 0:
+        return []
+    ids, inverse = np.unique(influencer_ids, return_inverse=True)
+    counts = np.bincount(inverse)
+    eng = np.bincount(inverse, weights=np.maximum(engagement, 0))
+    post_share = counts / counts.sum()
+    total_eng = eng.sum()
+    eng_share = eng / total_eng if total_eng > 0 else post_share
+    contribution = (post_share + eng_share) / 2
+    order = np.lexsort((ids, -counts, -np.round(contribution, 9)))[:limit]
+    return [
+        InfluencerContribution(
+            int(ids[i]), int(counts[i]), int(np.rint(eng[i])), float(contribution[i])
+        )
+        for i in order
+    ]
 
 
 # -- the whole pass ----------------------------------------------------------------------------
 
 
 def detect_trends(
-    posts: Sequence[TrendPost], now: datetime, config: TrendConfig = TrendConfig()
+    posts: Sequence[TrendPost],
+    now: datetime,
+    config: TrendConfig = TrendConfig(),
+    tracked: AbstractSet[tuple[str, str, str]] = frozenset(),
 ) -> list[TrendResult]:
-    """Every topic (per platform and over all platforms) with at least `min_topic_posts` posts
-    in the lookback, stable ones included, highest score first. Forecasts are attached to the
-    `forecast_top_n` highest-scored non-stable results."""
+    """The trending topics (per platform and over all platforms, with at least
+    `min_topic_posts` posts in the lookback), highest score first. Stable topics are returned
+    only when `tracked` holds their (kind, key, platform) (stored trends that may have calmed
+    down). Forecasts are attached to the `forecast_top_n` highest-scored non-stable results."""
     end = hour_floor(now) + HOUR  # the current (partial) hour is the last bucket
     start = end - HOUR * config.lookback_hours
     window_posts = [p for p in posts if start <= p.published_at < end]
     if not window_posts:
         return []
-    engagements = [p.engagement for p in window_posts]
-    reference = float(np.median(engagements))
-    activity_start = end - HOUR * config.activity_hours
-    series_start = end - HOUR * config.series_hours
-    hours = np.array(
-        [math.floor((p.published_at - start) / HOUR) for p in window_posts], dtype=np.int64
+    n = len(window_posts)
+    engagement = np.fromiter((p.engagement for p in window_posts), dtype=np.int64, count=n)
+    influencer = np.fromiter((p.influencer_id for p in window_posts), dtype=np.int64, count=n)
+    sentiment = np.fromiter(
+        (np.nan if p.sentiment_score is None else p.sentiment_score for p in window_posts),
+        dtype=float,
+        count=n,
     )
+    seconds = np.fromiter(
+        ((p.published_at - start).total_seconds() for p in window_posts), dtype=float, count=n
+    )
+    hours = np.floor(seconds / 3600).astype(np.int64)
+    post_ids = np.fromiter((p.id for p in window_posts), dtype=np.int64, count=n)
+    platforms = [p.platform for p in window_posts]
+    reference = float(np.median(engagement))
+    activity_hour = config.lookback_hours - config.activity_hours
+    series_start = end - HOUR * config.series_hours
     peak_windows = max(1, config.peak_hours // config.window_hours)
-    results: list[TrendResult] = []
-    hourly_by_result: list[np.ndarray] = []
+    groups: list[tuple[TopicKind, str, str, str, np.ndarray]] = []
     for (kind, key), (label, members) in topics_of(window_posts, config).items():
         if len(members) < config.min_topic_posts:
             continue
         by_platform: dict[str, list[int]] = defaultdict(list)
         for i in members:
-            by_platform[window_posts[i].platform].append(i)
-        groups: list[tuple[str, list[int]]] = [(ALL_PLATFORMS, members)]
-        groups += [(pf, idx) for pf, idx in sorted(by_platform.items())]
-        for platform, idx in groups:
-            if len(idx) < config.min_topic_posts:
-                continue
-            hourly = np.bincount(hours[idx], minlength=config.lookback_hours)
-            stats = burst_stats(hourly, config.window_hours, peak_windows)
-            status = trend_status(stats, config)
-            chosen = [window_posts[i] for i in idx]
-            active = [p for p in chosen if p.published_at >= activity_start]
-            sentiments = [p.sentiment_score for p in active if p.sentiment_score is not None]
-            sentiment = float(np.mean(sentiments)) if sentiments else None
-            last_seen = max(p.published_at for p in chosen)
-            score, breakdown = trend_score(
-                stats,
+            by_platform[platforms[i]].append(i)
+        for platform, members_of in [(ALL_PLATFORMS, members), *sorted(by_platform.items())]:
+            if len(members_of) >= config.min_topic_posts:
+                groups.append((kind, key, label, platform, np.asarray(members_of, dtype=np.int64)))
+    if not groups:
+        return []
+    # every group's hourly counts in one matrix, their statistics vectorised
+    offsets = np.concatenate(
+        [np.full(len(g[4]), row, dtype=np.int64) for row, g in enumerate(groups)]
+    )
+    cells = offsets * config.lookback_hours + hours[np.concatenate([g[4] for g in groups])]
+    matrix = np.bincount(cells, minlength=len(groups) * config.lookback_hours).reshape(
+        len(groups), config.lookback_hours
+    )
+    all_stats = burst_stats_many(matrix, config.window_hours, peak_windows)
+    results: list[TrendResult] = []
+    hourly_by_result: list[np.ndarray] = []
+    for (kind, key, label, platform, idx), hourly, stats in zip(
+        groups, matrix, all_stats, strict=True
+    ):
+        status = trend_status(stats, config)
+        if status == "stable" and (kind, key, platform) not in tracked:
+            continue
+        active = idx[hours[idx] >= activity_hour]
+        known = sentiment[active]
+        known = known[~np.isnan(known)]
+        mean_sentiment = float(known.mean()) if len(known) else None
+        last_seen = max(window_posts[i].published_at for i in idx)
+        score, breakdown = trend_score(
+            stats,
+            volume=len(active),
+            hours_since_last_post=(now - last_seen) / HOUR,
+            mean_engagement=float(engagement[active].mean()) if len(active) else None,
+            reference_engagement=reference,
+            sentiment=mean_sentiment,
+            config=config,
+        )
+        drivers = active if len(active) else idx
+        results.append(
+            TrendResult(
+                kind=kind,
+                key=key,
+                label=label,
+                platform=platform,
+                status=status,
+                score=score,
+                breakdown=breakdown,
+                stats=stats,
                 volume=len(active),
-                hours_since_last_post=(now - last_seen) / HOUR,
-                mean_engagement=float(np.mean([p.engagement for p in active])) if active else None,
-                reference_engagement=reference,
-                sentiment=sentiment,
-                config=config,
+                engagement=int(engagement[active].sum()),
+                sentiment=mean_sentiment,
+                sentiment_posts=len(known),
+                first_seen=min(window_posts[i].published_at for i in idx),
+                last_seen=last_seen,
+                series_start=series_start,
+                series=hourly[-config.series_hours :].tolist(),
+                influencers=_contributions(
+                    influencer[drivers], engagement[drivers], config.max_influencers
+                ),
+                post_ids=tuple(sorted(post_ids[idx].tolist())) if kind == "cluster" else None,
             )
-            results.append(
-                TrendResult(
-                    kind=kind,
-                    key=key,
-                    label=label,
-                    platform=platform,
-                    status=status,
-                    score=score,
-                    breakdown=breakdown,
-                    stats=stats,
-                    volume=len(active),
-                    engagement=sum(p.engagement for p in active),
-                    sentiment=sentiment,
-                    sentiment_posts=len(sentiments),
-                    first_seen=min(p.published_at for p in chosen),
-                    last_seen=last_seen,
-                    series_start=series_start,
-                    series=[int(c) for c in hourly[-config.series_hours :]],
-                    influencers=influencer_contributions(active or chosen, config.max_influencers),
-                    post_ids=tuple(sorted(p.id for p in chosen)) if kind == "cluster" else None,
-                )
-            )
-            hourly_by_result.append(hourly)
+        )
+        hourly_by_result.append(hourly)
     order = sorted(
         range(len(results)),
         key=lambda i: (-results[i].score, results[i].kind, results[i].key, results[i].platform),

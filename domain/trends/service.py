@@ -195,6 +195,12 @@ class TrendService:
             for r in rows
         ]
 
+    async def tracked_keys(self) -> set[tuple[str, str, str]]:
+        """(kind, key, platform) of every stored trend: detection reports these even when
+        they are stable again, so that their rows follow."""
+        rows = await Trend.all().values_list("kind", "key", "platform")
+        return {(str(k), str(key), str(p)) for k, key, p in rows}  # type: ignore[misc]
+
     async def save(self, results: Sequence[TrendResult], now: datetime) -> list[TrendChange]:
         """Upsert the results by (kind, key, platform), replace their series' recent points
         and their influencers, fade the trends not seen any more (stable ones without a post in

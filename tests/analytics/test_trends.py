@@ -13,6 +13,7 @@ from domain.analytics.trends import (
     TrendConfig,
     TrendPost,
     burst_stats,
+    burst_stats_many,
     cluster_texts,
     detect_trends,
     forecast_series,
@@ -214,7 +215,7 @@ def test_detect_trends_finds_the_burst_and_not_the_background() -> None:
     }
     assert [i.influencer_id for i in launch.influencers] == [2, 3]
     assert sum(launch.series) == 30 and len(launch.series) == 7 * 24
-    assert by_key[("hashtag", "daily", "all")].status == "stable"
+    assert ("hashtag", "daily", "all") not in by_key  # stable and not tracked: not reported
     # keywords computed where the post has none, and stored ones used
     assert by_key[("keyword", "phone", "all")].status == "emerging"
     # results are sorted by score; the best non-stable ones carry both forecasts
@@ -223,6 +224,21 @@ def test_detect_trends_finds_the_burst_and_not_the_background() -> None:
     assert [f.horizon for f in results[0].forecasts] == ["24h", "7d"]
     assert all(not r.forecasts for r in results if r.status == "stable")
     assert np.isfinite([p.high for f in launch.forecasts for p in f.points]).all()
+
+
+def test_detect_trends_reports_tracked_stable_topics() -> None:
+    tracked = {("hashtag", "daily", "all"), ("hashtag", "gone", "all")}
+    results = detect_trends(_posts(), NOW, TrendConfig(forecast_top_n=0), tracked=tracked)
+    daily = [r for r in results if r.key == "daily" and r.platform == "all"]
+    assert [r.status for r in daily] == ["stable"] and daily[0].stats.z <= 1
+    assert not daily[0].forecasts
+
+
+def test_burst_stats_many_matches_one_by_one() -> None:
+    rng = np.random.default_rng(3)
+    matrix = rng.poisson(2, size=(5, 100))
+    many = burst_stats_many(matrix, 6, 8)
+    assert many == [burst_stats(row, 6, 8) for row in matrix]
 
 
 def test_detect_trends_of_nothing() -> None:
