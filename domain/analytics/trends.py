@@ -28,18 +28,14 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import NormalDist
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from sklearn.cluster import MiniBatchKMeans
-from sklearn.feature_extraction.text import TfidfVectorizer
 
-from domain.analytics.keywords import (
-    TOKEN_PATTERN,
-    clean_for_keywords,
-    extract_hashtags,
-    stop_words,
-)
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+# scikit-learn (and keywords.py, which imports it) and statsmodels load on first use.
 
 TopicKind = Literal["hashtag", "keyword", "cluster"]
 Status = Literal["emerging", "rising", "peaking", "declining", "stable"]
@@ -437,6 +433,10 @@ def trend_forecasts(
 
 
 def _vectorizer(min_df: int = 1, max_features: int | None = None) -> TfidfVectorizer:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from domain.analytics.keywords import TOKEN_PATTERN, clean_for_keywords, stop_words
+
     return TfidfVectorizer(
         sublinear_tf=True,
         preprocessor=clean_for_keywords,
@@ -481,6 +481,8 @@ def cluster_texts(
     k defaults to clamp(round(sqrt(n / 5)), 2, max_clusters). Texts without any kept term
     belong to no cluster; clusters smaller than `min_size` are dropped. A cluster is labelled
     by its centroid's `label_terms` heaviest terms."""
+    from sklearn.cluster import MiniBatchKMeans
+
     keep = [i for i, t in enumerate(texts) if t.strip()]
     if len(keep) < max(2, min_size):
         return []
@@ -525,6 +527,8 @@ def topics_of(
     posts: Sequence[TrendPost], config: TrendConfig = TrendConfig()
 ) -> dict[tuple[TopicKind, str], tuple[str, list[int]]]:
     """(kind, key) -> (label, indices of its posts) for hashtags, keywords and clusters."""
+    from domain.analytics.keywords import extract_hashtags
+
     topics: dict[tuple[TopicKind, str], tuple[str, list[int]]] = {}
 
     def add(kind: TopicKind, key: str, label: str, index: int) -> None:
