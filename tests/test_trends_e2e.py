@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from strawberry.relay import GlobalID
 
 from domain.trends.models import Trend, TrendInfluencer, TrendPoint
 from domain.trends.service import trends as trend_service
@@ -236,3 +237,46 @@ async def test_detection_is_idempotent_and_fades_what_is_gone(
     # B's schema was never touched
     async with tenant_tx(other_tenant.schema):
         assert await Trend.all().count() == 0
+
+
+async def test_a_viewer_without_analytics_scope_sees_no_trend(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    from domain.accounts.models import Membership, User
+    from tenants.models import Tenant as TenantRow
+    from tenants.tx import public_tx
+
+    await add_accounts(gql, tenant.token, ["ana", "bia", "cai"])
+    now = datetime.now(UTC)
+    await import_file(gql, tenant.token, "posts.jsonl", jsonl(trend_rows(now, prefix="v")))
+    await run_jobs()
+    await detect_tenant_trends(tenant.schema, now=now)
+    async with tenant_tx(tenant.schema):
+        launch = await Trend.get(kind="hashtag", key="launchday", platform="all")
+    gid = GlobalID("Trend", str(launch.id))
+    owner = await gql.ok(TREND, {"id": str(gid)}, token=tenant.token)
+    assert owner["trend"]["key"] == "launchday"
+
+    # B's owner becomes a viewer of A: influencers:read, no analytics:read
+    async with public_tx():
+        user = await User.get(email=other_tenant.email)
+        await Membership.create(
+            user=user, tenant=await TenantRow.get(slug=tenant.slug), role="viewer"
+        )
+    as_viewer = {"X-Tenant": tenant.slug}
+    denied = await gql(TRENDS, token=other_tenant.token, headers=as_viewer)
+    assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    node = await gql.ok(
+        "query($id: ID!) { node(id: $id) { id } }",
+        {"id": str(gid)},
+        token=other_tenant.token,
+        headers=as_viewer,
+    )
+    assert node["node"] is None  # `node` needs only influencers:read: trends stay hidden
+
+
+def test_the_worker_schedules_trend_detection_hourly() -> None:
+    from jobs.worker import worker_settings
+
+    crons = {c.name: c for c in worker_settings()["cron_jobs"]}
+    assert crons["analytics.schedule_trends"].minute == 15
