@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -85,15 +85,6 @@ ON CONFLICT (kind, key, platform) DO UPDATE SET
     first_seen = LEAST(trend.first_seen, EXCLUDED.first_seen)
 RETURNING id, kind, key, platform
 """
-_CREATE_POINT_STAGE = """
-CREATE TEMP TABLE _trend_point_stage (trend_id bigint, bucket_start timestamptz, count integer)
-ON COMMIT DROP
-"""
-_UPSERT_POINTS = """
-INSERT INTO trend_point (trend_id, bucket_start, count)
-SELECT trend_id, bucket_start, count FROM _trend_point_stage
-ON CONFLICT (trend_id, bucket_start) DO UPDATE SET count = EXCLUDED.count
-"""
 _INFLUENCER_COLUMNS = ("trend_id", "influencer_id", "rank", "posts", "engagement", "contribution")
 # Trends this run did not see any more (fewer posts than a topic needs in the lookback).
 _FADE_UNSEEN = """
@@ -163,13 +154,22 @@ def _finite(value: float) -> float:
     return value if math.isfinite(value) else 0.0
 
 
-def is_material(
-    previous_status: str | None, previous_score: float | None, status: str, score: float
-) -> bool:
+@dataclass(frozen=True)
+class _Previous:
+    status: str
+    score: float
+    last_updated: datetime
+
+
+def _key(r: TrendResult) -> tuple[str, str, str]:
+    return (r.kind, r.key, r.platform)
+
+
+def _material(before: _Previous | None, status: str, score: float) -> bool:
     """A new non-stable trend, a status change, or a score move of MATERIAL_SCORE_CHANGE."""
-    if previous_status is None or previous_score is None:
+    if before is None:
         return status != "stable"
-    return previous_status != status or abs(score - previous_score) >= MATERIAL_SCORE_CHANGE
+    return before.status != status or abs(score - before.score) >= MATERIAL_SCORE_CHANGE
 
 
 class TrendService:
@@ -202,139 +202,43 @@ class TrendService:
         return {(str(k), str(key), str(p)) for k, key, p in rows}  # type: ignore[misc]
 
     async def save(self, results: Sequence[TrendResult], now: datetime) -> list[TrendChange]:
-        """Upsert the results by (kind, key, platform), replace their series' recent points
-        and their influencers, fade the trends not seen any more (stable ones without a post in
-        30 days are deleted), and emit `trend_updated`
-        (after commit) for every material change. Stable topics are stored only when they
-        were trends before. Idempotent: the same results written twice change nothing more."""
-        existing: dict[tuple[str, str, str], tuple[str, float, datetime]] = {
-            (row["kind"], row["key"], row["platform"]): (
-                row["status"],
-                row["score"],
-                row["last_updated"],
+        """Upsert the results by (kind, key, platform), replace their recent points and their
+        influencers, fade the trends not seen any more (and delete stable ones without a post
+        in 30 days), then emit `trend_updated` after commit for every material change. Stable
+        topics are stored only when they were trends before. Idempotent: writing the same
+        results again changes nothing and emits nothing."""
+        existing: dict[tuple[str, str, str], _Previous] = {
+            (row["kind"], row["key"], row["platform"]): _Previous(
+                row["status"], row["score"], row["last_updated"]
             )
             for row in await Trend.all().values(
                 "kind", "key", "platform", "status", "score", "last_updated"
             )
         }
-        chosen = [
-            r for r in results if r.status != "stable" or (r.kind, r.key, r.platform) in existing
-        ]
+        chosen = [r for r in results if r.status != "stable" or _key(r) in existing]
         changes: list[TrendChange] = []
         async with current_tx().raw_connection() as conn:
-            ids: dict[tuple[str, str, str], int] = {}
             if chosen:
-                records = []
+                ids = await self._upsert_trends(conn, chosen, existing, now)
+                await self._replace_details(conn, chosen, ids)
                 for r in chosen:
-                    before = existing.get((r.kind, r.key, r.platform))
-                    material = is_material(
-                        before[0] if before else None,
-                        before[1] if before else None,
-                        r.status,
-                        r.score,
-                    )
-                    last_updated = now if material or before is None else before[2]
-                    records.append(
-                        (
-                            r.kind,
-                            r.key,
-                            r.label[:200],
-                            r.platform,
-                            r.status,
-                            r.score,
-                            _json(
-                                [
-                                    {
-                                        "name": c.name,
-                                        "value": c.value,
-                                        "weight": c.weight,
-                                        "contribution": c.contribution,
-                                        "raw": c.raw,
-                                    }
-                                    for c in r.breakdown
-                                ]
-                            ),
-                            _finite(r.stats.z),
-                            r.stats.velocity,
-                            r.stats.acceleration,
-                            r.stats.baseline_median,
-                            r.stats.baseline_mad,
-                            r.volume,
-                            r.engagement,
-                            r.sentiment,
-                            r.sentiment_posts,
-                            _json(_forecast_json(r.forecasts)),
-                            list(r.post_ids) if r.post_ids is not None else None,
-                            r.first_seen,
-                            r.last_seen,
-                            last_updated,
-                            now,
-                        )
-                    )
-                await conn.execute(_CREATE_TREND_STAGE)
-                await conn.copy_records_to_table(
-                    "_trend_stage", records=records, columns=_TREND_COLUMNS
-                )
-                for row in await conn.fetch(_UPSERT_TRENDS):
-                    ids[(row["kind"], row["key"], row["platform"])] = row["id"]
-                await conn.execute("DROP TABLE _trend_stage")
-                trend_ids = list(ids.values())
-                points = []
-                influencers = []
-                series_start = min(r.series_start for r in chosen)
-                for r in chosen:
-                    tid = ids[(r.kind, r.key, r.platform)]
-                    points += [
-                        (tid, r.series_start + HOUR * i, c) for i, c in enumerate(r.series) if c > 0
-                    ]
-                    influencers += [
-                        (tid, c.influencer_id, rank, c.posts, c.engagement, c.contribution)
-                        for rank, c in enumerate(r.influencers, start=1)
-                    ]
-                    before = existing.get((r.kind, r.key, r.platform))
-                    if is_material(
-                        before[0] if before else None,
-                        before[1] if before else None,
-                        r.status,
-                        r.score,
-                    ):
+                    before = existing.get(_key(r))
+                    if _material(before, r.status, r.score):
                         changes.append(
                             TrendChange(
-                                id=tid,
+                                id=ids[_key(r)],
                                 kind=r.kind,
                                 key=r.key,
                                 platform=r.platform,
                                 status=r.status,
                                 score=r.score,
                                 created=before is None,
-                                previous_status=before[0] if before else None,
+                                previous_status=before.status if before else None,
                             )
                         )
-                await conn.execute(
-                    "DELETE FROM trend_point WHERE trend_id = ANY($1::bigint[])"
-                    " AND bucket_start >= $2",
-                    trend_ids,
-                    series_start,
-                )
-                if points:
-                    await conn.execute(_CREATE_POINT_STAGE)
-                    await conn.copy_records_to_table(
-                        "_trend_point_stage",
-                        records=points,
-                        columns=("trend_id", "bucket_start", "count"),
-                    )
-                    await conn.execute(_UPSERT_POINTS)
-                    await conn.execute("DROP TABLE _trend_point_stage")
-                await conn.execute(
-                    "DELETE FROM trend_influencer WHERE trend_id = ANY($1::bigint[])", trend_ids
-                )
-                if influencers:
-                    await conn.copy_records_to_table(
-                        "trend_influencer", records=influencers, columns=_INFLUENCER_COLUMNS
-                    )
             for row in await conn.fetch(_FADE_UNSEEN, now):
                 before = existing.get((row["kind"], row["key"], row["platform"]))
-                if before is not None and before[0] != "stable":
+                if before is not None and before.status != "stable":
                     changes.append(
                         TrendChange(
                             id=row["id"],
@@ -344,14 +248,13 @@ class TrendService:
                             status="stable",
                             score=0.0,
                             created=False,
-                            previous_status=before[0],
+                            previous_status=before.status,
                         )
                     )
             await conn.execute(
                 "DELETE FROM trend_point WHERE bucket_start < $1", now - POINT_RETENTION
             )
-            # stable trends with nothing in the retention window are forgotten
-            await conn.execute(
+            await conn.execute(  # stable trends with nothing in the retention window
                 "DELETE FROM trend WHERE status = 'stable' AND last_seen < $1",
                 now - POINT_RETENTION,
             )
@@ -370,6 +273,89 @@ class TrendService:
                 },
             )
         return changes
+
+    async def _upsert_trends(
+        self,
+        conn: Any,
+        chosen: Sequence[TrendResult],
+        existing: dict[tuple[str, str, str], _Previous],
+        now: datetime,
+    ) -> dict[tuple[str, str, str], int]:
+        """COPY into a staging table, one INSERT .. ON CONFLICT; the rows' ids by key."""
+        records = []
+        for r in chosen:
+            before = existing.get(_key(r))
+            if before is None or _material(before, r.status, r.score):
+                last_updated = now
+            else:
+                last_updated = before.last_updated  # the figures moved too little to count
+            records.append(
+                (
+                    r.kind,
+                    r.key,
+                    r.label[:200],
+                    r.platform,
+                    r.status,
+                    r.score,
+                    _json([asdict(c) for c in r.breakdown]),
+                    _finite(r.stats.z),
+                    r.stats.velocity,
+                    r.stats.acceleration,
+                    r.stats.baseline_median,
+                    r.stats.baseline_mad,
+                    r.volume,
+                    r.engagement,
+                    r.sentiment,
+                    r.sentiment_posts,
+                    _json(_forecast_json(r.forecasts)),
+                    list(r.post_ids) if r.post_ids is not None else None,
+                    r.first_seen,
+                    r.last_seen,
+                    last_updated,
+                    now,
+                )
+            )
+        await conn.execute(_CREATE_TREND_STAGE)
+        await conn.copy_records_to_table("_trend_stage", records=records, columns=_TREND_COLUMNS)
+        rows = await conn.fetch(_UPSERT_TRENDS)
+        await conn.execute("DROP TABLE _trend_stage")
+        return {(row["kind"], row["key"], row["platform"]): row["id"] for row in rows}
+
+    async def _replace_details(
+        self,
+        conn: Any,
+        chosen: Sequence[TrendResult],
+        ids: dict[tuple[str, str, str], int],
+    ) -> None:
+        """The trends' hourly points from their series' start on, and their influencers."""
+        trend_ids = [ids[_key(r)] for r in chosen]
+        points = [
+            (ids[_key(r)], r.series_start + HOUR * i, count)
+            for r in chosen
+            for i, count in enumerate(r.series)
+            if count > 0
+        ]
+        drivers = [
+            (ids[_key(r)], c.influencer_id, rank, c.posts, c.engagement, c.contribution)
+            for r in chosen
+            for rank, c in enumerate(r.influencers, start=1)
+        ]
+        await conn.execute(
+            "DELETE FROM trend_point WHERE trend_id = ANY($1::bigint[]) AND bucket_start >= $2",
+            trend_ids,
+            min(r.series_start for r in chosen),
+        )
+        if points:
+            await conn.copy_records_to_table(
+                "trend_point", records=points, columns=("trend_id", "bucket_start", "count")
+            )
+        await conn.execute(
+            "DELETE FROM trend_influencer WHERE trend_id = ANY($1::bigint[])", trend_ids
+        )
+        if drivers:
+            await conn.copy_records_to_table(
+                "trend_influencer", records=drivers, columns=_INFLUENCER_COLUMNS
+            )
 
     # -- reading ---------------------------------------------------------------------------
 
