@@ -22,6 +22,7 @@ PLATFORM_CONNECTION_BROKEN = "platform_connection_broken"
 ALERT_TRIGGERED = "alert_triggered"
 INSIGHT_CREATED = "insight_created"
 SCORE_UPDATED = "score_updated"  # an influencer's figures were recomputed (analytics)
+TREND_UPDATED = "trend_updated"  # a trend was created or its status/score changed materially
 
 
 def channel(schema: str, event: str) -> str:

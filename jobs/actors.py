@@ -100,3 +100,19 @@ async def compute_scores(tenant_schema: str, influencer_ids: list[int] | None = 
     validate_schema_name(tenant_schema)
     await _ensure_db()
     await analytics_jobs.compute_scores(tenant_schema, influencer_ids)
+
+
+@dramatiq.actor(
+    actor_name="analytics.detect_trends",
+    queue_name="analytics",
+    max_retries=3,
+    time_limit=30 * 60 * 1000,
+)
+async def detect_trends(tenant_schema: str) -> None:
+    """Detect a tenant's trends over the last 14 days and store them (jobs/trends.py);
+    idempotent: a re-run upserts the same rows."""
+    from jobs.trends import detect_tenant_trends
+
+    validate_schema_name(tenant_schema)
+    await _ensure_db()  # also connects Redis for events
+    await detect_tenant_trends(tenant_schema)

@@ -29,6 +29,7 @@ from jobs.billing import apply_retention, enforce_dunning, handle_event, requeue
 from jobs.collection import collect, import_file, requeue_stale, schedule_collections
 from jobs.insights import insight_crons
 from jobs.runtime import runtime
+from jobs.trends import schedule_trend_detection
 from tenants.db import close_db, init_db
 
 log = structlog.get_logger(__name__)
@@ -80,6 +81,16 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     if ctx.get("owns_runtime"):
         await runtime.close()
     await close_db()
+
+
+def trends_cron() -> Any:
+    """Hourly: send `analytics.detect_trends` for every tenant (jobs/trends.py)."""
+    return cron(
+        instrumented("analytics.schedule_trends", schedule_trend_detection),
+        name="analytics.schedule_trends",
+        minute=15,
+        second=0,
+    )
 
 
 def worker_settings() -> dict[str, Any]:
@@ -165,6 +176,7 @@ def worker_settings() -> dict[str, Any]:
                 minute=40,
                 second=0,
             ),
+            trends_cron(),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

@@ -29,6 +29,8 @@ from schema.insights.subscriptions import InsightSubscriptions
 from schema.limits import LIMIT_CODES, LimitedParserCache, LimitedValidationCache
 from schema.permissions import requires
 from schema.posts.queries import PostQueries
+from schema.trends.queries import TrendQueries
+from schema.trends.subscriptions import TrendSubscriptions
 
 
 @strawberry.type
@@ -47,6 +49,7 @@ Query = merge_types(
         InsightQueries,
         AnalyticsQueries,
         BillingQueries,
+        TrendQueries,
     ),
 )
 Mutation = merge_types(
@@ -65,6 +68,7 @@ Subscription = merge_types(
         CollectionSubscriptions,
         InsightSubscriptions,
         AnalyticsSubscriptions,
+        TrendSubscriptions,
     ),
 )
 
