@@ -130,6 +130,7 @@ class PostScope:
     since: datetime
     until: datetime
     influencer_id: int | None = None
+    post_ids: tuple[int, ...] | None = None  # e.g. a trend's posts (domain/trends/service.py)
 
     def where(self, first_param: int = 1) -> tuple[str, list[Any]]:
         """SQL conditions on `post` (alias p) and their parameters, numbered from
@@ -145,6 +146,8 @@ class PostScope:
         add("p.published_at < ?", self.until)
         if self.influencer_id is not None:
             add("p.influencer_id = ?", self.influencer_id)
+        if self.post_ids is not None:
+            add("p.id = ANY(?::bigint[])", list(self.post_ids))
         return " AND ".join(clauses), params
 
 

@@ -8,6 +8,7 @@ from strawberry.types import Info
 
 from domain.analytics import service as svc
 from domain.errors import FieldError, ValidationFailed
+from domain.trends.service import trends
 from schema.analytics.types import SentimentGranularity, SentimentReport
 from schema.dataloaders import tenant_scope
 from schema.permissions import requires
@@ -33,14 +34,15 @@ class AnalyticsQueries:
     @strawberry.field(
         extensions=[requires("analytics:read")],
         description="Sentiment of the analysed posts in [since, until) (default: the last 30 "
-        "days), of one influencer or of the whole tenant: shares, a timeline per bucket, top "
-        "positive and negative keywords and the language breakdown. Null for an unknown "
-        "influencer.",
+        "days), of one influencer, of one trend's posts, or of the whole tenant: shares, a "
+        "timeline per bucket, top positive and negative keywords and the language breakdown. "
+        "Null for an unknown influencer or trend.",
     )
     async def sentiment(
         self,
         info: Info,
         influencer_id: relay.GlobalID | None = None,
+        trend_id: relay.GlobalID | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         granularity: SentimentGranularity = SentimentGranularity.DAY,
@@ -51,7 +53,16 @@ class AnalyticsQueries:
             influencer = decode_id(influencer_id, "Influencer", "influencerId")
             if await info.context.loaders.influencer_by_id.load(influencer) is None:
                 return None
-        scope = svc.PostScope(since=start, until=end, influencer_id=influencer)
+        trend = decode_id(trend_id, "Trend", "trendId") if trend_id is not None else None
         async with tenant_scope(info.context.tenant_schema):
+            post_ids = None
+            if trend is not None:
+                found = await trends.post_ids(trend, start, end)
+                if found is None:
+                    return None
+                post_ids = tuple(found)
+            scope = svc.PostScope(
+                since=start, until=end, influencer_id=influencer, post_ids=post_ids
+            )
             summary = await svc.analytics.sentiment_summary(scope, granularity.value)
         return SentimentReport.from_summary(summary, scope, granularity)
