@@ -39,6 +39,7 @@ from api.realtime import EventHub
 from api.settings import Settings, get_settings
 from api.tracing import tracing_middleware
 from api.ws import SubscriptionServer
+from domain.audit.service import Origin, bind_origin
 from jobs.runtime import runtime
 from schema.context import Context
 from schema.dataloaders import Loaders
@@ -335,6 +336,10 @@ class GraphQLApp(GraphQL[Context, None]):
             request.headers.get("x-request-id")
         )
         principal = request.scope.get("state", {}).get("principal")
+        # Audit entries written while this request runs carry its address and id.
+        bind_origin(
+            Origin(ip=request.client.host if request.client else None, request_id=request_id)
+        )
         return Context(
             request=request,
             response=response,

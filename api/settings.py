@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     jwt_audience: str = "trendscope-api"
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # Member invitations (docs/members.md): how long an invitation's token may be accepted.
+    invitation_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     data_dir: Path = Path(".trendscope")
     db_pool_min: int = 1
     db_pool_max: int = 10

@@ -20,6 +20,8 @@ from schema.extensions import MaskUnexpectedErrors, TenantTransaction
 from schema.influencers.mutations import InfluencerMutations
 from schema.influencers.queries import InfluencerQueries
 from schema.limits import LIMIT_CODES, LimitedParserCache, LimitedValidationCache
+from schema.members.mutations import MemberMutations
+from schema.members.queries import MemberQueries
 from schema.permissions import requires
 from schema.posts.queries import PostQueries
 
@@ -30,9 +32,19 @@ class NodeQueries:
 
 
 Query = merge_types(
-    "Query", (NodeQueries, AccountQueries, InfluencerQueries, PostQueries, CollectionQueries)
+    "Query",
+    (
+        NodeQueries,
+        AccountQueries,
+        InfluencerQueries,
+        PostQueries,
+        CollectionQueries,
+        MemberQueries,
+    ),
 )
-Mutation = merge_types("Mutation", (AccountMutations, InfluencerMutations, CollectionMutations))
+Mutation = merge_types(
+    "Mutation", (AccountMutations, InfluencerMutations, CollectionMutations, MemberMutations)
+)
 Subscription = merge_types("Subscription", (CollectionSubscriptions,))
 
 

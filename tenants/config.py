@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-PUBLIC_MODELS = ["tenants.models", "domain.accounts.models"]
+PUBLIC_MODELS = ["tenants.models", "domain.accounts.models", "domain.audit.models"]
 TENANT_MODELS = [
     "domain.influencers.models",
     "domain.posts.models",
     "domain.collection.models",
     "domain.analytics.models",
+    "domain.webhooks.models",
 ]
 
 
