@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     collect_comment_posts: int = Field(default=10, ge=0, le=100)
     collect_comment_days: int = Field(default=7, ge=0, le=90)
     collect_interval_hours: int = Field(default=24, ge=1)  # per-tenant schedule (plans: later)
+    # Outbound webhooks (docs/webhooks.md): attempts per message, exponential back-off
+    # (base * 2^(attempt-1), capped), per-request timeout, and whether endpoints may be private
+    # addresses (loopback, RFC 1918, link-local...): None = only outside production.
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=6 * 3600.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_allow_private_urls: bool | None = None
     # Keep serving (with /readyz at 503) this long after SIGTERM before draining.
     shutdown_delay_seconds: float = Field(default=0.0, ge=0)
     limits: Limits = Field(default_factory=Limits)
@@ -111,6 +119,11 @@ class Settings(BaseSettings):
     @property
     def suggestions_enabled(self) -> bool:
         on = self.limits.suggestions
+        return not self.is_production if on is None else on
+
+    @property
+    def webhook_private_urls_allowed(self) -> bool:
+        on = self.webhook_allow_private_urls
         return not self.is_production if on is None else on
 
     def require_database_url(self) -> str:

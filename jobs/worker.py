@@ -20,6 +20,7 @@ from api.metrics import observe_job, observe_job_wait
 from api.settings import get_settings
 from jobs.collection import collect, import_file, requeue_stale, schedule_collections
 from jobs.runtime import runtime
+from jobs.webhooks import deliver, requeue_due
 from tenants.db import close_db, init_db
 
 log = structlog.get_logger(__name__)
@@ -89,6 +90,12 @@ def worker_settings() -> dict[str, Any]:
                 max_tries=10,
                 timeout=1800,
             ),
+            func(
+                instrumented("webhooks.deliver", deliver),
+                name="webhooks.deliver",
+                max_tries=3,  # retries are the delivery row's own (jobs/webhooks.py)
+                timeout=120,
+            ),
         ],
         "cron_jobs": [
             cron(
@@ -102,6 +109,12 @@ def worker_settings() -> dict[str, Any]:
                 name="collection.schedule",
                 minute=5,
                 second=30,
+            ),
+            cron(
+                instrumented("webhooks.requeue_due", requeue_due),
+                name="webhooks.requeue_due",
+                second=15,
+                run_at_startup=True,
             ),
         ],
         "on_startup": startup,

@@ -24,6 +24,8 @@ from schema.members.mutations import MemberMutations
 from schema.members.queries import MemberQueries
 from schema.permissions import requires
 from schema.posts.queries import PostQueries
+from schema.webhooks.mutations import WebhookMutations
+from schema.webhooks.queries import WebhookQueries
 
 
 @strawberry.type
@@ -40,10 +42,12 @@ Query = merge_types(
         PostQueries,
         CollectionQueries,
         MemberQueries,
+        WebhookQueries,
     ),
 )
 Mutation = merge_types(
-    "Mutation", (AccountMutations, InfluencerMutations, CollectionMutations, MemberMutations)
+    "Mutation",
+    (AccountMutations, InfluencerMutations, CollectionMutations, MemberMutations, WebhookMutations),
 )
 Subscription = merge_types("Subscription", (CollectionSubscriptions,))
 
