@@ -37,7 +37,8 @@ from strawberry.permission import PermissionExtension
 from domain.accounts.rules import scopes_for_role
 from schema.permissions import PUBLIC_FIELDS, HasScope
 from schema.schema import schema
-from tests.conftest import GQL, Server, Tenant, upload_request
+from tests.conftest import GQL, Server, Tenant, import_file, upload_request
+from tests.test_import import jsonl, rows_for
 from tests.test_members import MEMBERS, join, set_plan
 
 DENIED = {"FORBIDDEN", "UNAUTHENTICATED"}
@@ -272,8 +273,10 @@ async def test_permission_matrix(gql: GQL, server: Server, tenant: Tenant) -> No
     "query",
     [
         MEMBERS,
-        "{ invitations(pendingOnly: false) { edges { node { email } } } }",
-        "{ auditLog(first: 100) { edges { node { action targetId metadata } } } }",
+        "{ invitations(pendingOnly: false) { edges { node { id email } } } }",
+        "{ auditLog(first: 100) { edges { node { id action targetId metadata } } } }",
+        "{ webhookEndpoints { id url } }",
+        "{ webhookDeliveries(first: 100) { edges { node { id payload } } } }",
     ],
 )
 async def test_tenant_a_credentials_reach_nothing_of_b(
@@ -282,7 +285,9 @@ async def test_tenant_a_credentials_reach_nothing_of_b(
     await set_plan(tenant.slug, "starter")
     admin, _ = await join(gql, tenant, "admin", name="adm")
     _, b_member = await join(gql, other_tenant, "analyst", name="bm")
+    await webhook_with_a_delivery(gql, other_tenant)
     b_view = await gql.ok(query, token=other_tenant.token)
+    assert _node_ids(b_view), b_view  # B has something of this kind for A to miss
     for token in (tenant.token, admin):
         # naming B's tenant is refused outright: no membership there
         refused = await gql.raw(query, token=token, headers={"X-Tenant": other_tenant.slug})
@@ -301,5 +306,19 @@ async def test_tenant_a_credentials_reach_nothing_of_b(
 
 
 def _node_ids(data: dict[str, Any]) -> list[str]:
-    (connection,) = data.values()
-    return [e["node"]["id"] for e in connection["edges"] if "id" in e["node"]]
+    (value,) = data.values()
+    nodes = value if isinstance(value, list) else [e["node"] for e in value["edges"]]
+    return [n["id"] for n in nodes if "id" in n]
+
+
+async def webhook_with_a_delivery(gql: GQL, owner: Tenant) -> None:
+    """An endpoint (its receiver need not exist: the delivery is never run here) and one
+    delivery, caused by adding an influencer through its import."""
+    created = await gql.ok(
+        """mutation { createWebhookEndpoint(input: {url: "http://127.0.0.1:9/hook",
+            events: ["collection_task.updated"]}) { __typename } }""",
+        token=owner.token,
+    )
+    assert created["createWebhookEndpoint"]["__typename"] == "CreateWebhookEndpointSuccess"
+    task = await import_file(gql, owner.token, "x.jsonl", jsonl(rows_for(["nobody"], 1)))
+    assert task["__typename"] == "ImportPostsSuccess"  # its task's creation is an event
