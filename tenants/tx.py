@@ -45,6 +45,13 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+@dataclass(frozen=True)
+class TxMark:
+    after_commit: int
+    before_commit: int
+    buffers: dict[str, int]
+
+
 @dataclass
 class TenantTx:
     """The open transaction: its schema (None for public-only work) and connection."""
@@ -64,6 +71,25 @@ class TenantTx:
         """Run `fn` inside the transaction, just before COMMIT (skipped on rollback); what it
         writes commits with the rest, and if it fails the whole transaction rolls back."""
         self.before_commit.append(fn)
+
+    def mark(self) -> TxMark:
+        """Where the registered work stands now, to undo what a savepoint rolled back."""
+        return TxMark(
+            len(self.after_commit),
+            len(self.before_commit),
+            {k: len(v) for k, v in self.buffers.items() if isinstance(v, list)},
+        )
+
+    def rollback_to(self, mark: TxMark) -> None:
+        """Forget the work registered since `mark` (its savepoint was rolled back): events
+        and jobs of writes that never commit must not go out either."""
+        del self.after_commit[mark.after_commit :]
+        del self.before_commit[mark.before_commit :]
+        for key in list(self.buffers):
+            if key not in mark.buffers:
+                del self.buffers[key]  # created since: its flush hook went with before_commit
+            else:
+                del self.buffers[key][mark.buffers[key] :]
 
     async def run_before_commit(self) -> None:
         while self.before_commit:

@@ -320,3 +320,28 @@ async def test_isolation(gql: GQL, tenant: Tenant, other_tenant: Tenant) -> None
         got = await gql.ok("query($id: ID!) { node(id: $id) { id } }", {"id": node_id}, token=b)
         assert got["node"] is None
     assert (await gql.ok(ENDPOINTS, token=tenant.token))["webhookEndpoints"][0]["url"] == rec.url
+
+
+async def test_a_rolled_back_mutation_sends_nothing(gql: GQL, tenant: Tenant) -> None:
+    """startCollection creates the first platform's task (an event), then fails on the
+    second: the savepoint's rollback takes the event's delivery (and its job) with it."""
+    await gql.ok(
+        """mutation { connectPlatform(input: {platform: YOUTUBE,
+            secrets: [{name: "api_key", value: "k"}]}) { __typename } }""",
+        token=tenant.token,
+    )
+    await add_accounts(gql, tenant.token, ["rollback"])
+    listed = await gql.ok("{ influencers(first: 1) { edges { node { id } } } }", token=tenant.token)
+    influencer_id = listed["influencers"]["edges"][0]["node"]["id"]
+    async with receiver() as rec:
+        await create_endpoint(gql, tenant, rec, ["collection_task.updated"])
+        data = await gql.ok(
+            """mutation($id: ID!) { startCollection(input: {influencerId: $id,
+                platforms: [YOUTUBE, TIKTOK]}) { __typename } }""",
+            {"id": influencer_id},
+            token=tenant.token,
+        )
+        assert data["startCollection"]["__typename"] == "ValidationFailed"
+        await run_jobs()
+    assert rec.received == []
+    assert await deliveries(gql, tenant) == []
