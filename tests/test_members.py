@@ -254,3 +254,35 @@ async def test_isolation(gql: GQL, tenant: Tenant, other_tenant: Tenant) -> None
         "query($id: ID!) { node(id: $id) { id } }", {"id": member_id}, token=tenant.token
     )
     assert mine["node"] == {"id": member_id}
+
+
+async def test_revoked_and_expired_invitations_cannot_be_accepted(gql: GQL, tenant: Tenant) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from domain.accounts.models import Invitation as InvitationRow
+
+    revoked = await invite(gql, tenant.token, f"r-{tenant.slug}@example.com", "VIEWER")
+    data = await gql.ok(
+        """mutation($id: ID!) { revokeInvitation(id: $id) { __typename
+            ... on RevokeInvitationSuccess { invitation { status } } } }""",
+        {"id": revoked["invitation"]["id"]},
+        token=tenant.token,
+    )
+    assert data["revokeInvitation"]["invitation"]["status"] == "REVOKED"
+    expired = await invite(gql, tenant.token, f"e-{tenant.slug}@example.com", "VIEWER")
+    async with in_transaction():
+        await InvitationRow.filter(email=f"e-{tenant.slug}@example.com").update(
+            expires_at=datetime.now(UTC) - timedelta(seconds=1)
+        )
+    for prefix, invited in (("r", revoked), ("e", expired)):
+        email = f"{prefix}-{tenant.slug}@example.com"
+        refused = await gql.ok(
+            ACCEPT, {"i": {"token": invited["token"], "email": email, "password": "long pass 12"}}
+        )
+        assert refused["acceptInvitation"]["__typename"] == "ValidationFailed"
+    statuses = (await gql.ok(INVITATIONS, token=tenant.token))["invitations"]["edges"]
+    assert sorted(e["node"]["status"] for e in statuses) == ["EXPIRED", "REVOKED"]
+    pending = await gql.ok("{ invitations { edges { node { id } } } }", token=tenant.token)
+    assert pending["invitations"]["edges"] == []
+    entries = await gql.ok(AUDIT, {"a": "member.invitation_revoked"}, token=tenant.token)
+    assert len(entries["auditLog"]["edges"]) == 1
