@@ -285,6 +285,17 @@ async def test_update_delete_and_event_filter(gql: GQL, tenant: Tenant) -> None:
         count = len(rec.received)
         await add_posts(gql, tenant, 1, prefix="v")
         assert len(rec.received) == count
+        # a delivery queued before the pause is not sent while paused
+        async with tenant_tx(tenant.schema):
+            queued = await WebhookDelivery.filter(status="succeeded").first()
+            assert queued is not None
+            queued.status, queued.next_attempt_at = "pending", await _ago()
+            await queued.save()
+        assert await requeue_due({}) == 1
+        await run_jobs()
+        assert len(rec.received) == count
+        paused_log = await deliveries(gql, tenant, "FAILED")
+        assert [d["lastError"] for d in paused_log] == ["endpoint paused"]
     deleted = await gql.ok(DELETE, {"id": endpoint_id}, token=tenant.token)
     assert deleted["deleteWebhookEndpoint"]["__typename"] == "DeleteWebhookEndpointSuccess"
     assert await deliveries(gql, tenant) == []

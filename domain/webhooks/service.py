@@ -242,6 +242,11 @@ class WebhookService:
             return None
         if delivery.claimed_until is not None and delivery.claimed_until > now:
             return None
+        if not delivery.endpoint.is_active:  # paused: stop here; redeliver after resuming
+            delivery.status, delivery.next_attempt_at = "failed", None  # type: ignore[assignment]
+            delivery.last_error = "endpoint paused"
+            await delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
+            return None
         delivery.claimed_until = now + hold
         delivery.attempts += 1
         delivery.last_attempt_at = now
