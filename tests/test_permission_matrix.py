@@ -312,13 +312,22 @@ def _node_ids(data: dict[str, Any]) -> list[str]:
 
 
 async def webhook_with_a_delivery(gql: GQL, owner: Tenant) -> None:
-    """An endpoint (its receiver need not exist: the delivery is never run here) and one
-    delivery, caused by adding an influencer through its import."""
+    """An endpoint with one delivery (caused by an import's task events). The endpoint is
+    paused at once: the queued attempt then ends without a request or a retry, so no deferred
+    retry stays in the shared queue for later tests' burst workers to wait for."""
     created = await gql.ok(
         """mutation { createWebhookEndpoint(input: {url: "http://127.0.0.1:9/hook",
-            events: ["collection_task.updated"]}) { __typename } }""",
+            events: ["collection_task.updated"]}) { __typename
+            ... on CreateWebhookEndpointSuccess { endpoint { id } } } }""",
         token=owner.token,
     )
-    assert created["createWebhookEndpoint"]["__typename"] == "CreateWebhookEndpointSuccess"
+    endpoint_id = created["createWebhookEndpoint"]["endpoint"]["id"]
     task = await import_file(gql, owner.token, "x.jsonl", jsonl(rows_for(["nobody"], 1)))
     assert task["__typename"] == "ImportPostsSuccess"  # its task's creation is an event
+    paused = await gql.ok(
+        """mutation($id: ID!) { updateWebhookEndpoint(input: {id: $id, isActive: false}) {
+            __typename } }""",
+        {"id": endpoint_id},
+        token=owner.token,
+    )
+    assert paused["updateWebhookEndpoint"]["__typename"] == "UpdateWebhookEndpointSuccess"
