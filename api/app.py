@@ -41,6 +41,7 @@ from api.signin import sign_in_callback, sign_in_login
 from api.tracing import tracing_middleware
 from api.ws import SubscriptionServer
 from billing.webhooks import stripe_webhook
+from domain.audit.service import Origin, bind_origin
 from jobs.runtime import runtime
 from schema.context import Context
 from schema.dataloaders import Loaders
@@ -337,6 +338,10 @@ class GraphQLApp(GraphQL[Context, None]):
             request.headers.get("x-request-id")
         )
         principal = request.scope.get("state", {}).get("principal")
+        # Audit entries written while this request runs carry its address and id.
+        bind_origin(
+            Origin(ip=request.client.host if request.client else None, request_id=request_id)
+        )
         return Context(
             request=request,
             response=response,

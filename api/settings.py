@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     jwt_audience: str = "trendscope-api"
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # Member invitations (docs/members.md): how long an invitation's token may be accepted.
+    invitation_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     data_dir: Path = Path(".trendscope")
     db_pool_min: int = 1
     db_pool_max: int = 10
@@ -157,6 +159,14 @@ class Settings(BaseSettings):
     billing_portal_return_url: str = "http://localhost:8000/billing?tenant={tenant}"
     # Dunning: days a past-due tenant keeps full access before it is restricted to read-only.
     billing_grace_days: float = Field(default=7, ge=0)
+    # Outbound webhooks (docs/webhooks.md): attempts per message, exponential back-off
+    # (base * 2^(attempt-1), capped), per-request timeout, and whether endpoints may be private
+    # addresses (loopback, RFC 1918, link-local...): None = only outside production.
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=6 * 3600.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_allow_private_urls: bool | None = None
     # Keep serving (with /readyz at 503) this long after SIGTERM before draining.
     shutdown_delay_seconds: float = Field(default=0.0, ge=0)
     limits: Limits = Field(default_factory=Limits)
@@ -194,6 +204,11 @@ class Settings(BaseSettings):
     @property
     def suggestions_enabled(self) -> bool:
         on = self.limits.suggestions
+        return not self.is_production if on is None else on
+
+    @property
+    def webhook_private_urls_allowed(self) -> bool:
+        on = self.webhook_allow_private_urls
         return not self.is_production if on is None else on
 
     def require_database_url(self) -> str:

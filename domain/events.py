@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from domain.webhooks.service import webhooks
 from jobs.runtime import runtime
 from tenants.tx import current_tx
 
@@ -45,3 +46,5 @@ def emit(event: str, payload: dict[str, Any]) -> None:
         await redis.publish(name, data)
 
     tx.on_commit(publish)
+    # The single fan-out point of outbound webhooks: every domain event, one place.
+    webhooks.fan_out(tx, event, payload)

@@ -30,6 +30,7 @@ from jobs.collection import collect, import_file, requeue_stale, schedule_collec
 from jobs.insights import insight_crons
 from jobs.runtime import runtime
 from jobs.trends import schedule_trend_detection
+from jobs.webhooks import deliver, requeue_due
 from tenants.db import close_db, init_db
 
 log = structlog.get_logger(__name__)
@@ -127,6 +128,12 @@ def worker_settings() -> dict[str, Any]:
                 max_tries=5,
                 timeout=60,
             ),
+            func(
+                instrumented("webhooks.deliver", deliver),
+                name="webhooks.deliver",
+                max_tries=3,  # retries are the delivery row's own (jobs/webhooks.py)
+                timeout=120,
+            ),
         ],
         "cron_jobs": [
             cron(
@@ -177,6 +184,12 @@ def worker_settings() -> dict[str, Any]:
                 second=0,
             ),
             trends_cron(),
+            cron(
+                instrumented("webhooks.requeue_due", requeue_due),
+                name="webhooks.requeue_due",
+                second=15,
+                run_at_startup=True,
+            ),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

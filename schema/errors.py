@@ -12,6 +12,7 @@ from graphql import GraphQLError
 from tortoise.transactions import in_transaction
 
 from domain import errors as de
+from tenants.tx import current_tx_or_none
 
 log = structlog.get_logger(__name__)
 
@@ -89,12 +90,19 @@ async def run_mutation(
 ) -> T | UserError:
     """Run a mutation's service call; expected failures become typed errors and whatever
     the call wrote before failing is rolled back (a savepoint), so bad input changes nothing."""
-    try:
-        if not in_savepoint:
+    if not in_savepoint:
+        try:
             return await fn()
+        except de.DomainError as exc:
+            return to_user_error(exc)
+    tx = current_tx_or_none()
+    mark = tx.mark() if tx is not None else None
+    try:
         async with in_transaction():
             return await fn()
     except de.DomainError as exc:
+        if tx is not None and mark is not None:
+            tx.rollback_to(mark)  # its events and jobs go with the savepoint
         return to_user_error(exc)
 
 

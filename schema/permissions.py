@@ -28,3 +28,15 @@ class HasScope(BasePermission):
 
 def requires(scope: str) -> PermissionExtension:
     return PermissionExtension(permissions=[HasScope(scope)], fail_silently=False)
+
+
+# Root fields that declare no scope, and why (tests/test_permission_matrix.py holds every other
+# root field to a `requires(...)`).
+PUBLIC_FIELDS: dict[str, str] = {
+    "signUp": "creates a new account and tenant: the caller has no credential yet",
+    "logIn": "exchanges a password for tokens: the caller has no credential yet",
+    "refreshToken": "the refresh token is the credential (rotated, reuse revokes its family)",
+    "acceptInvitation": "the invitation token is the credential; a signed-in caller must be "
+    "its addressee",
+    "viewer": "any signed-in caller, about themself only (the resolver refuses anonymous ones)",
+}

@@ -27,10 +27,14 @@ from schema.insights.mutations import InsightMutations
 from schema.insights.queries import InsightQueries
 from schema.insights.subscriptions import InsightSubscriptions
 from schema.limits import LIMIT_CODES, LimitedParserCache, LimitedValidationCache
+from schema.members.mutations import MemberMutations
+from schema.members.queries import MemberQueries
 from schema.permissions import requires
 from schema.posts.queries import PostQueries
 from schema.trends.queries import TrendQueries
 from schema.trends.subscriptions import TrendSubscriptions
+from schema.webhooks.mutations import WebhookMutations
+from schema.webhooks.queries import WebhookQueries
 
 
 @strawberry.type
@@ -50,6 +54,8 @@ Query = merge_types(
         AnalyticsQueries,
         BillingQueries,
         TrendQueries,
+        MemberQueries,
+        WebhookQueries,
     ),
 )
 Mutation = merge_types(
@@ -60,6 +66,8 @@ Mutation = merge_types(
         CollectionMutations,
         InsightMutations,
         BillingMutations,
+        MemberMutations,
+        WebhookMutations,
     ),
 )
 Subscription = merge_types(

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-PUBLIC_MODELS = ["tenants.models", "domain.accounts.models", "billing.models"]
+PUBLIC_MODELS = [
+    "tenants.models",
+    "domain.accounts.models",
+    "billing.models",
+    "domain.audit.models",
+]
 TENANT_MODELS = [
     "domain.influencers.models",
     "domain.posts.models",
@@ -13,6 +18,7 @@ TENANT_MODELS = [
     "domain.analytics.models",
     "domain.insights.models",
     "domain.trends.models",
+    "domain.webhooks.models",
 ]
 
 

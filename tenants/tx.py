@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import structlog
@@ -44,6 +45,13 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+@dataclass(frozen=True)
+class TxMark:
+    after_commit: int
+    before_commit: int
+    buffers: dict[str, int]
+
+
 @dataclass
 class TenantTx:
     """The open transaction: its schema (None for public-only work) and connection."""
@@ -51,10 +59,41 @@ class TenantTx:
     schema: str | None
     conn: BaseDBAsyncClient
     after_commit: list[AfterCommit] = field(default_factory=list)
+    before_commit: list[AfterCommit] = field(default_factory=list)
     rollback_only: bool = False
+    # Per-transaction buffers of work that flushes before commit (e.g. webhook fan-out).
+    buffers: dict[str, Any] = field(default_factory=dict)
 
     def on_commit(self, fn: AfterCommit) -> None:
         self.after_commit.append(fn)
+
+    def on_before_commit(self, fn: AfterCommit) -> None:
+        """Run `fn` inside the transaction, just before COMMIT (skipped on rollback); what it
+        writes commits with the rest, and if it fails the whole transaction rolls back."""
+        self.before_commit.append(fn)
+
+    def mark(self) -> TxMark:
+        """Where the registered work stands now, to undo what a savepoint rolled back."""
+        return TxMark(
+            len(self.after_commit),
+            len(self.before_commit),
+            {k: len(v) for k, v in self.buffers.items() if isinstance(v, list)},
+        )
+
+    def rollback_to(self, mark: TxMark) -> None:
+        """Forget the work registered since `mark` (its savepoint was rolled back): events
+        and jobs of writes that never commit must not go out either."""
+        del self.after_commit[mark.after_commit :]
+        del self.before_commit[mark.before_commit :]
+        for key in list(self.buffers):
+            if key not in mark.buffers:
+                del self.buffers[key]  # created since: its flush hook went with before_commit
+            else:
+                del self.buffers[key][mark.buffers[key] :]
+
+    async def run_before_commit(self) -> None:
+        while self.before_commit:
+            await self.before_commit.pop(0)()
 
     def set_rollback(self) -> None:
         """Roll back at the end of the block instead of committing (no exception needed)."""
@@ -110,6 +149,8 @@ async def _tx(schema: str | None) -> AsyncIterator[TenantTx]:
             token = _current.set(tx)
             try:
                 yield tx
+                if not tx.rollback_only:
+                    await tx.run_before_commit()
             finally:
                 _current.reset(token)
             if tx.rollback_only:

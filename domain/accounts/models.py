@@ -119,3 +119,37 @@ class OneTimeToken(Model):
     class Meta:
         schema = "public"
         table = "one_time_token"
+
+
+class Invitation(Model):
+    """An invitation to join a tenant with a role. Only the SHA-256 of its token is stored;
+    the token is single-use (`accepted_at`) and expires (`expires_at`)."""
+
+    id = fields.BigIntField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "public.Tenant", related_name="invitations", on_delete=fields.CASCADE
+    )
+    tenant_id: int
+    email = fields.CharField(max_length=320)  # stored lower-cased
+    role = fields.CharField(max_length=16)
+    token_hash = fields.CharField(max_length=64, unique=True)
+    invited_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "public.User", related_name="invitations_sent", null=True, on_delete=fields.SET_NULL
+    )
+    invited_by_id: int | None
+    expires_at = fields.DatetimeField()
+    accepted_at = fields.DatetimeField(null=True)
+    accepted_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "public.User",
+        related_name="invitations_accepted",
+        null=True,
+        on_delete=fields.SET_NULL,
+    )
+    accepted_by_id: int | None
+    revoked_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        schema = "public"
+        table = "invitation"
+        indexes = (("tenant_id", "email"),)

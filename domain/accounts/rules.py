@@ -22,7 +22,12 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
         }
     ),
 }
-ROLE_SCOPES["admin"] = ROLE_SCOPES["analyst"] | {"members:manage", "tenant:manage"}
+ROLE_SCOPES["admin"] = ROLE_SCOPES["analyst"] | {
+    "members:manage",
+    "tenant:manage",
+    "audit:read",
+    "webhooks:manage",
+}
 ROLE_SCOPES["owner"] = ROLE_SCOPES["admin"] | {"billing:manage"}
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
@@ -32,6 +37,38 @@ MIN_PASSWORD = 10
 
 def scopes_for_role(role: str) -> frozenset[str]:
     return ROLE_SCOPES.get(role, frozenset())
+
+
+# Higher ranks hold every scope of the lower ones (see ROLE_SCOPES).
+ROLE_RANK = {"viewer": 1, "analyst": 2, "admin": 3, "owner": 4}
+
+
+def check_role(role: str, field: str = "role") -> FieldError | None:
+    if role not in ROLE_RANK:
+        return FieldError(field, f"must be one of {', '.join(ROLE_RANK)}")
+    return None
+
+
+def role_change_refusal(
+    actor_role: str, target_role: str | None, new_role: str | None, owners: int
+) -> str | None:
+    """Why `actor_role` may not move a member from `target_role` to `new_role`, or None.
+
+    `target_role` None: an invitation (nobody holds a role yet); `new_role` None: removal.
+    `owners` is how many owners the tenant has now. Rules: only an owner makes or unmakes
+    owners; nobody grants a role above their own or touches a member above them; the last
+    owner can be neither removed nor demoted.
+    """
+    actor = ROLE_RANK.get(actor_role, 0)
+    if "owner" in (target_role, new_role) and actor_role != "owner":
+        return "only an owner can make or unmake owners"
+    if new_role is not None and ROLE_RANK[new_role] > actor:
+        return f"a {actor_role} cannot grant the {new_role} role"
+    if target_role is not None and ROLE_RANK.get(target_role, 0) > actor:
+        return f"a {actor_role} cannot change a {target_role}"
+    if target_role == "owner" and new_role != "owner" and owners <= 1:
+        return "the last owner cannot be removed or demoted"
+    return None
 
 
 def normalize_email(email: str) -> str:

@@ -22,6 +22,8 @@ from tortoise.exceptions import IntegrityError
 from api.settings import Settings
 from domain.accounts import mail, oidc, rules, tokens
 from domain.accounts.models import Membership, OneTimeToken, RefreshToken, User, UserIdentity
+from domain.audit import service as actions
+from domain.audit.service import Actor, audit
 from domain.errors import (
     AuthenticationFailed,
     FieldError,
@@ -155,10 +157,39 @@ class AccountService:
             user.password_hash if user and user.password_hash else _DUMMY_HASH, password
         )
         if user is None or not ok:
+            async with public_tx():  # committed: the caller only gets an error
+                await self._record_failed_sign_in(email, user, tenant_slug)
             raise AuthenticationFailed("invalid e-mail or password")
         async with public_tx():
             membership = await self._membership(user.id, tenant_slug)
-            return await self._issue(settings, user, membership.tenant, membership.role)
+            pair = await self._issue(settings, user, membership.tenant, membership.role)
+            await audit.record(
+                actions.SIGN_IN_SUCCEEDED,
+                tenant_id=membership.tenant.id,
+                actor=Actor(user_id=user.id),
+                target=("User", user.id),
+                metadata={"method": "password"},
+            )
+            return pair
+
+    async def _record_failed_sign_in(
+        self, email: str, user: User | None, tenant_slug: str | None
+    ) -> None:
+        """Failed sign-ins of a known account show in its tenant's log (the requested tenant,
+        else its first); unknown e-mails are logged with no tenant."""
+        tenant_id = None
+        if user is not None:
+            query = Membership.filter(user_id=user.id)
+            if tenant_slug is not None:
+                query = query.filter(tenant__slug=tenant_slug)
+            membership = await query.order_by("id").first()
+            tenant_id = membership.tenant_id if membership else None  # type: ignore[attr-defined]
+        await audit.record(
+            actions.SIGN_IN_FAILED,
+            tenant_id=tenant_id,
+            target=("User", user.id) if user else None,
+            metadata={"email": email[:320], "method": "password"},
+        )
 
     async def refresh(self, settings: Settings, refresh_token: str) -> TokenPair:
         now = datetime.now(UTC)
@@ -457,6 +488,11 @@ class AccountService:
                 raise PermissionDenied(f"no membership in tenant {tenant_slug!r}")
             raise AuthenticationFailed("this account has no tenant")
         return membership
+
+    async def issue(self, settings: Settings, user: User, tenant: Tenant, role: str) -> TokenPair:
+        """A new token pair (a new refresh family) for `user` in `tenant`."""
+        async with public_tx():
+            return await self._issue(settings, user, tenant, role)
 
     async def _issue(
         self,

@@ -11,6 +11,8 @@ from strawberry.types import Info
 
 from api.oauth import callback_url
 from api.settings import get_settings
+from domain.audit import service as actions
+from domain.audit.service import Actor, audit
 from domain.collection import oauth
 from domain.collection.collect import collector
 from domain.collection.connections import connections
@@ -102,6 +104,17 @@ StartCollectionPayload = Annotated[
 ]
 
 
+async def audit_credential(info: Info, action: str, connection_id: int, platform: str) -> None:
+    principal = info.context.principal
+    await audit.record(
+        action,
+        tenant_id=principal.tenant_id,
+        actor=Actor(user_id=principal.user_id),
+        target=("PlatformConnection", connection_id),
+        metadata={"platform": platform},
+    )
+
+
 @strawberry.type
 class CollectionMutations:
     @strawberry.mutation(
@@ -129,7 +142,9 @@ class CollectionMutations:
         extensions=[requires("tenant:manage")],
         description="Store (or replace) the tenant's credential for a platform, encrypted.",
     )
-    async def connect_platform(self, input: ConnectPlatformInput) -> ConnectPlatformPayload:
+    async def connect_platform(
+        self, info: Info, input: ConnectPlatformInput
+    ) -> ConnectPlatformPayload:
         async def run() -> ConnectPlatformSuccess:
             secrets: dict[str, str] = {}
             for item in input.secrets:
@@ -137,6 +152,7 @@ class CollectionMutations:
                     raise DomainValidationFailed(FieldError(f"secrets.{item.name}", "given twice"))
                 secrets[item.name] = item.value
             conn = await connections.connect(input.platform.value, secrets, input.label)
+            await audit_credential(info, actions.CREDENTIAL_CONNECTED, conn.id, conn.platform)
             return ConnectPlatformSuccess(connection=PlatformConnection.from_model(conn))
 
         return await run_mutation(run)  # type: ignore[return-value]
@@ -145,9 +161,12 @@ class CollectionMutations:
         extensions=[requires("tenant:manage")],
         description="Forget the tenant's credential for a platform.",
     )
-    async def disconnect_platform(self, platform: ConnectionPlatform) -> DisconnectPlatformPayload:
+    async def disconnect_platform(
+        self, info: Info, platform: ConnectionPlatform
+    ) -> DisconnectPlatformPayload:
         async def run() -> DisconnectPlatformSuccess:
             conn = await connections.disconnect(platform.value)
+            await audit_credential(info, actions.CREDENTIAL_DISCONNECTED, conn.id, conn.platform)
             return DisconnectPlatformSuccess(connection=PlatformConnection.from_model(conn))
 
         return await run_mutation(run)  # type: ignore[return-value]
