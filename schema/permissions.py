@@ -39,4 +39,14 @@ PUBLIC_FIELDS: dict[str, str] = {
     "acceptInvitation": "the invitation token is the credential; a signed-in caller must be "
     "its addressee",
     "viewer": "any signed-in caller, about themself only (the resolver refuses anonymous ones)",
+    "signInProviders": "the sign-in page lists the configured providers before anyone signs in",
+    "logOut": "the refresh token is the credential; it can only end its own family",
+    "verifyEmail": "the e-mailed single-use token is the credential",
+    "requestPasswordReset": "the caller cannot sign in; the answer is the same for any address",
+    "resetPassword": "the e-mailed single-use token is the credential",
+    "completeSignIn": "the one-time code from the provider callback is the credential",
+    "requestEmailVerification": "any signed-in user, about their own address only",
+    "linkIdentity": "any signed-in user, for their own account only",
+    "completeIdentityLink": "any signed-in user who started the link (the code is bound to them)",
+    "unlinkIdentity": "any signed-in user, for their own identities only",
 }
