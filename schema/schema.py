@@ -13,6 +13,8 @@ from api.metrics import OperationMetrics
 from domain.errors import DomainError
 from schema.accounts.mutations import AccountMutations
 from schema.accounts.queries import AccountQueries
+from schema.apikeys.mutations import ApiKeyMutations
+from schema.apikeys.queries import ApiKeyQueries
 from schema.collection.mutations import CollectionMutations
 from schema.collection.queries import CollectionQueries
 from schema.collection.subscriptions import CollectionSubscriptions
@@ -30,9 +32,19 @@ class NodeQueries:
 
 
 Query = merge_types(
-    "Query", (NodeQueries, AccountQueries, InfluencerQueries, PostQueries, CollectionQueries)
+    "Query",
+    (
+        NodeQueries,
+        AccountQueries,
+        InfluencerQueries,
+        PostQueries,
+        CollectionQueries,
+        ApiKeyQueries,
+    ),
 )
-Mutation = merge_types("Mutation", (AccountMutations, InfluencerMutations, CollectionMutations))
+Mutation = merge_types(
+    "Mutation", (AccountMutations, InfluencerMutations, CollectionMutations, ApiKeyMutations)
+)
 Subscription = merge_types("Subscription", (CollectionSubscriptions,))
 
 

@@ -21,7 +21,11 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
         }
     ),
 }
-ROLE_SCOPES["admin"] = ROLE_SCOPES["analyst"] | {"members:manage", "tenant:manage"}
+ROLE_SCOPES["admin"] = ROLE_SCOPES["analyst"] | {
+    "members:manage",
+    "tenant:manage",
+    "apikeys:manage",  # API keys and partner apps (domain/apikeys)
+}
 ROLE_SCOPES["owner"] = ROLE_SCOPES["admin"] | {"billing:manage"}
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
