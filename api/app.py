@@ -35,8 +35,10 @@ from api.logging import RequestContextMiddleware, configure_logging, request_id_
 from api.metrics import metrics_endpoint
 from api.oauth import oauth_callback
 from api.persisted import PERSISTED_QUERY_NOT_FOUND, PersistedQueryError, persisted_queries
+from api.ratelimit import RateLimitMiddleware
 from api.realtime import EventHub
 from api.settings import Settings, get_settings
+from api.token_endpoint import token_endpoint
 from api.tracing import tracing_middleware
 from api.ws import SubscriptionServer
 from jobs.runtime import runtime
@@ -412,6 +414,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         Route("/oauth/platforms/{platform}/callback", oauth_callback, methods=["GET"]),
+        Route("/oauth/token", token_endpoint(settings), methods=["POST"]),  # partner apps
     ]
     return Starlette(
         routes=routes,
@@ -419,6 +422,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *tracing_middleware(),  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
             Middleware(RequestContextMiddleware),  # outermost: sees what auth answers itself
             Middleware(AuthMiddleware, settings=settings),
+            Middleware(RateLimitMiddleware, settings=settings),  # needs the principal
         ],
         lifespan=lifespan,
     )

@@ -72,6 +72,10 @@ def services() -> Iterator[Services]:
         "DRAMATIQ_NAMESPACE": f"trendscope-test-{RUN_ID}",
         "APQ_KEY_PREFIX": f"trendscope-test-{RUN_ID}:apq",
         "QUOTA_KEY_PREFIX": f"trendscope-test-{RUN_ID}",
+        "RATE_LIMIT_KEY_PREFIX": f"trendscope-test-{RUN_ID}:rl",
+        # Every test signs up from 127.0.0.1: the per-IP sign-in limit would bite the suite.
+        # tests/test_rate_limits.py lowers it where it tests it.
+        "RATE_LIMITS__AUTH_PER_IP": "1000000",
         "SECRET_KEY": "test-secret-key-0123456789abcdef0123456789",
     }
     old = {k: os.environ.get(k) for k in settings_env}
