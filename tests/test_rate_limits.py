@@ -13,9 +13,10 @@ import pytest
 
 from api.ratelimit import limiter
 from api.settings import RateLimits, get_settings
-from tests.conftest import GQL, Tenant
+from tests.conftest import GQL, Server, Tenant
 from tests.test_api_keys import NAMES, create_key, set_plan
 from tests.test_partner_apps import basic, create_app, token
+from tests.test_ws_protocol import connected, recv, send
 
 LOG_IN = """mutation($i: LogInInput!) { logIn(input: $i) { __typename
     ... on AuthPayload { accessToken } ... on UserError { code } } }"""
@@ -202,3 +203,21 @@ async def test_token_endpoint_is_limited_per_client(
     clock.now += 450
     ok = await token(gql.http, grant, {**basic(client_id, app["clientSecret"]), **an_ip()})
     assert ok.status_code == 200
+
+
+async def test_queries_over_a_websocket_are_metered_too(
+    server: Server, gql: GQL, tenant: Tenant, clock: Clock, limits: RateLimits
+) -> None:
+    limits.plan_requests_per_hour = {"free": 2}  # one for this credential
+    ws = await connected(server.ws_url, tenant.token)
+    try:
+        await send(ws, {"id": "1", "type": "subscribe", "payload": {"query": NAMES}})
+        assert (await recv(ws))["type"] == "next"
+        assert await recv(ws) == {"id": "1", "type": "complete"}
+        await send(ws, {"id": "2", "type": "subscribe", "payload": {"query": NAMES}})
+        refused = await recv(ws)
+        assert refused["type"] == "error"
+        assert refused["payload"][0]["extensions"] == {"code": "RATE_LIMITED", "retryAfter": 3600.0}
+    finally:
+        await ws.close()
+    assert (await gql.raw(NAMES, token=tenant.token)).status_code == 429
