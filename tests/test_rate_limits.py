@@ -4,6 +4,7 @@ per account. Time is driven through the limiter's injected clock (nothing sleeps
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,11 +55,13 @@ def limits() -> Iterator[RateLimits]:
         settings.rate_limits = saved
 
 
+_addresses = itertools.count(secrets.randbelow(1 << 20))
+
+
 def an_ip() -> dict[str, str]:
     """A client address of its own (uvicorn trusts X-Forwarded-For from 127.0.0.1)."""
-    return {
-        "X-Forwarded-For": f"203.0.113.{secrets.randbelow(250) + 1}, 10.{secrets.randbelow(250)}.0.1"
-    }
+    n = next(_addresses)
+    return {"X-Forwarded-For": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"}
 
 
 def rl(response: httpx.Response) -> tuple[str, str, str]:
