@@ -7,10 +7,11 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+from api.settings import get_settings
 from domain.apikeys.models import ApiKey
 from tenants.models import Tenant as TenantRow
 from tenants.policy import policies
-from tests.conftest import GQL, Tenant
+from tests.conftest import GQL, Server, Tenant
 from tests.test_influencers_api import ADD, add
 
 CREATE = """mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { __typename
@@ -66,6 +67,14 @@ async def test_key_is_shown_once_stored_hashed_and_works(gql: GQL, tenant: Tenan
     assert first_use is not None
     await names(gql, key)
     assert (await ApiKey.get(id=row.id)).last_used_at == first_use
+    settings = get_settings()
+    saved, settings.api_key_touch_seconds = settings.api_key_touch_seconds, 0  # "a minute later"
+    try:
+        await names(gql, key)
+    finally:
+        settings.api_key_touch_seconds = saved
+    later = (await ApiKey.get(id=row.id)).last_used_at
+    assert later is not None and later > first_use
 
     # A wrong secret with a real prefix, or garbage, is refused.
     forged = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
@@ -155,3 +164,22 @@ async def test_a_tenants_keys_reach_nothing_of_another(
     not_found = await gql.ok(REVOKE, {"id": b_key["apiKey"]["id"]}, token=tenant.token)
     assert not_found["revokeApiKey"] == {"__typename": "NotFound", "code": "NOT_FOUND"}
     assert await names(gql, b_key["key"]) == ["B secret"]
+
+
+async def test_a_key_works_over_the_websocket_in_its_own_tenant(
+    server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    from tests.test_ws_protocol import connected, recv, send
+
+    await set_plan(tenant.slug, "pro")
+    await add(gql, tenant.token, "A row")
+    await add(gql, other_tenant.token, "B row")
+    key = (await create_key(gql, tenant.token, ["influencers:read"]))["key"]
+    ws = await connected(server.ws_url, key)
+    try:
+        await send(ws, {"id": "1", "type": "subscribe", "payload": {"query": NAMES}})
+        result = await recv(ws)
+        edges = result["payload"]["data"]["influencers"]["edges"]
+        assert [e["node"]["displayName"] for e in edges] == ["A row"]
+    finally:
+        await ws.close()
