@@ -127,7 +127,8 @@ class RateLimiter:
         args: list[str | int | float] = [f"{self.clock():.6f}"]
         for b in buckets:
             args += [b.limit, b.period]
-        raw = await self._script(redis)(keys=[b.key for b in buckets], args=args)
+        keys = [b.key for b in buckets]
+        raw = await self._script(redis)(keys=keys, args=args, client=redis)
         allowed = int(raw[0]) == 1
         decisions = [
             Decision(
@@ -194,7 +195,9 @@ async def auth_attempt(
     if not rl.enabled:
         return None
     prefix = f"{settings.rate_limit_key_prefix}:{kind}"
-    buckets = [Bucket(f"{prefix}:ip:{ip or 'unknown'}", rl.auth_per_ip, rl.auth_period_seconds)]
+    buckets = []
+    if ip:  # None: no peer address (an operation sent over an authenticated websocket)
+        buckets.append(Bucket(f"{prefix}:ip:{ip}", rl.auth_per_ip, rl.auth_period_seconds))
     if account:
         buckets.append(
             Bucket(
@@ -203,7 +206,7 @@ async def auth_attempt(
                 rl.auth_period_seconds,
             )
         )
-    return await _hit(buckets)
+    return await _hit(buckets) if buckets else None
 
 
 def client_ip(scope: Scope) -> str | None:

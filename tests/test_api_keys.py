@@ -117,7 +117,9 @@ async def test_revoked_or_expired_key_is_refused(gql: GQL, tenant: Tenant) -> No
     assert response.status_code == 401
     assert response.json()["errors"][0]["message"] == "API key revoked"
 
-    expired = await create_key(gql, tenant.token, READ_WRITE)
+    expired = await create_key(gql, tenant.token, READ_WRITE, expiresAt="2999-01-01T00:00:00")
+    assert expired["__typename"] == "CreateApiKeySuccess"  # no offset: taken as UTC
+    assert (await gql.raw(NAMES, token=expired["key"])).status_code == 200
     await ApiKey.filter(id=int(expired["apiKey"]["id"])).update(
         expires_at=datetime(2020, 1, 1, tzinfo=UTC)
     )

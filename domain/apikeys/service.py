@@ -94,6 +94,8 @@ class ApiKeyService:
     ) -> CreatedApiKey:
         user_id = _require_person(principal)
         _check(principal, name, scopes)
+        if expires_at is not None and expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)  # a time without an offset is UTC
         if expires_at is not None and expires_at <= (now or datetime.now(UTC)):
             raise ValidationFailed(FieldError("expiresAt", "must be in the future"))
         await _require_partner_api(principal.tenant_id)
