@@ -120,6 +120,9 @@ def services() -> Iterator[Services]:
 class Server:
     url: str
     ws_url: str
+    # The running app's own settings: get_settings() may be another object once a test has
+    # cleared its cache; tests that adjust the app's behaviour change these.
+    settings: Any = None
 
 
 @pytest.fixture(scope="session")
@@ -129,7 +132,8 @@ async def server(services: Services) -> AsyncIterator[Server]:
     from api.settings import get_settings
     from tenants.migrate import migrate_all
 
-    app = create_app(get_settings())
+    app_settings = get_settings()
+    app = create_app(app_settings)
     port = _free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False
@@ -142,7 +146,11 @@ async def server(services: Services) -> AsyncIterator[Server]:
         await asyncio.sleep(0.02)
     await migrate_all()
     try:
-        yield Server(url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}/graphql")
+        yield Server(
+            url=f"http://127.0.0.1:{port}",
+            ws_url=f"ws://127.0.0.1:{port}/graphql",
+            settings=app_settings,
+        )
     finally:
         srv.should_exit = True
         await task

@@ -7,7 +7,6 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from api.settings import get_settings
 from domain.apikeys.models import ApiKey
 from tenants.models import Tenant as TenantRow
 from tenants.policy import policies
@@ -41,7 +40,9 @@ async def names(gql: GQL, token: str) -> list[str]:
     return sorted(e["node"]["displayName"] for e in data["influencers"]["edges"])
 
 
-async def test_key_is_shown_once_stored_hashed_and_works(gql: GQL, tenant: Tenant) -> None:
+async def test_key_is_shown_once_stored_hashed_and_works(
+    server: Server, gql: GQL, tenant: Tenant
+) -> None:
     await set_plan(tenant.slug, "pro")
     created = await create_key(gql, tenant.token, READ_WRITE)
     assert created["__typename"] == "CreateApiKeySuccess", created
@@ -67,7 +68,7 @@ async def test_key_is_shown_once_stored_hashed_and_works(gql: GQL, tenant: Tenan
     assert first_use is not None
     await names(gql, key)
     assert (await ApiKey.get(id=row.id)).last_used_at == first_use
-    settings = get_settings()
+    settings = server.settings
     saved, settings.api_key_touch_seconds = settings.api_key_touch_seconds, 0  # "a minute later"
     try:
         await names(gql, key)

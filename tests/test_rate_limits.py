@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from api.ratelimit import limiter
-from api.settings import RateLimits, get_settings
+from api.settings import RateLimits
 from tests.conftest import GQL, Server, Tenant
 from tests.test_api_keys import NAMES, create_key, set_plan
 from tests.test_partner_apps import basic, create_app, token
@@ -44,9 +44,9 @@ def clock() -> Iterator[Clock]:
 
 
 @pytest.fixture
-def limits() -> Iterator[RateLimits]:
+def limits(server: Server) -> Iterator[RateLimits]:
     """The running app's rate-limit settings, restored after the test."""
-    settings = get_settings()
+    settings = server.settings
     saved = settings.rate_limits
     settings.rate_limits = saved.model_copy(deep=True)
     try:
