@@ -124,6 +124,12 @@ class Settings(BaseSettings):
     # Keep serving (with /readyz at 503) this long after SIGTERM before draining.
     shutdown_delay_seconds: float = Field(default=0.0, ge=0)
     limits: Limits = Field(default_factory=Limits)
+    # Optional rewrite of the daily digest's prose by an OpenAI-compatible endpoint (base URL
+    # such as https://api.openai.com/v1); off when unset (docs/analytics.md).
+    insights_llm_url: str | None = None
+    insights_llm_api_key: str | None = None
+    insights_llm_model: str = "gpt-4o-mini"
+    insights_llm_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @property
     def is_production(self) -> bool:

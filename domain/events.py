@@ -19,6 +19,8 @@ log = structlog.get_logger(__name__)
 POST_ADDED = "post_added"
 COLLECTION_TASK_UPDATED = "collection_task_updated"
 PLATFORM_CONNECTION_BROKEN = "platform_connection_broken"
+ALERT_TRIGGERED = "alert.triggered"
+INSIGHT_CREATED = "insight.created"
 
 
 def channel(schema: str, event: str) -> str:

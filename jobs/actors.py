@@ -9,7 +9,9 @@ import structlog
 
 from api.settings import get_settings
 from domain.analytics.service import analytics
+from jobs import insights as insight_jobs
 from jobs.broker import broker  # noqa: F401  (sets the broker before the actors below)
+from jobs.runtime import runtime
 from tenants.db import init_db
 from tenants.tx import tenant_tx, validate_schema_name
 
@@ -27,7 +29,10 @@ async def _ensure_db() -> None:
         _db_ready = asyncio.Lock()
     async with _db_ready:
         if not _initialised:
-            await init_db(get_settings())
+            settings = get_settings()
+            await init_db(settings)
+            if runtime.redis is None:  # events (alert.triggered, ...) are published after commit
+                await runtime.connect(settings)
             _initialised = True
 
 
@@ -39,3 +44,27 @@ async def recount_totals(tenant_schema: str) -> None:
     async with tenant_tx(tenant_schema):
         totals = await analytics.recount_totals()
     log.info("totals_recounted", schema=tenant_schema, posts=totals.posts)
+
+
+@dramatiq.actor(actor_name="analytics.daily_digest", queue_name="analytics", max_retries=5)
+async def daily_digest(tenant_schema: str) -> None:
+    """Yesterday's digest (UTC) for the tenant; written once per day (idempotent)."""
+    validate_schema_name(tenant_schema)
+    await _ensure_db()
+    await insight_jobs.run_daily_digest(tenant_schema)
+
+
+@dramatiq.actor(actor_name="analytics.detect_anomalies", queue_name="analytics", max_retries=5)
+async def detect_anomalies(tenant_schema: str) -> None:
+    """Engagement spikes/drops, viral posts, sentiment turning negative; each stored once."""
+    validate_schema_name(tenant_schema)
+    await _ensure_db()
+    await insight_jobs.run_detect_anomalies(tenant_schema)
+
+
+@dramatiq.actor(actor_name="analytics.evaluate_alerts", queue_name="analytics", max_retries=5)
+async def evaluate_alerts(tenant_schema: str) -> None:
+    """The tenant's alert rules; each fires once per crossing."""
+    validate_schema_name(tenant_schema)
+    await _ensure_db()
+    await insight_jobs.run_evaluate_alerts(tenant_schema)

@@ -9,7 +9,7 @@ import structlog
 from arq import Retry
 
 from api.settings import get_settings
-from domain.collection import rules
+from domain.collection import oauth, rules
 from domain.collection.collect import COLLECT_JOB, SCRAPER_ROUTES, account_ref, collector
 from domain.collection.connections import connections
 from domain.collection.connectors import (
@@ -115,6 +115,14 @@ async def collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
         return "no connection"
     assert runtime.http is not None and runtime.redis is not None
     source = connection.platform  # the platform itself, or a scraper route (Apify)
+    try:  # an OAuth token about to expire is renewed first (domain/collection/oauth.py)
+        secrets = await oauth.ensure_fresh(
+            tenant_schema, connection.id, secrets, config=settings.oauth_platforms
+        )
+    except CredentialBroken as exc:  # the connection is already marked broken
+        async with tenant_tx(tenant_schema):
+            await collector.fail(task_id, f"{source} refused the credential: {exc.message}")
+        return "credential broken"
     connector = build_connector(
         source,
         credential_id=f"{tenant_schema}-{connection.id}",

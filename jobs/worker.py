@@ -19,6 +19,7 @@ from api.logging import configure_logging
 from api.metrics import observe_job, observe_job_wait
 from api.settings import get_settings
 from jobs.collection import collect, import_file, requeue_stale, schedule_collections
+from jobs.insights import insight_crons
 from jobs.runtime import runtime
 from tenants.db import close_db, init_db
 
@@ -103,6 +104,7 @@ def worker_settings() -> dict[str, Any]:
                 minute=5,
                 second=30,
             ),
+            *insight_crons(instrumented),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

@@ -21,6 +21,9 @@ from schema.collection.subscriptions import CollectionSubscriptions
 from schema.extensions import MaskUnexpectedErrors, TenantTransaction
 from schema.influencers.mutations import InfluencerMutations
 from schema.influencers.queries import InfluencerQueries
+from schema.insights.mutations import InsightMutations
+from schema.insights.queries import InsightQueries
+from schema.insights.subscriptions import InsightSubscriptions
 from schema.limits import LIMIT_CODES, LimitedParserCache, LimitedValidationCache
 from schema.permissions import requires
 from schema.posts.queries import PostQueries
@@ -39,13 +42,15 @@ Query = merge_types(
         InfluencerQueries,
         PostQueries,
         CollectionQueries,
+        InsightQueries,
         ApiKeyQueries,
     ),
 )
 Mutation = merge_types(
-    "Mutation", (AccountMutations, InfluencerMutations, CollectionMutations, ApiKeyMutations)
+    "Mutation",
+    (AccountMutations, InfluencerMutations, CollectionMutations, InsightMutations, ApiKeyMutations),
 )
-Subscription = merge_types("Subscription", (CollectionSubscriptions,))
+Subscription = merge_types("Subscription", (CollectionSubscriptions, InsightSubscriptions))
 
 
 class TrendscopeSchema(strawberry.Schema):

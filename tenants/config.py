@@ -11,6 +11,7 @@ TENANT_MODELS = [
     "domain.posts.models",
     "domain.collection.models",
     "domain.analytics.models",
+    "domain.insights.models",
 ]
 
 

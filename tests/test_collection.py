@@ -12,7 +12,8 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -279,8 +280,6 @@ async def test_collect_x_through_the_job_with_documented_responses(
 ) -> None:
     """The X connector through the whole job: a fake X API v2 answering with the recorded
     documented bodies (user lookup, two pages of user tweets), bearer token checked."""
-    from pathlib import Path
-
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -393,7 +392,17 @@ async def test_instagram_through_the_apify_route(gql: GQL, tenant: Tenant) -> No
         if run_input.get("resultsType") == "comments":
             url = run_input["directUrls"][0]
             return JSONResponse([c for c in load("dataset_comments.json") if c["postUrl"] == url])
-        return JSONResponse(load("dataset_page1.json") + load("dataset_page2.json"))
+        return JSONResponse(recent(load("dataset_page1.json") + load("dataset_page2.json")))
+
+    def recent(listing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The recording, moved to the last days (same order and spacing), so its newest post
+        stays within the comment window (COLLECT_COMMENT_DAYS) whatever today is."""
+        newest = max(datetime.fromisoformat(i["timestamp"]) for i in listing)
+        shift = datetime.now(UTC) - timedelta(hours=1) - newest
+        for item in listing:
+            moved = datetime.fromisoformat(item["timestamp"]) + shift
+            item["timestamp"] = moved.isoformat().replace("+00:00", "Z")
+        return listing
 
     app = Starlette(
         routes=[
@@ -435,3 +444,105 @@ async def test_instagram_through_the_apify_route(gql: GQL, tenant: Tenant) -> No
         assert task["skipped"] == 1 and len(task["errors"]) == 1
         history = (await gql.ok(HISTORY, {"id": inf}, token=tenant.token))["influencer"]
         assert history["accounts"][0]["followerHistory"] == [{"followers": 505000000}]
+
+
+async def test_collect_x_renews_an_expiring_oauth_token_first(
+    gql: GQL, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An X connection made by the OAuth flow carries a refresh token; a collection that finds
+    the access token about to expire renews it at X's token endpoint (refresh_token grant,
+    client authenticated with HTTP Basic), stores the rotated pair, then collects with it."""
+    import base64
+    import time
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from domain.collection.connections import connections
+    from domain.collection.models import PlatformConnection
+
+    fixtures = Path(__file__).parent / "collection" / "fixtures" / "x"
+    token_requests: list[dict[str, Any]] = []
+
+    async def token(request: Request) -> Response:
+        form = dict((await request.form()).items())
+        token_requests.append({"form": form, "auth": request.headers.get("authorization")})
+        if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != "rt-1":
+            return JSONResponse({"error": "invalid_request"}, status_code=400)
+        return JSONResponse(
+            {
+                "token_type": "bearer",
+                "expires_in": 7200,
+                "access_token": "x-new",
+                "scope": "tweet.read users.read offline.access",
+                "refresh_token": "rt-2",
+            }
+        )
+
+    async def user(request: Request) -> Response:
+        if request.headers.get("authorization") != "Bearer x-new":
+            return Response(status_code=401)
+        return JSONResponse(json.loads((fixtures / "user.json").read_text()))
+
+    async def tweets(request: Request) -> Response:
+        if request.headers.get("authorization") != "Bearer x-new":
+            return Response(status_code=401)
+        return JSONResponse({"meta": {"result_count": 0}})
+
+    app = Starlette(
+        routes=[
+            Route("/2/oauth2/token", token, methods=["POST"]),
+            Route("/2/users/by/username/{name}", user),
+            Route("/2/users/{uid}/tweets", tweets),
+        ]
+    )
+    async with fake_platform(app, "x") as base:
+        monkeypatch.setenv(
+            "OAUTH_PLATFORMS",
+            json.dumps(
+                {
+                    "x": {
+                        "client_id": "cid",
+                        "client_secret": "cs",
+                        "token_url": f"{base}/2/oauth2/token",
+                    }
+                }
+            ),
+        )
+        from api.settings import get_settings
+
+        get_settings.cache_clear()
+        secrets = [
+            {"name": "bearer_token", "value": "x-old"},
+            {"name": "refresh_token", "value": "rt-1"},
+            {"name": "expires_at", "value": str(int(time.time()) + 60)},
+        ]
+        data = await gql.ok(
+            CONNECT, {"i": {"platform": "X", "secrets": secrets}}, token=tenant.token
+        )
+        assert data["connectPlatform"]["__typename"] == "ConnectPlatformSuccess", data
+        accounts = [{"platform": "X", "handle": "XDevelopers"}]
+        added = await gql.ok(
+            ADD, {"i": {"displayName": "X Devs", "accounts": accounts}}, token=tenant.token
+        )
+        inf = added["addInfluencer"]["influencer"]["id"]
+        started = await gql.ok(
+            START, {"i": {"influencerId": inf, "platforms": ["X"]}}, token=tenant.token
+        )
+        task_id = started["startCollection"]["tasks"][0]["id"]
+        await run_jobs()
+        task = (await gql.ok(TASK, {"id": task_id}, token=tenant.token))["collectionTask"]
+        assert task["status"] == "SUCCEEDED", task
+
+    [sent] = token_requests
+    assert sent["form"]["grant_type"] == "refresh_token"
+    assert sent["auth"] == "Basic " + base64.b64encode(b"cid:cs").decode()
+    async with tenant_tx(tenant.schema):
+        conn = await PlatformConnection.get(platform="x")
+        stored_secrets = connections.cipher.decrypt_json(conn.secret)
+    assert stored_secrets["bearer_token"] == "x-new" and stored_secrets["refresh_token"] == "rt-2"
+    assert int(stored_secrets["expires_at"]) > time.time() + 7000
+    monkeypatch.delenv("OAUTH_PLATFORMS")
+    get_settings.cache_clear()

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.settings import get_settings
+from domain.collection import oauth
+from domain.collection.connections import connections
+from domain.collection.connectors import CredentialBroken
+from domain.collection.models import PlatformConnection
+from tenants.tx import tenant_tx
 from tests.conftest import GQL, Server, Services, Tenant
 
 START = """mutation($p: ConnectionPlatform!) { startPlatformConnection(platform: $p) {
@@ -49,8 +55,31 @@ async def provider() -> AsyncIterator[FakeProvider]:
     fake = FakeProvider(url="")
 
     async def token(request: Request) -> JSONResponse:
+        if request.method == "GET":  # Facebook's long-lived token exchange
+            params = dict(request.query_params)
+            fake.token_requests.append({"query": params})
+            if (
+                params.get("grant_type") != "fb_exchange_token"
+                or params.get("fb_exchange_token") != "AT-secret-123"
+            ):
+                return JSONResponse({"error": {"message": "bad exchange"}}, status_code=400)
+            return JSONResponse(
+                {"access_token": "LL-secret-789", "token_type": "bearer", "expires_in": 5183944}
+            )
         form = dict((await request.form()).items())
         fake.token_requests.append({"form": form, "auth": request.headers.get("authorization")})
+        if form.get("grant_type") == "refresh_token":
+            await asyncio.sleep(0.2)  # slow enough for two renewals to overlap
+            if form.get("refresh_token") != "RT-secret-456":
+                return JSONResponse({"error": "invalid_grant"}, status_code=400)
+            return JSONResponse(
+                {
+                    "access_token": "AT-renewed",
+                    "token_type": "bearer",
+                    "expires_in": 7200,
+                    "refresh_token": "RT-rotated",
+                }
+            )
         if form.get("code") != "good-code" or form.get("grant_type") != "authorization_code":
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
         return JSONResponse(
@@ -64,14 +93,14 @@ async def provider() -> AsyncIterator[FakeProvider]:
         )
 
     async def accounts(request: Request) -> JSONResponse:
-        assert request.query_params["access_token"] == "AT-secret-123"
+        assert request.query_params["access_token"] == "LL-secret-789"
         return JSONResponse(
             {"data": [{"id": "p1"}, {"id": "p2", "instagram_business_account": {"id": "1784"}}]}
         )
 
     app = Starlette(
         routes=[
-            Route("/token", token, methods=["POST"]),
+            Route("/token", token, methods=["GET", "POST"]),
             Route("/me/accounts", accounts),
         ]
     )
@@ -158,10 +187,19 @@ async def test_instagram_flow_reads_business_account(
     assert "code_challenge" not in query
     response = await _callback(server, "instagram", code="good-code", state=query["state"][0])
     assert response.status_code == 200, response.text
-    [sent] = provider.token_requests
+    sent, exchange = provider.token_requests
     assert sent["form"]["client_secret"] == "csecret"
+    assert exchange["query"] == {
+        "grant_type": "fb_exchange_token",
+        "client_id": "cid",
+        "client_secret": "csecret",
+        "fb_exchange_token": "AT-secret-123",
+    }
     listed = await gql.ok(LIST, token=tenant.token)
     assert listed["platformConnections"][0]["status"] == "ACTIVE"
+    secrets = await _stored_secrets(tenant, "instagram")
+    assert secrets["access_token"] == "LL-secret-789" and secrets["ig_user_id"] == "1784"
+    assert int(secrets["expires_at"]) > time.time() + 59 * 86400
 
 
 async def test_replayed_state_is_refused(gql: GQL, server: Server, tenant: Tenant) -> None:
@@ -225,3 +263,73 @@ async def test_non_oauth_platform_and_scope(gql: GQL, tenant: Tenant) -> None:
     assert data["startPlatformConnection"]["__typename"] == "ValidationFailed"
     anonymous = await gql(START, {"p": "X"})
     assert anonymous.get("errors")
+
+
+async def _stored_secrets(tenant: Tenant, platform: str) -> dict[str, str]:
+    async with tenant_tx(tenant.schema):
+        conn = await PlatformConnection.get(platform=platform)
+        return connections.cipher.decrypt_json(conn.secret)
+
+
+async def _connect_x(gql: GQL, server: Server, tenant: Tenant) -> int:
+    state = (await _start(gql, tenant))["state"][0]
+    assert (await _callback(server, "x", code="good-code", state=state)).status_code == 200
+    async with tenant_tx(tenant.schema):
+        return (await PlatformConnection.get(platform="x")).id
+
+
+async def test_x_flow_keeps_the_refresh_token_and_expiry(
+    gql: GQL, server: Server, tenant: Tenant
+) -> None:
+    await _connect_x(gql, server, tenant)
+    secrets = await _stored_secrets(tenant, "x")
+    assert secrets["bearer_token"] == "AT-secret-123"
+    assert secrets["refresh_token"] == "RT-secret-456"
+    assert 7000 < int(secrets["expires_at"]) - time.time() <= 7200
+
+
+async def _expire_soon(tenant: Tenant, conn_id: int) -> dict[str, str]:
+    secrets = await _stored_secrets(tenant, "x") | {"expires_at": str(int(time.time()) + 30)}
+    async with tenant_tx(tenant.schema):
+        conn = await PlatformConnection.filter(id=conn_id).select_for_update().get()
+        await connections.replace_secrets(conn, secrets)
+    return secrets
+
+
+async def test_two_jobs_renewing_at_once_use_the_rotating_refresh_token_once(
+    gql: GQL, server: Server, tenant: Tenant, provider: FakeProvider
+) -> None:
+    conn_id = await _connect_x(gql, server, tenant)
+    stale = await _expire_soon(tenant, conn_id)
+    assert oauth.needs_refresh(stale)
+    provider.token_requests.clear()
+    config = get_settings().oauth_platforms
+    first, second = await asyncio.gather(
+        oauth.ensure_fresh(tenant.schema, conn_id, stale, config=config),
+        oauth.ensure_fresh(tenant.schema, conn_id, stale, config=config),
+    )
+    assert first["bearer_token"] == second["bearer_token"] == "AT-renewed"
+    [refresh] = provider.token_requests  # the second waited for the lock and found it renewed
+    assert refresh["form"]["grant_type"] == "refresh_token"
+    assert refresh["form"]["refresh_token"] == "RT-secret-456"
+    stored = await _stored_secrets(tenant, "x")
+    assert stored["refresh_token"] == "RT-rotated" and not oauth.needs_refresh(stored)
+    # a fresh token is used as it is: no call
+    assert await oauth.ensure_fresh(tenant.schema, conn_id, stored, config=config) == stored
+    assert len(provider.token_requests) == 1
+
+
+async def test_refused_renewal_marks_the_connection_broken(
+    gql: GQL, server: Server, tenant: Tenant
+) -> None:
+    conn_id = await _connect_x(gql, server, tenant)
+    stale = await _expire_soon(tenant, conn_id) | {"refresh_token": "RT-revoked"}
+    async with tenant_tx(tenant.schema):
+        conn = await PlatformConnection.filter(id=conn_id).select_for_update().get()
+        await connections.replace_secrets(conn, stale)
+    with pytest.raises(CredentialBroken):
+        await oauth.ensure_fresh(
+            tenant.schema, conn_id, stale, config=get_settings().oauth_platforms
+        )
+    listed = await gql.ok(LIST, token=tenant.token)
+    assert listed["platformConnections"][0]["status"] == "BROKEN"

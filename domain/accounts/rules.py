@@ -18,6 +18,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
             "collection:read",
             "collection:write",
             "analytics:read",
+            "analytics:write",
         }
     ),
 }

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from domain import events
-from domain.collection.connectors import SECRET_FIELDS
+from domain.collection.connectors import OPTIONAL_SECRET_FIELDS, SECRET_FIELDS
 from domain.collection.models import PlatformConnection
 from domain.collection.secrets import CredentialCipher, cipher_from_settings
 from domain.errors import FieldError, NotFound, ValidationFailed
@@ -20,9 +20,10 @@ def check_secrets(platform: str, secrets: Mapping[str, str]) -> dict[str, str]:
     if platform not in SECRET_FIELDS:
         raise ValidationFailed(FieldError("platform", f"must be one of {', '.join(SECRET_FIELDS)}"))
     wanted = SECRET_FIELDS[platform]
+    allowed = (*wanted, *OPTIONAL_SECRET_FIELDS.get(platform, ()))
     given = {k: v.strip() for k, v in secrets.items()}
     errors = [
-        FieldError(f"secrets.{k}", "unknown for this platform") for k in given if k not in wanted
+        FieldError(f"secrets.{k}", "unknown for this platform") for k in given if k not in allowed
     ]
     if platform == "tiktok":  # a client key + secret pair, or an access token alone
         if not (
@@ -100,6 +101,12 @@ class ConnectionService:
             conn.secret = self.cipher.rotate(conn.secret)
         await conn.save()
         return conn, secrets
+
+    async def replace_secrets(self, conn: PlatformConnection, secrets: Mapping[str, str]) -> None:
+        """Store renewed secrets (a refreshed OAuth token) for a connection already locked by
+        the caller (`select_for_update`); status and label stay."""
+        conn.secret = self.cipher.encrypt_json(check_secrets(conn.platform, secrets))
+        await conn.save(update_fields=["secret"])
 
     async def mark_broken(self, platform: str, reason: str) -> None:
         """The platform refused the credential: stop using it and tell the tenant."""

@@ -4,11 +4,16 @@
 the platform and the PKCE verifier) and the provider's authorization URL; `finish()` takes the
 state back (GETDEL: a replay finds nothing), exchanges the code with Authlib and stores the
 token through `ConnectionService.connect` in that tenant's transaction. See docs/connectors.md.
+
+Tokens expire: X's user token after 2 hours (it comes with a rotating refresh token, kept with
+it), Facebook's user token after about an hour (exchanged at once for a 60-day one).
+`ensure_fresh()` renews an X token before a collection uses it.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +24,14 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client
 from redis.asyncio import Redis
 
 from domain.collection.connections import connections
+from domain.collection.connectors import CredentialBroken
+from domain.collection.models import PlatformConnection
 from tenants.tx import tenant_tx
 
 STATE_TTL_SECONDS = 600
+# Renew a token this long before it expires (a collection run must not start with a token
+# that dies halfway).
+REFRESH_MARGIN_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,102 @@ async def _instagram_user_id(provider: Provider, access_token: str) -> str:
     raise OAuthFlowError("none of the granted Facebook pages has an Instagram business account")
 
 
+def _expires_at(token: Mapping[str, Any]) -> dict[str, str]:
+    expires_in = token.get("expires_in")
+    if isinstance(expires_in, int | float) and expires_in > 0:
+        return {"expires_at": str(int(time.time() + expires_in))}
+    return {}
+
+
+def _x_secrets(token: Mapping[str, Any]) -> dict[str, str]:
+    # The X connector reads with a bearer token; a user-context OAuth 2.0 token works as one.
+    secrets = {"bearer_token": str(token.get("access_token") or "")}
+    if token.get("refresh_token"):
+        secrets["refresh_token"] = str(token["refresh_token"])
+    return secrets | _expires_at(token)
+
+
+async def _long_lived_facebook_token(
+    provider: Provider, conf: Mapping[str, str], short_lived: str
+) -> dict[str, str]:
+    """Facebook Login's token lasts about an hour; the documented exchange
+    (`grant_type=fb_exchange_token`) gives a 60-day one, which the Instagram Graph API uses."""
+    async with httpx.AsyncClient(timeout=15) as http:
+        response = await http.get(
+            provider.token_url,
+            params={
+                "grant_type": "fb_exchange_token",
+                "client_id": conf["client_id"],
+                "client_secret": conf["client_secret"],
+                "fb_exchange_token": short_lived,
+            },
+        )
+    body = (
+        response.json()
+        if response.headers.get("content-type", "").startswith("application/json")
+        else {}
+    )
+    if response.status_code != 200 or not body.get("access_token"):
+        raise OAuthFlowError("Facebook refused to exchange the token for a long-lived one")
+    return {"access_token": str(body["access_token"])} | _expires_at(body)
+
+
+def needs_refresh(secrets: Mapping[str, str], now: float | None = None) -> bool:
+    """A renewable token (one with a refresh token) that expires within the margin."""
+    expires_at = secrets.get("expires_at")
+    if not secrets.get("refresh_token") or not expires_at:
+        return False
+    now = time.time() if now is None else now
+    return float(expires_at) - now < REFRESH_MARGIN_SECONDS
+
+
+async def ensure_fresh(
+    tenant_schema: str,
+    connection_id: int,
+    secrets: dict[str, str],
+    *,
+    config: Mapping[str, Mapping[str, str]],
+) -> dict[str, str]:
+    """The credential's secrets, renewed first when its token is about to expire.
+
+    The renewal runs under the connection's row lock: X rotates refresh tokens, so two jobs
+    renewing at once would leave one holding a dead token. The second job finds the renewed
+    secrets once the lock is free. A refused renewal marks the connection broken (the tenant is
+    told, as for any refused credential) and raises CredentialBroken.
+    """
+    if not needs_refresh(secrets):
+        return secrets
+    refused: str | None = None
+    async with tenant_tx(tenant_schema):
+        conn = await PlatformConnection.filter(id=connection_id).select_for_update().get()
+        current = connections.cipher.decrypt_json(conn.secret)
+        if conn.status != "active":
+            refused = f"the connection is {conn.status}"
+        elif not needs_refresh(current):
+            return current  # another job renewed it while we waited for the lock
+        else:
+            try:
+                provider, conf = _provider(conn.platform, config)
+                async with _client(provider, conf, redirect_uri="") as client:
+                    token = await client.refresh_token(
+                        provider.token_url, refresh_token=current["refresh_token"]
+                    )
+            except Exception as exc:  # invalid_grant, an HTTP failure, OAuth not configured
+                refused = f"the token could not be renewed: {exc}"
+                await connections.mark_broken(conn.platform, refused)
+            else:
+                renewed = _x_secrets(token)
+                if not renewed["bearer_token"]:
+                    refused = "the token endpoint returned no access token"
+                    await connections.mark_broken(conn.platform, refused)
+                else:
+                    # A provider that does not rotate keeps the old refresh token valid.
+                    renewed.setdefault("refresh_token", current["refresh_token"])
+                    await connections.replace_secrets(conn, renewed)
+                    return renewed
+    raise CredentialBroken(conn.platform, refused or "the token could not be renewed")
+
+
 async def finish(
     redis: Redis,
     *,
@@ -162,13 +268,11 @@ async def finish(
     if not access_token:
         raise OAuthFlowError("the provider returned no access token")
     if platform == "x":
-        # The X connector reads with a bearer token; a user-context OAuth 2.0 token works as
-        # one. The refresh token is not kept (SECRET_FIELDS has no place for it yet).
-        secrets = {"bearer_token": access_token}
+        secrets = _x_secrets(token)
     else:
-        secrets = {
-            "access_token": access_token,
-            "ig_user_id": await _instagram_user_id(provider, access_token),
+        long_lived = await _long_lived_facebook_token(provider, conf, access_token)
+        secrets = long_lived | {
+            "ig_user_id": await _instagram_user_id(provider, long_lived["access_token"])
         }
     async with tenant_tx(record["schema"]):
         await connections.connect(platform, secrets, label="oauth")

@@ -54,6 +54,12 @@ SECRET_FIELDS: Mapping[str, tuple[str, ...]] = {
     "x": ("bearer_token",),
     "apify": ("token",),
 }
+# Fields a credential may also hold: kept by the OAuth flows (domain/collection/oauth.py) to
+# renew it; `expires_at` is a Unix time in seconds.
+OPTIONAL_SECRET_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "x": ("refresh_token", "expires_at"),
+    "instagram": ("expires_at",),
+}
 PLATFORMS = tuple(SECRET_FIELDS)
 
 
@@ -106,6 +112,7 @@ def build_connector(
 
 __all__ = [
     "DEFAULT_BUCKETS",
+    "OPTIONAL_SECRET_FIELDS",
     "PLATFORMS",
     "SECRET_FIELDS",
     "AccountData",
