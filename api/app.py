@@ -38,9 +38,11 @@ from api.persisted import PERSISTED_QUERY_NOT_FOUND, PersistedQueryError, persis
 from api.ratelimit import RateLimitMiddleware
 from api.realtime import EventHub
 from api.settings import Settings, get_settings
+from api.signin import sign_in_callback, sign_in_login
 from api.token_endpoint import token_endpoint
 from api.tracing import tracing_middleware
 from api.ws import SubscriptionServer
+from billing.webhooks import stripe_webhook
 from jobs.runtime import runtime
 from schema.context import Context
 from schema.dataloaders import Loaders
@@ -414,6 +416,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         Route("/oauth/platforms/{platform}/callback", oauth_callback, methods=["GET"]),
+        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+        Route("/auth/{provider}/login", sign_in_login, methods=["GET"], name="sign_in_login"),
+        Route(
+            "/auth/{provider}/callback",
+            sign_in_callback,
+            methods=["GET"],
+            name="sign_in_callback",
+        ),
         Route("/oauth/token", token_endpoint(settings), methods=["POST"]),  # partner apps
     ]
     return Starlette(

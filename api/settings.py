@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_MAX_COST = 5_000
+
 
 class Limits(BaseModel):
     """Abuse limits of the GraphQL API, all in one place (docs/api-limits.md).
@@ -27,8 +29,10 @@ class Limits(BaseModel):
     max_query_length: int = Field(default=100_000, ge=1)
     max_directives: int = Field(default=25, ge=0)
     # Query cost: objects 1, scalars 0, lists and connections x `first`/`last`/`limit`.
-    max_cost: int = Field(default=5_000, ge=1)
-    # Per-plan cost ceilings; a tenant whose plan is not listed gets `max_cost`.
+    # Each plan has its ceiling (billing/plans.py `max_query_cost`); `max_cost`, when set,
+    # overrides it for every plan, and `plan_max_cost` overrides both for the plans it names.
+    # Requests without a tenant get `max_cost`, else DEFAULT_MAX_COST.
+    max_cost: int | None = Field(default=None, ge=1)
     plan_max_cost: dict[str, int] = Field(default_factory=dict)
     # Assumed size of a list field that takes no `first`/`last`/`limit` argument.
     default_list_size: int = Field(default=10, ge=1)
@@ -44,9 +48,54 @@ class Limits(BaseModel):
 
     def cost_limit(self, plan: str | None) -> int:
         """The cost ceiling for a tenant on `plan` (None: no tenant or no plan)."""
-        if plan is None:
+        if plan is not None and plan in self.plan_max_cost:
+            return self.plan_max_cost[plan]
+        if self.max_cost is not None:
             return self.max_cost
-        return self.plan_max_cost.get(plan, self.max_cost)
+        if plan is None:
+            return DEFAULT_MAX_COST
+        from billing.plans import plan_for  # billing imports nothing from api
+
+        return plan_for(plan).max_query_cost
+
+
+class Smtp(BaseModel):
+    """Outgoing mail (verification and password-reset links), e.g. `SMTP__HOST=smtp.example`.
+
+    `starttls` upgrades a plain connection (port 587); `use_tls` is implicit TLS (port 465).
+    No host: production refuses to send; development and tests log the message instead.
+    """
+
+    host: str | None = None
+    port: int = Field(default=587, ge=1, le=65535)
+    user: str | None = None
+    password: str | None = None
+    from_address: str = "Trendscope <no-reply@trendscope.localhost>"
+    starttls: bool = True
+    use_tls: bool = False
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class SignInProvider(BaseModel):
+    """One OAuth / OpenID Connect sign-in provider (docs/authentication.md).
+
+    `google` and `github` need only `client_id` and `client_secret`; any other name is an
+    OpenID Connect issuer found by `discovery_url` (`.../.well-known/openid-configuration`).
+    The other fields override the preset or the discovery document (staging, test fakes).
+    """
+
+    client_id: str
+    client_secret: str
+    kind: Literal["oidc", "github"] | None = None  # None: "github" for github, else "oidc"
+    discovery_url: str | None = None
+    scope: str | None = None
+    authorize_url: str | None = None
+    token_url: str | None = None
+    api_base_url: str | None = None  # GitHub's REST API (/user, /user/emails)
+    # The exact redirect URI registered with the provider; by default
+    # `<public_url>/auth/<name>/callback`.
+    redirect_uri: str | None = None
+    display_name: str | None = None
 
 
 class RateLimits(BaseModel):
@@ -120,7 +169,22 @@ class Settings(BaseSettings):
     oauth_platforms: dict[str, dict[str, str]] = Field(default_factory=dict)
     collect_comment_posts: int = Field(default=10, ge=0, le=100)
     collect_comment_days: int = Field(default=7, ge=0, le=90)
-    collect_interval_hours: int = Field(default=24, ge=1)  # per-tenant schedule (plans: later)
+    # Per-tenant collection schedule: None means each plan's `collect_interval_hours`.
+    collect_interval_hours: int | None = Field(default=None, ge=1)
+    # Stripe (docs/billing.md). Price ids per plan and interval, JSON:
+    # STRIPE_PRICES='{"pro": {"month": "price_...", "year": "price_..."}, ...}'.
+    # STRIPE_API_BASE points the client elsewhere (staging proxies, the tests' fake).
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_prices: dict[str, dict[str, str]] = Field(default_factory=dict)
+    stripe_api_base: str | None = None
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1)
+    # Where Checkout and the Customer Portal send the user back ({tenant} = the tenant's slug).
+    billing_success_url: str = "http://localhost:8000/billing/success?tenant={tenant}"
+    billing_cancel_url: str = "http://localhost:8000/billing/cancel?tenant={tenant}"
+    billing_portal_return_url: str = "http://localhost:8000/billing?tenant={tenant}"
+    # Dunning: days a past-due tenant keeps full access before it is restricted to read-only.
+    billing_grace_days: float = Field(default=7, ge=0)
     # Keep serving (with /readyz at 503) this long after SIGTERM before draining.
     shutdown_delay_seconds: float = Field(default=0.0, ge=0)
     limits: Limits = Field(default_factory=Limits)
@@ -130,6 +194,21 @@ class Settings(BaseSettings):
     insights_llm_api_key: str | None = None
     insights_llm_model: str = "gpt-4o-mini"
     insights_llm_timeout_seconds: float = Field(default=30.0, gt=0)
+    # The API's external base URL (https://api.example.com): sign-in redirect URIs are
+    # `<public_url>/auth/<provider>/callback`. Required in production; elsewhere the request's
+    # own URL is used.
+    public_url: str | None = None
+    # The web app: e-mail links (`/verify-email?token=`, `/reset-password?token=`) and the end
+    # of a provider sign-in (`/auth/complete?code=` or `?error=`) point there.
+    app_url: str = "http://localhost:3000"
+    # Sign-in providers by name, JSON, e.g.
+    # SIGN_IN_PROVIDERS='{"google": {"client_id": "...", "client_secret": "..."}}'.
+    sign_in_providers: dict[str, SignInProvider] = Field(default_factory=dict)
+    sign_in_state_ttl_seconds: int = Field(default=600, ge=30)
+    sign_in_code_ttl_seconds: int = Field(default=120, ge=10)
+    email_verification_ttl_seconds: int = Field(default=48 * 3600, ge=60)
+    password_reset_ttl_seconds: int = Field(default=3600, ge=60)
+    smtp: Smtp = Field(default_factory=Smtp)
 
     @property
     def is_production(self) -> bool:

@@ -10,7 +10,9 @@ Protocol: https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md, kept 
 - `subscribe` before `connection_ack` closes with 4401, a subscribe reusing an id that is still
   running closes with 4409; anything that is not a valid protocol message closes with 4400;
 - `ping` is answered with `pong` (echoing its payload), `pong` is ignored; `complete` works in
-  both directions; validation errors are answered with `error`.
+  both directions; validation errors are answered with `error`, and so is a subscription
+  beyond the tenant's plan (`live_subscriptions`, counted per process): an `error` message
+  with `extensions.code` PLAN_LIMIT_REACHED, the socket stays open.
 
 Multiplexing (how Hasura multiplexes live queries): subscribers with the same
 (tenant schema, role, scopes, document, operation name, variables) form one `_Group`. A group
@@ -57,11 +59,14 @@ from api.auth import principal_from_credentials
 from api.ratelimit import request_limit
 from api.realtime import REPLAY_LATEST, EventHub
 from api.settings import Settings
+from billing.entitlements import check_within
+from billing.plans import plan_for
 from domain.accounts.service import Principal
-from domain.errors import DomainError
+from domain.errors import DomainError, PlanLimitReached
 from schema.context import Context
 from schema.dataloaders import Loaders
 from schema.schema import schema as default_schema
+from tenants.policy import policies
 
 log = structlog.get_logger(__name__)
 
@@ -412,7 +417,7 @@ class _Connection:
         elif kind == "pong":
             pass
         elif kind == "subscribe":
-            self._on_subscribe(message)
+            await self._on_subscribe(message)
         elif kind == "complete":
             id_ = message.get("id")
             if not isinstance(id_, str) or not id_:
@@ -445,7 +450,7 @@ class _Connection:
         self.principal = principal
         self.post(_ACK)
 
-    def _on_subscribe(self, message: dict[str, Any]) -> None:
+    async def _on_subscribe(self, message: dict[str, Any]) -> None:
         id_ = message.get("id")
         payload = message.get("payload")
         if not isinstance(id_, str) or not id_ or not isinstance(payload, dict):
@@ -476,6 +481,12 @@ class _Connection:
             return
         kind, root_fields = _operation(query, operation_name)
         if kind is OperationType.SUBSCRIPTION:
+            refusal = await self.server.plan_refusal(principal)
+            if refusal is not None:
+                self.post(_frame(id_, "error", [refusal.formatted]))
+                return
+            if self.closing or id_ in self.operations:  # changed while the plan was read
+                return
             group = self.server.group_for(principal, query, variables, operation_name, root_fields)
             member = _Member(self, id_, group)
             self.operations[id_] = member
@@ -546,6 +557,11 @@ class _Connection:
 _RUNNING: weakref.WeakSet[SubscriptionServer] = weakref.WeakSet()
 
 
+def live_subscriptions(tenant_schema: str) -> int:
+    """Open subscriptions of one tenant on this process's endpoints."""
+    return sum(server.tenant_subscriptions(tenant_schema) for server in list(_RUNNING))
+
+
 async def close_all_sockets(code: int = GOING_AWAY) -> None:
     """Close every running endpoint's sockets: for the ASGI server to call when it begins to
     shut down (uvicorn itself would close them with 1012 before the app's lifespan ends)."""
@@ -591,6 +607,33 @@ class SubscriptionServer:
     @property
     def active_subscriptions(self) -> int:
         return sum(len(g.members) for g in self.groups.values())
+
+    def tenant_subscriptions(self, tenant_schema: str) -> int:
+        """Open subscriptions of one tenant on this endpoint (this process)."""
+        return sum(len(g.members) for key, g in self.groups.items() if key[0] == tenant_schema)
+
+    async def plan_refusal(self, principal: Principal) -> GraphQLError | None:
+        """The error refusing one more subscription of this tenant when its plan's
+        `live_subscriptions` are all open (counted per api process), else None."""
+        policy = await policies.get(
+            principal.tenant_id, self.settings.limits.tenant_policy_ttl_seconds
+        )
+        plan = plan_for(policy.plan)
+        try:
+            check_within(
+                plan, "live_subscriptions", self.tenant_subscriptions(principal.tenant_schema)
+            )
+        except PlanLimitReached as exc:
+            return GraphQLError(
+                exc.message,
+                extensions={
+                    "code": exc.code,
+                    "limit": exc.limit,
+                    "plan": exc.plan,
+                    "allowed": exc.allowed,
+                },
+            )
+        return None
 
     # --- lifecycle ----------------------------------------------------------------------
 

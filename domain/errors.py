@@ -80,3 +80,16 @@ class RateLimited(DomainError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TenantRestricted(DomainError):
+    """The tenant is restricted to read-only: its subscription is unpaid past the grace
+    period (docs/billing.md). Billing mutations still run; paying restores everything."""
+
+    code = "TENANT_RESTRICTED"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this tenant is read-only until its subscription is paid "
+            "(createBillingPortalSession to update the payment method)"
+        )

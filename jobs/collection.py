@@ -9,6 +9,8 @@ import structlog
 from arq import Retry
 
 from api.settings import get_settings
+from billing.entitlements import plans_by_schema
+from billing.plans import Plan
 from domain.collection import oauth, rules
 from domain.collection.collect import COLLECT_JOB, SCRAPER_ROUTES, account_ref, collector
 from domain.collection.connections import connections
@@ -214,14 +216,21 @@ async def collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
     return f"created={task.created} updated={task.updated} skipped={task.skipped}"
 
 
+def collect_interval(plan: Plan, override_hours: int | None = None) -> timedelta:
+    """How often a tenant on `plan` is collected: the plan's `collect_interval_hours`, unless
+    the COLLECT_INTERVAL_HOURS setting overrides it for everyone."""
+    return timedelta(hours=override_hours or plan.collect_interval_hours)
+
+
 async def schedule_collections(ctx: dict[str, Any]) -> int:
     """`collection.schedule` (cron, hourly): every tenant's due platforms get a collect task
-    (normal priority: on-demand work goes first)."""
-    interval = timedelta(hours=get_settings().collect_interval_hours)
+    (normal priority: on-demand work goes first). How often is the tenant's plan's
+    `collect_interval_hours`, unless the COLLECT_INTERVAL_HOURS setting overrides it."""
+    override = get_settings().collect_interval_hours
     count = 0
-    for schema in await list_tenant_schemas():
+    for schema, plan in await plans_by_schema():
         async with tenant_tx(schema):
-            for platform in await collector.due_platforms(interval):
+            for platform in await collector.due_platforms(collect_interval(plan, override)):
                 await collector.create(platform=platform, high_priority=False)
                 count += 1
     return count

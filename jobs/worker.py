@@ -18,6 +18,13 @@ from arq.worker import Retry, RetryJob
 from api.logging import configure_logging
 from api.metrics import observe_job, observe_job_wait
 from api.settings import get_settings
+from jobs.accounts import (
+    SEND_RESET_JOB,
+    SEND_VERIFICATION_JOB,
+    send_email_verification,
+    send_password_reset,
+)
+from jobs.billing import apply_retention, enforce_dunning, handle_event, requeue_events
 from jobs.collection import collect, import_file, requeue_stale, schedule_collections
 from jobs.insights import insight_crons
 from jobs.runtime import runtime
@@ -90,8 +97,45 @@ def worker_settings() -> dict[str, Any]:
                 max_tries=10,
                 timeout=1800,
             ),
+            func(
+                instrumented("billing.handle_event", handle_event),
+                name="billing.handle_event",
+                max_tries=12,
+                timeout=120,
+            ),
+            func(
+                instrumented(SEND_VERIFICATION_JOB, send_email_verification),
+                name=SEND_VERIFICATION_JOB,
+                max_tries=5,
+                timeout=60,
+            ),
+            func(
+                instrumented(SEND_RESET_JOB, send_password_reset),
+                name=SEND_RESET_JOB,
+                max_tries=5,
+                timeout=60,
+            ),
         ],
         "cron_jobs": [
+            cron(
+                instrumented("billing.requeue_events", requeue_events),
+                name="billing.requeue_events",
+                second=15,
+            ),
+            cron(
+                instrumented("billing.enforce_dunning", enforce_dunning),
+                name="billing.enforce_dunning",
+                minute={0, 15, 30, 45},
+                second=45,
+            ),
+            cron(
+                instrumented("billing.apply_retention", apply_retention),
+                name="billing.apply_retention",
+                hour=3,
+                minute=20,
+                second=0,
+                timeout=3600,
+            ),
             cron(
                 instrumented("collection.requeue_stale", requeue_stale),
                 name="collection.requeue_stale",

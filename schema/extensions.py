@@ -6,9 +6,17 @@ from collections.abc import AsyncIterator, Iterator
 
 import orjson
 import structlog
-from graphql import ExecutionResult, GraphQLError, OperationDefinitionNode, OperationType
+from graphql import (
+    ExecutionResult,
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+)
 from strawberry.extensions import SchemaExtension
 
+from billing.entitlements import is_restricted
+from domain.errors import TenantRestricted
 from schema.compiled import ROOT_SCOPE, compile_query
 from schema.errors import user_facing
 from schema.limits import settings_of, without_suggestions
@@ -16,8 +24,24 @@ from tenants.tx import tenant_tx
 
 log = structlog.get_logger(__name__)
 
+# Mutations a restricted (read-only) tenant may still run: the way back to paying, and leaving.
+ALLOWED_WHEN_RESTRICTED = frozenset(
+    {"createCheckoutSession", "createBillingPortalSession", "logOut", "__typename"}
+)
 # Root fields that work without a tenant (they open their own transactions).
-PUBLIC_ROOT_FIELDS = frozenset({"signUp", "logIn", "refreshToken", "__typename"})
+PUBLIC_ROOT_FIELDS = frozenset(
+    {
+        "signUp",
+        "logIn",
+        "refreshToken",
+        "logOut",
+        "verifyEmail",
+        "requestPasswordReset",
+        "resetPassword",
+        "completeSignIn",
+        "__typename",
+    }
+)
 
 
 class TenantTransaction(SchemaExtension):
@@ -45,10 +69,51 @@ class TenantTransaction(SchemaExtension):
             yield
             return
         async with tenant_tx(schema) as tx:
+            if await self._refused_as_restricted():
+                yield  # the result is set: nothing executes
+                tx.set_rollback()
+                return
             yield
             result = self.execution_context.result
             if result is not None and result.errors:
                 tx.set_rollback()
+
+    async def _refused_as_restricted(self) -> bool:
+        """A restricted tenant (unpaid past its grace period, docs/billing.md) is read-only:
+        every mutation except the billing ones is answered with TENANT_RESTRICTED."""
+        ec = self.execution_context
+        principal = ec.context.principal
+        if principal is None or ec.result is not None:
+            return False
+        fields = self._root_fields()
+        if set(fields.values()) <= ALLOWED_WHEN_RESTRICTED:
+            return False
+        if not await is_restricted(principal.tenant_id):
+            return False
+        exc = TenantRestricted()
+        # An execution error (with a path, `data: null`), not a request error: the request
+        # was valid, the tenant's state refused it.
+        path = [next((k for k, name in fields.items() if name != "__typename"), "")]
+        ec.result = ExecutionResult(
+            data=None, errors=[GraphQLError(exc.message, original_error=exc, path=path)]
+        )
+        return True
+
+    def _root_fields(self) -> dict[str, str]:
+        """The operation's root fields: response key (alias or name) -> field name."""
+        doc = self.execution_context.graphql_document
+        name = self.execution_context.operation_name
+        for definition in doc.definitions if doc is not None else ():
+            if not isinstance(definition, OperationDefinitionNode):
+                continue
+            if name and (definition.name is None or definition.name.value != name):
+                continue
+            return {
+                (sel.alias or sel.name).value: sel.name.value
+                for sel in definition.selection_set.selections
+                if isinstance(sel, FieldNode)
+            }
+        return {}
 
     compiled = True  # serve queries of the compiled subset with one statement (schema.compiled)
 

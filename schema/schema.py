@@ -15,6 +15,8 @@ from schema.accounts.mutations import AccountMutations
 from schema.accounts.queries import AccountQueries
 from schema.apikeys.mutations import ApiKeyMutations
 from schema.apikeys.queries import ApiKeyQueries
+from schema.billing.mutations import BillingMutations
+from schema.billing.queries import BillingQueries
 from schema.collection.mutations import CollectionMutations
 from schema.collection.queries import CollectionQueries
 from schema.collection.subscriptions import CollectionSubscriptions
@@ -43,14 +45,28 @@ Query = merge_types(
         PostQueries,
         CollectionQueries,
         InsightQueries,
+        BillingQueries,
         ApiKeyQueries,
     ),
 )
 Mutation = merge_types(
     "Mutation",
-    (AccountMutations, InfluencerMutations, CollectionMutations, InsightMutations, ApiKeyMutations),
+    (
+        AccountMutations,
+        InfluencerMutations,
+        CollectionMutations,
+        InsightMutations,
+        BillingMutations,
+        ApiKeyMutations,
+    ),
 )
-Subscription = merge_types("Subscription", (CollectionSubscriptions, InsightSubscriptions))
+Subscription = merge_types(
+    "Subscription",
+    (
+        CollectionSubscriptions,
+        InsightSubscriptions,
+    ),
+)
 
 
 class TrendscopeSchema(strawberry.Schema):

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-PUBLIC_MODELS = ["tenants.models", "domain.accounts.models", "domain.apikeys.models"]
+PUBLIC_MODELS = [
+    "tenants.models",
+    "domain.accounts.models",
+    "billing.models",
+    "domain.apikeys.models",
+]
 TENANT_MODELS = [
     "domain.influencers.models",
     "domain.posts.models",

@@ -15,6 +15,17 @@ class Tenant(Model):
     is_active = fields.BooleanField(default=True)
     # Allow-list mode: only the persisted queries registered for this tenant run.
     persisted_queries_only = fields.BooleanField(default=False)
+    # Billing (billing/stripe_sync.py keeps these in step with Stripe; docs/billing.md).
+    stripe_customer_id = fields.CharField(max_length=255, null=True, unique=True)
+    stripe_subscription_id = fields.CharField(max_length=255, null=True)
+    # Stripe's subscription status (active, trialing, past_due, unpaid, canceled, ...)
+    subscription_status = fields.CharField(max_length=32, null=True)
+    current_period_end = fields.DatetimeField(null=True)
+    # Dunning: when the subscription went past due, when its grace period ends, and when the
+    # tenant was restricted to read-only (all None when in good standing).
+    past_due_since = fields.DatetimeField(null=True)
+    grace_until = fields.DatetimeField(null=True)
+    restricted_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -241,6 +241,15 @@ async def other_tenant(gql: GQL) -> Tenant:
     return await gql.sign_up()
 
 
+async def set_plan(slug: str, plan: str) -> None:
+    """Put a test tenant on another plan (billing/plans.py), as a Stripe webhook would."""
+    from tenants.models import Tenant as TenantRow
+    from tenants.policy import policies
+
+    await TenantRow.filter(slug=slug).update(plan=plan)
+    policies.invalidate()
+
+
 async def run_jobs() -> None:
     """Run every queued ARQ job in-process (a burst worker), then return."""
     from arq.worker import Worker

@@ -206,4 +206,6 @@ async def test_collect_instagram_graph_through_the_job(gql: GQL, tenant: Tenant)
     assert posts == good
     assert second["status"] == "SUCCEEDED" and second["created"] == 0, second
     history = (await gql.ok(HISTORY, {"id": influencer_id}, token=tenant.token))["influencer"]
-    assert history["accounts"][0]["followers"] == profile["business_discovery"]["followers_count"], history
+    assert (
+        history["accounts"][0]["followers"] == profile["business_discovery"]["followers_count"]
+    ), history

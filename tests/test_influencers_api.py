@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import GQL, Tenant
+from tests.conftest import GQL, Tenant, set_plan
 
 ADD = """mutation($i: AddInfluencerInput!) { addInfluencer(input: $i) { __typename
     ... on AddInfluencerSuccess { influencer { id displayName totalFollowers
@@ -110,6 +110,7 @@ async def test_bad_input_is_typed_and_changes_nothing(gql: GQL, tenant: Tenant) 
 
 
 async def test_pagination_walks_every_row_once(gql: GQL, tenant: Tenant) -> None:
+    await set_plan(tenant.slug, "starter")  # 7 influencers: more than Free's 5
     for i in range(7):
         await add(
             gql,

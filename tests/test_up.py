@@ -77,6 +77,15 @@ async def test_up_runs_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
             ).json()
             assert "errors" not in body, body
             assert len(body["data"]["influencers"]["edges"]) == 5
+            # the demo tenant is on Pro, so the README walkthrough can add influencers
+            plan = (
+                await http.post(
+                    "/graphql",
+                    json={"query": "{ viewer { tenant { plan { name } } } }"},
+                    headers=auth,
+                )
+            ).json()
+            assert plan["data"]["viewer"]["tenant"]["plan"] == {"name": "pro"}, plan
 
         spawned = psutil.Process(up.pid).children(recursive=True)
         ws = await websockets.connect(

@@ -19,6 +19,9 @@ class User(Model):
     password_hash = fields.CharField(max_length=255, null=True)
     display_name = fields.CharField(max_length=200, default="")
     is_active = fields.BooleanField(default=True)
+    # Set when the user proved they read mail at `email` (a verification or reset link, or a
+    # provider that vouches for the address); cleared if the address ever changes.
+    email_verified_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -69,3 +72,50 @@ class RefreshToken(Model):
     class Meta:
         schema = "public"
         table = "refresh_token"
+
+
+class UserIdentity(Model):
+    """An external sign-in (OIDC / OAuth provider account) linked to a user.
+
+    `subject` is the provider's stable id (OIDC `sub`, GitHub's numeric user id), never the
+    e-mail, which can change or be reassigned at the provider.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    provider = fields.CharField(max_length=32)  # the settings key: "google", "github", ...
+    subject = fields.CharField(max_length=255)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "public.User", related_name="identities", on_delete=fields.CASCADE
+    )
+    user_id: int
+    email = fields.CharField(max_length=320, null=True)  # as the provider last reported it
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        schema = "public"
+        table = "user_identity"
+        unique_together = (("provider", "subject"),)
+
+
+class OneTimeToken(Model):
+    """A single-use, expiring token sent by e-mail (verification, password reset).
+
+    Only the SHA-256 is stored; the token itself exists in the e-mail alone. `email` is the
+    address it was sent to: a verification token stops working if the user's address changed.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    purpose = fields.CharField(max_length=24)  # one of domain.accounts.mail.PURPOSES
+    token_hash = fields.CharField(max_length=64, unique=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "public.User", related_name="one_time_tokens", on_delete=fields.CASCADE
+    )
+    user_id: int
+    email = fields.CharField(max_length=320)
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        schema = "public"
+        table = "one_time_token"

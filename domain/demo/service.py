@@ -16,6 +16,7 @@ from domain.demo.rules import SeedInfluencer, generate_posts, load_seed_influenc
 from domain.influencers.models import Influencer
 from domain.influencers.rules import AccountInput, InfluencerInput
 from domain.influencers.service import influencers
+from tenants.models import Tenant
 from tenants.registry import get_tenant_by_slug, schema_for_slug
 from tenants.tx import public_tx, tenant_tx
 
@@ -24,6 +25,7 @@ DEMO_EMAIL = "demo@trendscope.example"
 DEMO_PASSWORD = "demo-password-123"  # documented in the README: a local demo only
 DEMO_TOKEN_TTL = 24 * 3600
 HISTORY_POSTS = 5
+DEMO_PLAN = "pro"
 
 
 def _jsonl(rows: list[dict[str, object]]) -> bytes:
@@ -44,6 +46,10 @@ class DemoService:
             tenant_name="Demo Agency",
             tenant_slug=DEMO_SLUG,
         )
+        # The demo shows everything: Pro (its ~60 seed influencers are beyond Free's 5, and the
+        # walkthrough adds more). billing/plans.py
+        async with public_tx():
+            await Tenant.filter(slug=DEMO_SLUG).update(plan=DEMO_PLAN)
         seeds = load_seed_influencers()
         rng = random.Random(2022)
         start = datetime.now(UTC) - timedelta(days=10)

@@ -120,6 +120,9 @@ class InfluencerService:
         ]
         return Page(items, cursors, has_next_page=len(rows) > limit, has_previous_page=bool(after))
 
+    async def count(self) -> int:
+        return await Influencer.all().count()
+
     async def add(self, data: rules.InfluencerInput) -> Influencer:
         errors = rules.check_influencer(data)
         if errors:

@@ -7,7 +7,7 @@ from tortoise import fields
 
 
 class Migration(migrations.Migration):
-    dependencies = [("public", "0002_persisted_queries")]
+    dependencies = [("public", "0004_signin")]
 
     initial = False
 

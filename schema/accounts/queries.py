@@ -3,9 +3,30 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
+from api.settings import get_settings
+from domain.accounts import oidc
 from domain.accounts.service import accounts
-from schema.accounts.types import MembershipInfo, TenantInfo, UserInfo, Viewer
+from schema.accounts.types import (
+    MembershipInfo,
+    SignInProviderInfo,
+    TenantInfo,
+    UserInfo,
+    Viewer,
+    identity_of,
+)
 from schema.errors import PublicError
+from tenants.models import Tenant
+
+
+def tenant_info(tenant: Tenant, *, current: bool = False) -> TenantInfo:
+    return TenantInfo(
+        slug=tenant.slug,
+        name=tenant.name,
+        tenant_id=tenant.id,
+        schema_name=tenant.schema_name,
+        plan_name=tenant.plan,
+        current=current,
+    )
 
 
 @strawberry.type
@@ -22,17 +43,36 @@ class AccountQueries:
             raise PublicError("authentication required", "UNAUTHENTICATED")
         memberships = await accounts.memberships(principal.user_id)
         current = next(m for m in memberships if m.tenant.id == principal.tenant_id)
+        identities = await accounts.identities(principal.user_id)
         return Viewer(
             user=UserInfo(
-                id=strawberry.ID(str(user.id)), email=user.email, display_name=user.display_name
+                id=strawberry.ID(str(user.id)),
+                email=user.email,
+                display_name=user.display_name,
+                email_verified_at=user.email_verified_at,
+                has_password=user.password_hash is not None,
             ),
-            tenant=TenantInfo(slug=current.tenant.slug, name=current.tenant.name),
+            identities=[identity_of(i) for i in identities],
+            tenant=tenant_info(current.tenant, current=True),
             role=principal.role,
             scopes=sorted(principal.scopes),
             memberships=[
-                MembershipInfo(
-                    tenant=TenantInfo(slug=m.tenant.slug, name=m.tenant.name), role=m.role
-                )
-                for m in memberships
+                MembershipInfo(tenant=tenant_info(m.tenant), role=m.role) for m in memberships
             ],
         )
+
+    @strawberry.field(description="The sign-in providers configured on this server.")
+    def sign_in_providers(self, info: Info) -> list[SignInProviderInfo]:
+        settings = get_settings()  # read per call, like the sign-in routes
+        request = info.context.request
+        base = (settings.public_url or (str(request.base_url) if request else "")).rstrip("/")
+        return [
+            SignInProviderInfo(
+                name=name,
+                display_name=conf.display_name
+                or oidc.PRESETS.get(name, {}).get("display_name")
+                or name,
+                login_url=f"{base}/auth/{name}/login",
+            )
+            for name, conf in sorted(settings.sign_in_providers.items())
+        ]

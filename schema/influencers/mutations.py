@@ -6,9 +6,10 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from billing.entitlements import ensure_within
 from domain.influencers import rules
 from domain.influencers.service import influencers
-from schema.errors import NotFound, ValidationFailed, run_mutation
+from schema.errors import NotFound, PlanLimitReached, ValidationFailed, run_mutation
 from schema.influencers.types import AddInfluencerInput, Influencer, UpdateInfluencerInput
 from schema.permissions import requires
 from schema.relay import decode_id
@@ -30,7 +31,8 @@ class RemoveInfluencerSuccess:
 
 
 AddInfluencerPayload = Annotated[
-    AddInfluencerSuccess | ValidationFailed, strawberry.union("AddInfluencerPayload")
+    AddInfluencerSuccess | ValidationFailed | PlanLimitReached,
+    strawberry.union("AddInfluencerPayload"),
 ]
 UpdateInfluencerPayload = Annotated[
     UpdateInfluencerSuccess | ValidationFailed | NotFound,
@@ -65,6 +67,11 @@ class InfluencerMutations:
         )
 
         async def run() -> AddInfluencerSuccess:
+            # The plan's tracked_influencers (the tenant row is locked until commit, so two
+            # concurrent additions cannot both take the last place).
+            await ensure_within(
+                info.context.principal.tenant_id, "tracked_influencers", await influencers.count()
+            )
             return AddInfluencerSuccess(
                 influencer=Influencer.from_model(await influencers.add(data))
             )

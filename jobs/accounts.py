@@ -1,0 +1,46 @@
+"""ARQ jobs of the accounts context: verification and password-reset mail.
+
+Each job takes the user id only, makes the single-use token in its own short transaction
+(committed before the mail leaves, so the link works when it arrives) and sends the message.
+A failed delivery raises and ARQ retries; the retry makes a fresh token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from api.settings import get_settings
+from domain.accounts import mail
+from domain.accounts.models import User
+from tenants.tx import public_tx
+
+log = structlog.get_logger(__name__)
+
+SEND_VERIFICATION_JOB = mail.SEND_VERIFICATION_JOB
+SEND_RESET_JOB = mail.SEND_RESET_JOB
+
+
+async def send_email_verification(ctx: dict[str, Any], schema: str, user_id: int) -> str:
+    settings = get_settings()
+    async with public_tx():
+        user = await User.get_or_none(id=user_id, is_active=True)
+        if user is None or user.email_verified_at is not None:
+            return "nothing to send"
+        token = await mail.issue_token(settings, mail.VERIFY_EMAIL, user)
+    await mail.send(settings, mail.verification_message(settings, user, token))
+    log.info("accounts.verification_sent", user_id=user_id)
+    return "sent"
+
+
+async def send_password_reset(ctx: dict[str, Any], schema: str, user_id: int) -> str:
+    settings = get_settings()
+    async with public_tx():
+        user = await User.get_or_none(id=user_id, is_active=True)
+        if user is None:
+            return "nothing to send"
+        token = await mail.issue_token(settings, mail.RESET_PASSWORD, user)
+    await mail.send(settings, mail.reset_message(settings, user, token))
+    log.info("accounts.password_reset_sent", user_id=user_id)
+    return "sent"
