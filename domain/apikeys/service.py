@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from tortoise.expressions import Q
 
 from api.settings import Settings
+from billing.entitlements import check_within, ensure_feature
 from billing.plans import plan_for
 from domain.accounts import tokens
 from domain.accounts.service import Principal
@@ -23,10 +24,8 @@ from domain.errors import (
     FieldError,
     NotFound,
     PermissionDenied,
-    PlanLimitReached,
     ValidationFailed,
 )
-from tenants.models import Tenant
 from tenants.tx import public_tx
 
 
@@ -56,13 +55,6 @@ class OAuthError(Exception):
         super().__init__(description)
         self.error = error
         self.description = description
-
-
-async def _require_partner_api(tenant_id: int) -> None:
-    tenant = await Tenant.get(id=tenant_id)
-    plan = plan_for(tenant.plan)
-    if not plan.partner_api:
-        raise PlanLimitReached("partner_api", False, plan.name)
 
 
 def _require_person(principal: Principal) -> int:
@@ -98,7 +90,7 @@ class ApiKeyService:
             expires_at = expires_at.replace(tzinfo=UTC)  # a time without an offset is UTC
         if expires_at is not None and expires_at <= (now or datetime.now(UTC)):
             raise ValidationFailed(FieldError("expiresAt", "must be in the future"))
-        await _require_partner_api(principal.tenant_id)
+        await ensure_feature(principal.tenant_id, "partner_api")
         key, prefix, key_hash = rules.new_api_key()
         row = await ApiKey.create(
             tenant_id=principal.tenant_id,
@@ -144,9 +136,7 @@ class ApiKeyService:
             tenant = row.tenant
             if not tenant.is_active:
                 raise AuthenticationFailed("invalid API key")
-            plan = plan_for(tenant.plan)
-            if not plan.partner_api:
-                raise PlanLimitReached("partner_api", False, plan.name)
+            check_within(plan_for(tenant.plan), "partner_api", 0, 0)
             stale = now - timedelta(seconds=settings.api_key_touch_seconds)
             if row.last_used_at is None or row.last_used_at <= stale:
                 await ApiKey.filter(
@@ -168,7 +158,7 @@ class ApiKeyService:
     ) -> CreatedPartnerApp:
         user_id = _require_person(principal)
         _check(principal, name, scopes)
-        await _require_partner_api(principal.tenant_id)
+        await ensure_feature(principal.tenant_id, "partner_api")
         client_id, secret, secret_hash = rules.new_client_credentials()
         row = await PartnerApp.create(
             tenant_id=principal.tenant_id,
@@ -251,9 +241,7 @@ class ApiKeyService:
             or not row.tenant.is_active
         ):
             raise AuthenticationFailed("partner app revoked")
-        plan = plan_for(row.tenant.plan)
-        if not plan.partner_api:
-            raise PlanLimitReached("partner_api", False, plan.name)
+        check_within(plan_for(row.tenant.plan), "partner_api", 0, 0)
         return Principal(
             user_id=None,
             tenant_id=row.tenant_id,
