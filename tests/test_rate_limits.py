@@ -227,3 +227,15 @@ async def test_queries_over_a_websocket_are_metered_too(
     finally:
         await ws.close()
     assert (await gql.raw(NAMES, token=tenant.token)).status_code == 429
+
+
+async def test_password_reset_requests_are_limited_per_address(
+    gql: GQL, tenant: Tenant, clock: Clock, limits: RateLimits
+) -> None:
+    limits.auth_per_account = 2
+    reset = """mutation($e: String!) { requestPasswordReset(email: $e) { __typename } }"""
+    for _ in range(2):
+        assert (await gql.raw(reset, {"e": tenant.email}, headers=an_ip())).status_code == 200
+    blocked = await gql.raw(reset, {"e": tenant.email}, headers=an_ip())
+    assert blocked.status_code == 429  # no mail-bombing one address from many places
+    assert blocked.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
