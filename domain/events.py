@@ -19,8 +19,10 @@ log = structlog.get_logger(__name__)
 POST_ADDED = "post_added"
 COLLECTION_TASK_UPDATED = "collection_task_updated"
 PLATFORM_CONNECTION_BROKEN = "platform_connection_broken"
-ALERT_TRIGGERED = "alert.triggered"
-INSIGHT_CREATED = "insight.created"
+ALERT_TRIGGERED = "alert_triggered"
+INSIGHT_CREATED = "insight_created"
+SCORE_UPDATED = "score_updated"  # an influencer's figures were recomputed (analytics)
+TREND_UPDATED = "trend_updated"  # a trend was created or its status/score changed materially
 
 
 def channel(schema: str, event: str) -> str:

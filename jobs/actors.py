@@ -9,6 +9,7 @@ import structlog
 
 from api.settings import get_settings
 from domain.analytics.service import analytics
+from jobs import analytics as analytics_jobs
 from jobs import insights as insight_jobs
 from jobs.broker import broker  # noqa: F401  (sets the broker before the actors below)
 from jobs.runtime import runtime
@@ -31,7 +32,7 @@ async def _ensure_db() -> None:
         if not _initialised:
             settings = get_settings()
             await init_db(settings)
-            if runtime.redis is None:  # events (alert.triggered, ...) are published after commit
+            if runtime.redis is None:  # domain events are published after commit
                 await runtime.connect(settings)
             _initialised = True
 
@@ -68,3 +69,50 @@ async def evaluate_alerts(tenant_schema: str) -> None:
     validate_schema_name(tenant_schema)
     await _ensure_db()
     await insight_jobs.run_evaluate_alerts(tenant_schema)
+
+
+# A pass over a large backlog outlives Dramatiq's default 10-minute limit (100k posts take
+# about 4 minutes on a loaded 2-core machine, bench/analytics.py); killed or not, every batch
+# it committed stays done and a retry resumes with the rest.
+@dramatiq.actor(
+    actor_name="analytics.analyze_posts",
+    queue_name="analytics",
+    max_retries=5,
+    time_limit=3_600_000,
+)
+async def analyze_posts(tenant_schema: str) -> None:
+    """The analysis pass over the tenant's new posts and comments, then the figures of the
+    influencers concerned (jobs/analytics.py). Incremental, resumable, idempotent."""
+    validate_schema_name(tenant_schema)
+    await _ensure_db()
+    await analytics_jobs.analyze_tenant(tenant_schema)
+
+
+@dramatiq.actor(
+    actor_name="analytics.compute_scores",
+    queue_name="analytics",
+    max_retries=5,
+    time_limit=1_800_000,
+)
+async def compute_scores(tenant_schema: str, influencer_ids: list[int] | None = None) -> None:
+    """Metrics, influence and authenticity scores of the tenant's influencers (all by
+    default), one history row each."""
+    validate_schema_name(tenant_schema)
+    await _ensure_db()
+    await analytics_jobs.compute_scores(tenant_schema, influencer_ids)
+
+
+@dramatiq.actor(
+    actor_name="analytics.detect_trends",
+    queue_name="analytics",
+    max_retries=3,
+    time_limit=30 * 60 * 1000,
+)
+async def detect_trends(tenant_schema: str) -> None:
+    """Detect a tenant's trends over the last 14 days and store them (jobs/trends.py);
+    idempotent: a re-run upserts the same rows."""
+    from jobs.trends import detect_tenant_trends
+
+    validate_schema_name(tenant_schema)
+    await _ensure_db()  # also connects Redis for events
+    await detect_tenant_trends(tenant_schema)

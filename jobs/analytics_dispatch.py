@@ -14,3 +14,15 @@ def send_recount_after_commit(tenant_schema: str) -> None:
         await asyncio.to_thread(recount_totals.send, tenant_schema)
 
     current_tx().on_commit(send)
+
+
+def send_analysis_after_commit(tenant_schema: str) -> None:
+    """`analytics.analyze_posts` for the tenant once the current transaction commits (after a
+    collection task or an import stored new posts)."""
+
+    async def send() -> None:
+        from jobs.actors import analyze_posts
+
+        await asyncio.to_thread(analyze_posts.send, tenant_schema)
+
+    current_tx().on_commit(send)

@@ -26,7 +26,7 @@ from domain.collection.connectors import (
 from domain.collection.models import CollectionTask
 from domain.collection.service import IMPORT_JOB, collection
 from domain.errors import NotFound
-from jobs.analytics_dispatch import send_recount_after_commit
+from jobs.analytics_dispatch import send_analysis_after_commit, send_recount_after_commit
 from jobs.enqueue import enqueue_after_commit
 from jobs.runtime import runtime
 from tenants.registry import list_tenant_schemas
@@ -67,6 +67,7 @@ async def import_file(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> 
     async with tenant_tx(tenant_schema):
         task = await collection.finish(task_id)
         send_recount_after_commit(tenant_schema)
+        send_analysis_after_commit(tenant_schema)
     return f"created={task.created} updated={task.updated} skipped={task.skipped}"
 
 
@@ -213,6 +214,7 @@ async def collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
     async with tenant_tx(tenant_schema):
         task = await collector.finish(task_id)
         send_recount_after_commit(tenant_schema)
+        send_analysis_after_commit(tenant_schema)
     return f"created={task.created} updated={task.updated} skipped={task.skipped}"
 
 

@@ -24,10 +24,12 @@ from jobs.accounts import (
     send_email_verification,
     send_password_reset,
 )
+from jobs.analytics import schedule_analysis, schedule_scores
 from jobs.billing import apply_retention, enforce_dunning, handle_event, requeue_events
 from jobs.collection import collect, import_file, requeue_stale, schedule_collections
 from jobs.insights import insight_crons
 from jobs.runtime import runtime
+from jobs.trends import schedule_trend_detection
 from tenants.db import close_db, init_db
 
 log = structlog.get_logger(__name__)
@@ -79,6 +81,16 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     if ctx.get("owns_runtime"):
         await runtime.close()
     await close_db()
+
+
+def trends_cron() -> Any:
+    """Hourly: send `analytics.detect_trends` for every tenant (jobs/trends.py)."""
+    return cron(
+        instrumented("analytics.schedule_trends", schedule_trend_detection),
+        name="analytics.schedule_trends",
+        minute=15,
+        second=0,
+    )
 
 
 def worker_settings() -> dict[str, Any]:
@@ -149,6 +161,22 @@ def worker_settings() -> dict[str, Any]:
                 second=30,
             ),
             *insight_crons(instrumented),
+            # Dramatiq messages for every tenant: the analysis pass (which refreshes the
+            # metrics of influencers with new posts) hourly, every influencer's scores daily.
+            cron(
+                instrumented("analytics.schedule_hourly", schedule_analysis),
+                name="analytics.schedule_hourly",
+                minute=20,
+                second=0,
+            ),
+            cron(
+                instrumented("analytics.schedule_daily", schedule_scores),
+                name="analytics.schedule_daily",
+                hour=3,
+                minute=40,
+                second=0,
+            ),
+            trends_cron(),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,

@@ -14,11 +14,15 @@ from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
+from domain.analytics.models import InfluencerScore
+from domain.analytics.service import analytics
 from domain.collection.models import FollowerSnapshot
 from domain.collection.service import collection
 from domain.influencers.service import influencers
 from domain.posts.models import Comment, Post
 from domain.posts.service import posts
+from domain.trends.models import TrendPoint
+from domain.trends.service import trends
 from tenants.tx import TenantTx, tenant_tx
 
 K = TypeVar("K", bound=Hashable)
@@ -86,3 +90,13 @@ class Loaders:
         self.follower_history: DataLoader[tuple[int, Any], list[FollowerSnapshot]] = _loader(
             s, _grouped(influencers.follower_history), list, cache=cache
         )
+        self.latest_score = _loader(s, analytics.latest_scores, cache=cache)
+        self.score_history: DataLoader[tuple[int, Any], list[InfluencerScore]] = _loader(
+            s, _grouped(analytics.score_history), list, cache=cache
+        )
+        # trends (schema/trends): rows, hourly points since a time, driving influencers
+        self.trend_by_id = _loader(s, trends.by_ids, cache=cache)
+        self.trend_points: DataLoader[tuple[int, Any], list[TrendPoint]] = _loader(
+            s, _grouped(trends.points_by_trend), list, cache=cache
+        )
+        self.trend_influencers = _loader(s, trends.influencers_by_trend, list, cache=cache)

@@ -13,6 +13,8 @@ from api.metrics import OperationMetrics
 from domain.errors import DomainError
 from schema.accounts.mutations import AccountMutations
 from schema.accounts.queries import AccountQueries
+from schema.analytics.queries import AnalyticsQueries
+from schema.analytics.subscriptions import AnalyticsSubscriptions
 from schema.apikeys.mutations import ApiKeyMutations
 from schema.apikeys.queries import ApiKeyQueries
 from schema.billing.mutations import BillingMutations
@@ -29,6 +31,8 @@ from schema.insights.subscriptions import InsightSubscriptions
 from schema.limits import LIMIT_CODES, LimitedParserCache, LimitedValidationCache
 from schema.permissions import requires
 from schema.posts.queries import PostQueries
+from schema.trends.queries import TrendQueries
+from schema.trends.subscriptions import TrendSubscriptions
 
 
 @strawberry.type
@@ -45,7 +49,9 @@ Query = merge_types(
         PostQueries,
         CollectionQueries,
         InsightQueries,
+        AnalyticsQueries,
         BillingQueries,
+        TrendQueries,
         ApiKeyQueries,
     ),
 )
@@ -65,6 +71,8 @@ Subscription = merge_types(
     (
         CollectionSubscriptions,
         InsightSubscriptions,
+        AnalyticsSubscriptions,
+        TrendSubscriptions,
     ),
 )
 

@@ -17,6 +17,7 @@ TENANT_MODELS = [
     "domain.collection.models",
     "domain.analytics.models",
     "domain.insights.models",
+    "domain.trends.models",
 ]
 
 

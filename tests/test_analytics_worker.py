@@ -1,6 +1,7 @@
-"""The Dramatiq path end to end: a finished import sends `analytics.recount_totals` after
-commit, a real `trendscope analytics-worker` process consumes it from Redis and writes the
-tenant's totals, in that tenant's schema only."""
+"""The Dramatiq path end to end: a finished import sends `analytics.recount_totals` and
+`analytics.analyze_posts` after commit, a real `trendscope analytics-worker` process consumes
+them from Redis and writes the tenant's totals and influencer figures, in that tenant's schema
+only."""
 
 from __future__ import annotations
 
@@ -61,6 +62,17 @@ async def test_import_triggers_a_recount_in_the_analytics_worker(
                 await asyncio.sleep(0.1)
         assert "dramatiq_messages_total" in text, text[:500]
         assert 'actor_name="analytics.recount_totals"' in text
+        # the same import sent analytics.analyze_posts: the worker analysed the posts and
+        # stored both influencers' figures
+        query = "{ influencers { edges { node { metrics { posts } } } } }"
+        metrics: list[object] = []
+        for _ in range(600):
+            edges = (await gql.ok(query, token=tenant.token))["influencers"]["edges"]
+            metrics = [e["node"]["metrics"] for e in edges]
+            if all(m is not None for m in metrics):
+                break
+            await asyncio.sleep(0.1)
+        assert metrics == [{"posts": 6}, {"posts": 6}]
     finally:
         worker.terminate()  # the main process forwards TERM to its worker process
         try:

@@ -175,3 +175,25 @@ async def test_compiled_page_of_an_empty_tenant(
     assert await gql.ok(query, token=tenant.token) == expected
     assert expected["influencers"]["edges"] == []
     assert expected["influencers"]["pageInfo"]["endCursor"] is None
+
+
+ANALYTICS = """query($first: Int!) { influencers(first: $first) { edges { node {
+    displayName metrics { influenceScore breakdown { name } }
+    scoreHistory { influenceScore } authenticity { score reasons { code } } } } } }"""
+
+
+async def test_analytics_fields_are_batched(gql: GQL, tenant: Tenant, resolvers: None) -> None:
+    from jobs.analytics import compute_scores
+
+    await seed(tenant.schema, "s")
+    await compute_scores(tenant.schema)
+    await gql.ok("{ __typename }", token=tenant.token)
+    async with count_statements() as sent:
+        data = await gql.ok(ANALYTICS, {"first": 50}, token=tenant.token)
+    edges = data["influencers"]["edges"]
+    assert len(edges) == INFLUENCERS
+    assert all(len(e["node"]["scoreHistory"]) == 1 for e in edges)
+    assert all(e["node"]["metrics"]["influenceScore"] >= 0 for e in edges)
+    # influencers, latest scores (metrics and authenticity share one loader), score history
+    selects = [q for q in app_statements(sent) if q.lstrip().upper().startswith(("SELECT", "WITH"))]
+    assert len(selects) == 3, selects

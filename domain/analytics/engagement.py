@@ -106,3 +106,47 @@ def growth_windows(
 ) -> dict[int, Growth | None]:
     """`follower_growth` for each window (7, 30 and 90 days by default)."""
     return {days: follower_growth(snapshots, days, now) for days in windows}
+
+
+def pooled_engagement_rates(accounts: Sequence[tuple[Sequence[PostStats], int]]) -> EngagementRates:
+    """Engagement rates of an influencer with several accounts: every post's rate is taken
+    against its own account's followers (a YouTube post is not divided by Instagram
+    followers), then averaged over all posts. `accounts` is (posts, followers) per account;
+    `followers` of the result is their sum."""
+    follower_rates = [
+        p.interactions / followers for posts, followers in accounts if followers > 0 for p in posts
+    ]
+    view_rates = [
+        p.interactions / p.views
+        for posts, _ in accounts
+        for p in posts
+        if p.views is not None and p.views > 0
+    ]
+    return EngagementRates(
+        by_followers=sum(follower_rates) / len(follower_rates) if follower_rates else None,
+        by_views=sum(view_rates) / len(view_rates) if view_rates else None,
+        posts=sum(len(posts) for posts, _ in accounts),
+        posts_with_views=len(view_rates),
+        followers=sum(followers for _, followers in accounts),
+    )
+
+
+def combined_growth(per_account: Sequence[Growth | None], days: int) -> Growth | None:
+    """Growth of an influencer over `days` from its accounts' growths over the same window:
+    absolute gains and start/end followers summed over the accounts whose growth is known,
+    relative = summed gain / summed start; the span is the union of theirs. None when no
+    account has enough history."""
+    known = [g for g in per_account if g is not None]
+    if not known:
+        return None
+    start = sum(g.start_followers for g in known)
+    absolute = sum(g.absolute for g in known)
+    return Growth(
+        days=days,
+        start_at=min(g.start_at for g in known),
+        end_at=max(g.end_at for g in known),
+        start_followers=start,
+        end_followers=sum(g.end_followers for g in known),
+        absolute=absolute,
+        relative=absolute / start if start > 0 else None,
+    )

@@ -167,3 +167,34 @@ def sentiment_keywords(
         key=lambda k: (round(k.mean_sentiment, 9), -k.support, k.term),
     )
     return SentimentKeywords(positive=positive[:top_n], negative=negative[:top_n])
+
+
+def keywords_per_text(
+    texts: Sequence[str], lang: Lang | None = None, top_n: int = 5
+) -> list[list[str]]:
+    """Each text's `top_n` terms by TF-IDF weight, idf fitted on `texts` (a batch of posts of
+    one language, as the analytics pass stores them). Ties: A-Z. Empty lists for texts with
+    no term (only stop words, URLs, mentions, hashtags)."""
+    out: list[list[str]] = [[] for _ in texts]
+    if not any(t.strip() for t in texts):
+        return out
+    vectorizer = TfidfVectorizer(
+        sublinear_tf=True,
+        preprocessor=clean_for_keywords,
+        token_pattern=TOKEN_PATTERN,
+        stop_words=sorted(stop_words(lang)),
+    )
+    try:
+        matrix = vectorizer.fit_transform(texts).tocsr()
+    except ValueError:  # empty vocabulary
+        return out
+    terms = vectorizer.get_feature_names_out()
+    for row in range(matrix.shape[0]):
+        start, end = matrix.indptr[row], matrix.indptr[row + 1]
+        cols, weights = matrix.indices[start:end], matrix.data[start:end]
+        ranked = sorted(
+            zip(weights.tolist(), cols.tolist(), strict=True),
+            key=lambda wc: (-round(wc[0], 9), str(terms[wc[1]])),
+        )
+        out[row] = [str(terms[c]) for _, c in ranked[:top_n]]
+    return out

@@ -187,7 +187,7 @@ class InsightService:
         self, digest: calc.Digest, prose: str | None = None
     ) -> Insight | None:
         """Write the digest once per day (None: a concurrent run stored it first) and
-        publish `insight.created` after commit."""
+        publish `insight_created` after commit."""
         await _lock(DAILY_DIGEST)
         if await Insight.exists(kind=DAILY_DIGEST, period_start=digest.period_start):
             return None
@@ -241,7 +241,7 @@ class InsightService:
 
     async def evaluate_alerts(self, now: datetime) -> builtins.list[AlertEvent]:
         """Judge every enabled rule at `now`; a rule whose condition starts to hold fires once
-        (an AlertEvent and `alert.triggered`), one whose condition stops holding re-arms."""
+        (an AlertEvent and `alert_triggered`), one whose condition stops holding re-arms."""
         await _lock("alerts")
         rows = await AlertRule.filter(enabled=True).order_by("id")
         if not rows:

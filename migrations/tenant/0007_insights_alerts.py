@@ -8,7 +8,7 @@ from tortoise.indexes import Index
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenant", "0004_post_analysis")]
+    dependencies = [("tenant", "0006_trends")]
 
     initial = False
 

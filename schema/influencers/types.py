@@ -12,8 +12,10 @@ from strawberry import relay
 from strawberry.types import Info
 
 from domain.influencers import models
+from schema.permissions import requires
 
 if TYPE_CHECKING:
+    from schema.analytics.types import Authenticity, InfluencerMetrics, ScorePoint
     from schema.collection.types import FollowerSnapshot
     from schema.posts.types import Post
 
@@ -129,6 +131,43 @@ class Influencer(relay.Node):
     async def accounts(self, info: Info) -> list[InfluencerAccount]:
         rows = await info.context.loaders.accounts_by_influencer.load(self.id)
         return [InfluencerAccount.from_model(a) for a in rows]
+
+    @strawberry.field(
+        extensions=[requires("analytics:read")],
+        description="The latest computed metrics and scores, with their inputs; null until "
+        "the analytics worker has computed them.",
+    )
+    async def metrics(
+        self, info: Info
+    ) -> Annotated[InfluencerMetrics, strawberry.lazy("schema.analytics.types")] | None:
+        from schema.analytics.types import InfluencerMetrics
+
+        row = await info.context.loaders.latest_score.load(self.id)
+        return InfluencerMetrics.from_model(row) if row else None
+
+    @strawberry.field(
+        extensions=[requires("analytics:read")],
+        description="Every computation in [since, until), oldest first (at most 1,000).",
+    )
+    async def score_history(
+        self, info: Info, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Annotated[ScorePoint, strawberry.lazy("schema.analytics.types")]]:
+        from schema.analytics.types import ScorePoint
+
+        rows = await info.context.loaders.score_history.load((self.id, (since, until)))
+        return [ScorePoint.from_model(r) for r in rows]
+
+    @strawberry.field(
+        extensions=[requires("analytics:read")],
+        description="The latest authenticity score with the reasons that lowered it.",
+    )
+    async def authenticity(
+        self, info: Info
+    ) -> Annotated[Authenticity, strawberry.lazy("schema.analytics.types")] | None:
+        from schema.analytics.types import Authenticity
+
+        row = await info.context.loaders.latest_score.load(self.id)
+        return Authenticity.from_model(row) if row else None
 
 
 @strawberry.type
