@@ -35,9 +35,11 @@ from api.logging import RequestContextMiddleware, configure_logging, request_id_
 from api.metrics import metrics_endpoint
 from api.oauth import oauth_callback
 from api.persisted import PERSISTED_QUERY_NOT_FOUND, PersistedQueryError, persisted_queries
+from api.ratelimit import RateLimitMiddleware
 from api.realtime import EventHub
 from api.settings import Settings, get_settings
 from api.signin import sign_in_callback, sign_in_login
+from api.token_endpoint import token_endpoint
 from api.tracing import tracing_middleware
 from api.ws import SubscriptionServer
 from billing.webhooks import stripe_webhook
@@ -427,6 +429,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             methods=["GET"],
             name="sign_in_callback",
         ),
+        Route("/oauth/token", token_endpoint(settings), methods=["POST"]),  # partner apps
     ]
     return Starlette(
         routes=routes,
@@ -434,6 +437,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *tracing_middleware(),  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
             Middleware(RequestContextMiddleware),  # outermost: sees what auth answers itself
             Middleware(AuthMiddleware, settings=settings),
+            Middleware(RateLimitMiddleware, settings=settings),  # needs the principal
         ],
         lifespan=lifespan,
     )

@@ -1,9 +1,12 @@
 """Authentication at the edge: the credential decides the tenant, never a bare header.
 
-`AuthMiddleware` (pure ASGI) reads `Authorization: Bearer <jwt>` on HTTP requests and puts a
-`Principal` in `scope["state"]`. A bad or expired token is answered 401 with a GraphQL-shaped
-error and the request goes no further. `X-Tenant: <slug>` picks another of the user's tenants;
-the membership is checked. Websockets authenticate in `connection_init` (schema view).
+`AuthMiddleware` (pure ASGI) reads `Authorization: Bearer <credential>` on HTTP requests and
+puts a `Principal` in `scope["state"]`. The credential is a user's access token (JWT), an API
+key (`tsk_...`) or a partner app's access token (JWT with `client_id`, from /oauth/token).
+A bad or expired credential is answered 401 (403 when the plan lacks the partner API) with a
+GraphQL-shaped error and the request goes no further. `X-Tenant: <slug>` picks another of the
+user's tenants; the membership is checked. Websockets authenticate in `connection_init`
+(api/ws.py).
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.settings import Settings
 from domain.accounts import rules, tokens
 from domain.accounts.service import Principal, accounts
-from domain.errors import AuthenticationFailed, DomainError, PermissionDenied
+from domain.apikeys.rules import looks_like_api_key
+from domain.apikeys.service import apikeys
+from domain.errors import AuthenticationFailed, DomainError, PermissionDenied, PlanLimitReached
+
+# Paths that authenticate their callers themselves (the token endpoint: HTTP Basic client auth).
+UNAUTHENTICATED_PATHS = frozenset({"/oauth/token"})
 
 
 async def principal_from_credentials(
@@ -26,17 +34,26 @@ async def principal_from_credentials(
             raise AuthenticationFailed("X-Tenant needs an authenticated request")
         return None
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise AuthenticationFailed("expected 'Authorization: Bearer <token>'")
+    if looks_like_api_key(token):
+        principal = await apikeys.principal_for_key(settings, token)
+        _no_other_tenant(principal, x_tenant)
+        return principal
     try:
-        claims = tokens.decode_access_token(
-            token.strip(),
+        claims = tokens.decode_bearer_token(
+            token,
             secret=settings.secret_key,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
         )
     except tokens.InvalidToken as exc:
         raise AuthenticationFailed(str(exc)) from exc
+    if isinstance(claims, tokens.ClientClaims):
+        principal = await apikeys.principal_for_client(claims)
+        _no_other_tenant(principal, x_tenant)
+        return principal
     if x_tenant and f"t_{x_tenant}" != claims.tenant_schema:
         if rules.check_slug(x_tenant) is not None:
             raise PermissionDenied(f"no membership in tenant {x_tenant!r}")
@@ -50,13 +67,19 @@ async def principal_from_credentials(
     )
 
 
+def _no_other_tenant(principal: Principal, x_tenant: str | None) -> None:
+    """An API key or a partner app belongs to one tenant: `X-Tenant` may only repeat it."""
+    if x_tenant and f"t_{x_tenant}" != principal.tenant_schema:
+        raise PermissionDenied(f"this credential has no access to tenant {x_tenant!r}")
+
+
 class AuthMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in UNAUTHENTICATED_PATHS:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -65,7 +88,7 @@ class AuthMiddleware:
                 self.settings, headers.get("authorization"), headers.get("x-tenant")
             )
         except DomainError as exc:
-            status = 403 if isinstance(exc, PermissionDenied) else 401
+            status = 403 if isinstance(exc, PermissionDenied | PlanLimitReached) else 401
             body = json.dumps(
                 {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]}
             ).encode()

@@ -98,6 +98,27 @@ class SignInProvider(BaseModel):
     display_name: str | None = None
 
 
+class RateLimits(BaseModel):
+    """Request rate limits (docs/api-keys.md), set with the `RATE_LIMITS__` prefix.
+
+    Every authenticated request counts against its tenant's hourly budget (the plan's
+    `api_requests_per_hour`) and its credential's share of it; the sign-in mutations and the
+    token endpoint are limited per client IP and per account / client id.
+    """
+
+    enabled: bool = True
+    # One credential (a user's token, an API key, a partner app) may use this share of the
+    # tenant's budget, so one runaway integration cannot exhaust the whole tenant's.
+    credential_share: float = Field(default=0.5, gt=0, le=1)
+    # Requests per hour by plan name, overriding billing/plans.py (staging, tests).
+    plan_requests_per_hour: dict[str, int] = Field(default_factory=dict)
+    # logIn / signUp / refreshToken and POST /oauth/token: attempts per client IP and per
+    # account (e-mail) or client id, in `auth_period_seconds`.
+    auth_per_ip: int = Field(default=100, ge=1)
+    auth_per_account: int = Field(default=10, ge=1)
+    auth_period_seconds: float = Field(default=900, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_nested_delimiter="__")
 
@@ -129,6 +150,13 @@ class Settings(BaseSettings):
     apq_key_prefix: str = "trendscope:apq"
     # Redis keys of the platform quota buckets: <prefix>:quota:<platform>:<credential>:<bucket>
     quota_key_prefix: str = "trendscope"
+    # Redis keys of the rate-limit buckets: <prefix>:<what>:<who>
+    rate_limit_key_prefix: str = "trendscope:rl"
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    # Partner apps' access tokens (client credentials) live this long.
+    partner_token_ttl_seconds: int = Field(default=3600, ge=60)
+    # An API key's last_used_at is written at most this often (one write per key per minute).
+    api_key_touch_seconds: float = Field(default=60, ge=0)
     log_level: str = "INFO"
     # Fernet keys (comma-separated, the first is current) that encrypt platform credentials at
     # rest; rotate by prepending a new key. Required in production; elsewhere a key derived

@@ -56,6 +56,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
 from api.auth import principal_from_credentials
+from api.ratelimit import request_limit
 from api.realtime import REPLAY_LATEST, EventHub
 from api.settings import Settings
 from billing.entitlements import check_within
@@ -512,6 +513,20 @@ class _Connection:
         op = self.operations.get(id_)
         if op is None:
             return
+        settings = self.server.settings
+        if settings.rate_limits.enabled:  # metered like an HTTP request (api/ratelimit.py)
+            decision = await request_limit(settings, self.principal)
+            if decision is not None and not decision.allowed:
+                if self.forget(id_, op):
+                    error = GraphQLError(
+                        "rate limit exceeded: this credential or tenant made too many requests",
+                        extensions={
+                            "code": "RATE_LIMITED",
+                            "retryAfter": round(decision.retry_after, 3),
+                        },
+                    )
+                    self.post(_frame(id_, "error", [error.formatted]))
+                return
         try:
             results = await self.server.schema.stream(
                 query,

@@ -15,6 +15,8 @@ from schema.accounts.mutations import AccountMutations
 from schema.accounts.queries import AccountQueries
 from schema.analytics.queries import AnalyticsQueries
 from schema.analytics.subscriptions import AnalyticsSubscriptions
+from schema.apikeys.mutations import ApiKeyMutations
+from schema.apikeys.queries import ApiKeyQueries
 from schema.billing.mutations import BillingMutations
 from schema.billing.queries import BillingQueries
 from schema.collection.mutations import CollectionMutations
@@ -56,6 +58,7 @@ Query = merge_types(
         TrendQueries,
         MemberQueries,
         WebhookQueries,
+        ApiKeyQueries,
     ),
 )
 Mutation = merge_types(
@@ -68,6 +71,7 @@ Mutation = merge_types(
         BillingMutations,
         MemberMutations,
         WebhookMutations,
+        ApiKeyMutations,
     ),
 )
 Subscription = merge_types(

@@ -10,6 +10,7 @@ PUBLIC_MODELS = [
     "domain.accounts.models",
     "billing.models",
     "domain.audit.models",
+    "domain.apikeys.models",
 ]
 TENANT_MODELS = [
     "domain.influencers.models",

@@ -72,6 +72,10 @@ def services() -> Iterator[Services]:
         "DRAMATIQ_NAMESPACE": f"trendscope-test-{RUN_ID}",
         "APQ_KEY_PREFIX": f"trendscope-test-{RUN_ID}:apq",
         "QUOTA_KEY_PREFIX": f"trendscope-test-{RUN_ID}",
+        "RATE_LIMIT_KEY_PREFIX": f"trendscope-test-{RUN_ID}:rl",
+        # Every test signs up from 127.0.0.1: the per-IP sign-in limit would bite the suite.
+        # tests/test_rate_limits.py lowers it where it tests it.
+        "RATE_LIMITS__AUTH_PER_IP": "1000000",
         "SECRET_KEY": "test-secret-key-0123456789abcdef0123456789",
     }
     old = {k: os.environ.get(k) for k in settings_env}
@@ -116,6 +120,9 @@ def services() -> Iterator[Services]:
 class Server:
     url: str
     ws_url: str
+    # The running app's own settings: get_settings() may be another object once a test has
+    # cleared its cache; tests that adjust the app's behaviour change these.
+    settings: Any = None
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +132,8 @@ async def server(services: Services) -> AsyncIterator[Server]:
     from api.settings import get_settings
     from tenants.migrate import migrate_all
 
-    app = create_app(get_settings())
+    app_settings = get_settings()
+    app = create_app(app_settings)
     port = _free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False
@@ -138,7 +146,11 @@ async def server(services: Services) -> AsyncIterator[Server]:
         await asyncio.sleep(0.02)
     await migrate_all()
     try:
-        yield Server(url=f"http://127.0.0.1:{port}", ws_url=f"ws://127.0.0.1:{port}/graphql")
+        yield Server(
+            url=f"http://127.0.0.1:{port}",
+            ws_url=f"ws://127.0.0.1:{port}/graphql",
+            settings=app_settings,
+        )
     finally:
         srv.should_exit = True
         await task

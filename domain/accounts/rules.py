@@ -27,6 +27,7 @@ ROLE_SCOPES["admin"] = ROLE_SCOPES["analyst"] | {
     "tenant:manage",
     "audit:read",
     "webhooks:manage",
+    "apikeys:manage",  # API keys and partner apps (domain/apikeys)
 }
 ROLE_SCOPES["owner"] = ROLE_SCOPES["admin"] | {"billing:manage"}
 

@@ -54,13 +54,27 @@ class TokenPair:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling, for which tenant, with which scopes."""
+    """Who is calling, for which tenant, with which scopes.
 
-    user_id: int
+    A person's token carries their `user_id` and role; an API key or a partner app's token
+    has no user (`user_id` None) and only the scopes it was given. `credential` names the
+    credential itself (rate limits and logs): `user:<id>`, `key:<prefix>` or `app:<client id>`.
+    """
+
+    user_id: int | None
     tenant_id: int
     tenant_schema: str
-    role: str
+    role: str  # a member's role; "api_key" / "partner_app" for integrations (no user role)
     scopes: frozenset[str]
+    credential: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.credential:
+            object.__setattr__(self, "credential", f"user:{self.user_id}")
+
+    @property
+    def is_user(self) -> bool:
+        return self.user_id is not None
 
 
 async def _verify(hash_: str, password: str) -> bool:

@@ -1,4 +1,4 @@
-"""Access tokens (JWT, HS256 pinned) and opaque refresh tokens."""
+"""Access tokens (JWT, HS256 pinned) for users and partner apps, and opaque refresh tokens."""
 
 from __future__ import annotations
 
@@ -55,6 +55,58 @@ def issue_access_token(
 
 
 def decode_access_token(token: str, *, secret: str, issuer: str, audience: str) -> AccessClaims:
+    """A user's access token (a partner app's token is refused here)."""
+    claims = decode_bearer_token(token, secret=secret, issuer=issuer, audience=audience)
+    if not isinstance(claims, AccessClaims):
+        raise InvalidToken("invalid access token")
+    return claims
+
+
+@dataclass(frozen=True)
+class ClientClaims:
+    """A partner app's access token (OAuth 2.0 client credentials): no user, the granted
+    scopes only."""
+
+    client_id: str
+    tenant_id: int
+    tenant_schema: str
+    scopes: frozenset[str]
+    expires_at: int
+
+
+def issue_client_token(
+    *,
+    secret: str,
+    issuer: str,
+    audience: str,
+    ttl_seconds: int,
+    client_id: str,
+    tenant_id: int,
+    tenant_schema: str,
+    scopes: frozenset[str],
+    now: float | None = None,
+) -> tuple[str, int]:
+    issued = int(now if now is not None else time.time())
+    exp = issued + ttl_seconds
+    payload = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": client_id,
+        "client_id": client_id,  # RFC 9068 claim names
+        "scope": " ".join(sorted(scopes)),
+        "tid": tenant_id,
+        "tsc": tenant_schema,
+        "iat": issued,
+        "exp": exp,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(payload, secret, algorithm=ALGORITHM), exp
+
+
+def decode_bearer_token(
+    token: str, *, secret: str, issuer: str, audience: str
+) -> AccessClaims | ClientClaims:
+    """A user's access token or a partner app's, told apart by the `client_id` claim."""
     try:
         data = jwt.decode(
             token,
@@ -64,11 +116,19 @@ def decode_access_token(token: str, *, secret: str, issuer: str, audience: str) 
             audience=audience,
             options={"require": ["exp", "iss", "aud", "sub", "iat"]},
         )
-        return AccessClaims(
-            user_id=int(data["sub"]),
+        if "client_id" not in data:
+            return AccessClaims(
+                user_id=int(data["sub"]),
+                tenant_id=int(data["tid"]),
+                tenant_schema=str(data["tsc"]),
+                role=str(data["role"]),
+                expires_at=int(data["exp"]),
+            )
+        return ClientClaims(
+            client_id=str(data["client_id"]),
             tenant_id=int(data["tid"]),
             tenant_schema=str(data["tsc"]),
-            role=str(data["role"]),
+            scopes=frozenset(str(data["scope"]).split()),
             expires_at=int(data["exp"]),
         )
     except jwt.ExpiredSignatureError as exc:

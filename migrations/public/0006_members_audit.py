@@ -8,7 +8,7 @@ from tortoise.indexes import Index
 
 
 class Migration(migrations.Migration):
-    dependencies = [("public", "0004_signin")]
+    dependencies = [("public", "0005_api_keys")]
 
     initial = False
 

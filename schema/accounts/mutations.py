@@ -3,12 +3,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
+from starlette.responses import Response
 from strawberry.types import Info
 
+from api.ratelimit import auth_attempt, client_ip
 from api.settings import get_settings
 from domain import errors as de
 from domain.accounts import oidc
 from domain.accounts.service import TokenPair, accounts
+from domain.errors import RateLimited
 from jobs.runtime import runtime
 from schema.accounts.types import (
     AuthPayload,
@@ -77,6 +80,8 @@ def _user_id(info: Info) -> int:
     principal = info.context.principal
     if principal is None:
         raise de.AuthenticationFailed("authentication required")
+    if principal.user_id is None:  # an API key or a partner app: no person behind it
+        raise de.AuthenticationFailed("this needs a person's sign-in, not an API credential")
     return int(principal.user_id)
 
 
@@ -90,10 +95,28 @@ def _auth(pair: TokenPair) -> AuthPayload:
     )
 
 
+async def limit_attempt(info: Info, account: str | None) -> None:
+    """Brute-force guard of the sign-in mutations: per client IP and per account. A refusal
+    is a RATE_LIMITED error (extensions.retryAfter) on a 429 with Retry-After."""
+    request = info.context.request
+    ip = client_ip(request.scope) if request is not None else None
+    decision = await auth_attempt(info.context.settings, "login", ip, account)
+    if decision is None or decision.allowed:
+        return
+    response = info.context.response
+    if isinstance(response, Response):  # HTTP (over a websocket there are no headers)
+        response.status_code = 429
+        for name, value in decision.headers():
+            response.headers[name.decode()] = value.decode()
+    raise RateLimited("too many sign-in attempts; retry later", decision.retry_after)
+
+
 @strawberry.type
 class AccountMutations:
     @strawberry.mutation(description="Create an account with a new tenant it owns.")
     async def sign_up(self, info: Info, input: SignUpInput) -> SignUpPayload:
+        await limit_attempt(info, input.email)
+
         async def run() -> AuthPayload:
             _, _, pair = await accounts.sign_up(
                 info.context.settings,
@@ -109,6 +132,8 @@ class AccountMutations:
 
     @strawberry.mutation
     async def log_in(self, info: Info, input: LogInInput) -> LogInPayload:
+        await limit_attempt(info, input.email)
+
         async def run() -> AuthPayload:
             pair = await accounts.log_in(
                 info.context.settings,
@@ -122,6 +147,8 @@ class AccountMutations:
 
     @strawberry.mutation(description="Trade a refresh token for a new pair (rotation).")
     async def refresh_token(self, info: Info, refresh_token: str) -> RefreshTokenPayload:
+        await limit_attempt(info, None)  # per IP (a refresh token is not guessable)
+
         async def run() -> AuthPayload:
             return _auth(await accounts.refresh(info.context.settings, refresh_token))
 
@@ -150,6 +177,8 @@ class AccountMutations:
 
     @strawberry.mutation(description="Confirm the address with the token from the mail.")
     async def verify_email(self, info: Info, token: str) -> VerifyEmailPayload:
+        await limit_attempt(info, None)
+
         async def run() -> VerifyEmailSuccess:
             user = await accounts.verify_email(token)
             assert user.email_verified_at is not None
@@ -162,6 +191,8 @@ class AccountMutations:
         "is the same either way."
     )
     async def request_password_reset(self, info: Info, email: str) -> RequestPasswordResetPayload:
+        await limit_attempt(info, email)  # per account too: no mail-bombing an address
+
         async def run() -> RequestPasswordResetSuccess:
             await accounts.request_password_reset(email)
             return RequestPasswordResetSuccess(message=RESET_REQUESTED)
@@ -175,6 +206,8 @@ class AccountMutations:
     async def reset_password(
         self, info: Info, token: str, new_password: str
     ) -> ResetPasswordPayload:
+        await limit_attempt(info, None)
+
         async def run() -> ResetPasswordSuccess:
             user = await accounts.reset_password(token, new_password)
             return ResetPasswordSuccess(email=user.email)
@@ -188,6 +221,8 @@ class AccountMutations:
     async def complete_sign_in(
         self, info: Info, code: str, tenant_slug: str | None = None
     ) -> CompleteSignInPayload:
+        await limit_attempt(info, None)
+
         async def run() -> AuthPayload:
             assert runtime.redis is not None
             pair = await accounts.complete_sign_in(get_settings(), runtime.redis, code, tenant_slug)

@@ -36,6 +36,8 @@ class AccountQueries:
         principal = info.context.principal
         if principal is None:
             raise PublicError("authentication required", "UNAUTHENTICATED")
+        if principal.user_id is None:  # an API key or a partner app: no person behind it
+            raise PublicError("viewer needs a person's sign-in, not an API credential", "FORBIDDEN")
         user = await accounts.get_user(principal.user_id)
         if user is None:
             raise PublicError("authentication required", "UNAUTHENTICATED")
