@@ -4,14 +4,14 @@ as a bearer credential for their tenant only, revocable, plan-gated (partner_api
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from domain.apikeys.models import ApiKey
-from tenants.models import Tenant as TenantRow
-from tenants.policy import policies
-from tests.conftest import GQL, Server, Tenant
+from tests.conftest import GQL, Server, Tenant, set_plan
 from tests.test_influencers_api import ADD, add
+from tests.test_members import AUDIT
 
 CREATE = """mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { __typename
     ... on CreateApiKeySuccess { key apiKey { id name prefix scopes lastUsedAt revoked } }
@@ -23,11 +23,6 @@ REVOKE = """mutation($id: ID!) { revokeApiKey(id: $id) { __typename
     ... on RevokeApiKeySuccess { apiKey { id revoked revokedAt } } ... on NotFound { code } } }"""
 NAMES = "{ influencers(first: 100) { edges { node { displayName } } } }"
 READ_WRITE = ["influencers:read", "influencers:write"]
-
-
-async def set_plan(slug: str, plan: str) -> None:
-    await TenantRow.filter(slug=slug).update(plan=plan)
-    policies.invalidate()
 
 
 async def create_key(gql: GQL, token: str, scopes: list[str], **extra: Any) -> dict[str, Any]:
@@ -117,6 +112,13 @@ async def test_revoked_or_expired_key_is_refused(gql: GQL, tenant: Tenant) -> No
     response = await gql.raw(NAMES, token=key)
     assert response.status_code == 401
     assert response.json()["errors"][0]["message"] == "API key revoked"
+    # both ends of the key's life are in the audit log, with who did it and no secret
+    log = (await gql.ok(AUDIT, token=tenant.token))["auditLog"]["edges"]
+    entries = {e["node"]["action"]: e["node"] for e in log}
+    assert {"api_key.created", "api_key.revoked"} <= set(entries)
+    assert entries["api_key.revoked"]["targetId"] == str(key_id)
+    assert entries["api_key.created"]["actorUserId"] is not None
+    assert key not in json.dumps(log)
 
     expired = await create_key(gql, tenant.token, READ_WRITE, expiresAt="2999-01-01T00:00:00")
     assert expired["__typename"] == "CreateApiKeySuccess"  # no offset: taken as UTC

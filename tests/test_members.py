@@ -7,8 +7,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from tenants.models import Tenant as TenantRow
-from tests.conftest import GQL, Tenant
+from tests.conftest import GQL, Tenant, set_plan
 
 INVITE = """mutation($i: InviteMemberInput!) { inviteMember(input: $i) { __typename
     ... on InviteMemberSuccess { token invitation { id email role status } }
@@ -102,11 +101,6 @@ async def test_signed_in_user_accepts_and_switches_tenant(
     )
     assert viewer["viewer"]["role"] == "viewer"
     assert len(viewer["viewer"]["memberships"]) == 2
-
-
-async def set_plan(slug: str, plan: str) -> None:
-    async with in_transaction():
-        await TenantRow.filter(slug=slug).update(plan=plan)
 
 
 async def test_role_rules(gql: GQL, tenant: Tenant) -> None:

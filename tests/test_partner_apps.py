@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import GQL, Tenant
-from tests.test_api_keys import NAMES, names, set_plan
+from tests.conftest import GQL, Tenant, set_plan
+from tests.test_api_keys import NAMES, names
 from tests.test_influencers_api import ADD, add
 
 CREATE = """mutation($i: CreatePartnerAppInput!) { createPartnerApp(input: $i) { __typename

@@ -37,9 +37,10 @@ from strawberry.permission import PermissionExtension
 from domain.accounts.rules import scopes_for_role
 from schema.permissions import PUBLIC_FIELDS, HasScope
 from schema.schema import schema
-from tests.conftest import GQL, Server, Tenant, import_file, upload_request
+from tests.conftest import GQL, Server, Tenant, import_file, set_plan, upload_request
+from tests.test_api_keys import create_key
 from tests.test_import import jsonl, rows_for
-from tests.test_members import MEMBERS, join, set_plan
+from tests.test_members import MEMBERS, join
 
 DENIED = {"FORBIDDEN", "UNAUTHENTICATED"}
 
@@ -52,6 +53,7 @@ class Caller:
     headers: dict[str, str]
     scopes: frozenset[str]
     tenant: str | None = None
+    person: bool = True  # False: an API key, which has scopes but no user behind it
 
 
 def bearer(
@@ -159,12 +161,33 @@ def test_every_root_field_declares_a_scope_or_a_public_reason() -> None:
     assert stale == set(), f"PUBLIC_FIELDS names fields that need a scope or are gone: {stale}"
 
 
+# Two API keys a partner would hold: read-only, and read-write without the admin scopes.
+KEY_SCOPES = {
+    "read-key": ["influencers:read", "posts:read", "collection:read", "analytics:read"],
+    "write-key": [
+        "influencers:read",
+        "influencers:write",
+        "posts:read",
+        "posts:write",
+        "collection:read",
+        "collection:write",
+        "analytics:read",
+        "analytics:write",
+    ],
+}
+
+
 async def callers(gql: GQL, owner: Tenant) -> list[Caller]:
-    await set_plan(owner.slug, "starter")  # 4 seats are needed
+    await set_plan(owner.slug, "pro")  # 4 seats and the partner API are needed
     out = [bearer("owner", owner.token, scopes_for_role("owner"))]
     for role in ("admin", "analyst", "viewer"):
         token, _ = await join(gql, owner, role)
         out.append(bearer(role, token, scopes_for_role(role)))
+    for name, scopes in KEY_SCOPES.items():
+        created = await create_key(gql, owner.token, scopes)
+        assert created["__typename"] == "CreateApiKeySuccess", created
+        key = bearer(name, created["key"], frozenset(scopes))
+        out.append(Caller(key.name, key.headers, key.scopes, person=False))
     out.append(bearer("unauthenticated", None, frozenset()))
     return out
 
@@ -237,6 +260,8 @@ def check(caller: Caller, call: Call, codes: set[str], detail: object) -> str | 
     if "INVALID_REQUEST" in codes:  # the placeholders did not validate
         return f"{call.name} as {caller.name}: the generated call is invalid: {detail}"
     if call.scope is None:  # public: never refused for a missing scope
+        if not caller.person:  # about a person (viewer, logOut, ...): a key has none
+            return None
         allowed = "FORBIDDEN" not in codes
         expected = True
     else:

@@ -14,8 +14,8 @@ import pytest
 
 from api.ratelimit import limiter
 from api.settings import RateLimits
-from tests.conftest import GQL, Server, Tenant
-from tests.test_api_keys import NAMES, create_key, set_plan
+from tests.conftest import GQL, Server, Tenant, set_plan
+from tests.test_api_keys import NAMES, create_key
 from tests.test_partner_apps import basic, create_app, token
 from tests.test_ws_protocol import connected, recv, send
 

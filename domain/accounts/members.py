@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.queryset import QuerySet
 
+from billing import entitlements
 from billing.plans import plan_for
 from domain.accounts import rules
 from domain.accounts.models import Invitation, Membership, RefreshToken, User
@@ -25,7 +26,6 @@ from domain.errors import (
     FieldError,
     NotFound,
     PermissionDenied,
-    PlanLimitReached,
     ValidationFailed,
 )
 from domain.pagination import Page, check_first, decode_cursor, encode_cursor
@@ -58,8 +58,7 @@ class MemberService:
         used = await Membership.filter(tenant_id=tenant.id).count()
         if pending_invitations:
             used += await self._pending(tenant.id).count()
-        if used + 1 > plan.seats:
-            raise PlanLimitReached("seats", plan.seats, plan.name)
+        entitlements.check_within(plan, "seats", used)
 
     async def invite(
         self, principal: Principal, *, email: str, role: str, ttl: timedelta

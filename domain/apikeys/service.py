@@ -19,6 +19,8 @@ from domain.accounts import tokens
 from domain.accounts.service import Principal
 from domain.apikeys import rules
 from domain.apikeys.models import ApiKey, PartnerApp
+from domain.audit import service as actions
+from domain.audit.service import Actor, audit
 from domain.errors import (
     AuthenticationFailed,
     FieldError,
@@ -72,6 +74,11 @@ def _check(principal: Principal, name: str, scopes: list[str]) -> None:
         raise ValidationFailed(problems)
 
 
+def _key_actor(principal: Principal) -> str | None:
+    """The acting key or app ("key:<prefix>", "app:<client id>"), None for a person."""
+    return None if principal.credential.startswith("user:") else principal.credential
+
+
 class ApiKeyService:
     # --- API keys -------------------------------------------------------------------------
 
@@ -101,19 +108,39 @@ class ApiKeyService:
             scopes=sorted(set(scopes)),
             expires_at=expires_at,
         )
+        await audit.record(
+            actions.API_KEY_CREATED,
+            tenant_id=principal.tenant_id,
+            actor=Actor(user_id=user_id),
+            target=("ApiKey", row.id),
+            metadata={"name": row.name, "prefix": prefix, "scopes": row.scopes},
+        )
         return CreatedApiKey(row=row, key=key)
 
     async def list_keys(self, tenant_id: int) -> list[ApiKey]:
         async with public_tx():
             return await ApiKey.filter(tenant_id=tenant_id).order_by("-id")
 
-    async def revoke_key(self, tenant_id: int, key_id: int, now: datetime | None = None) -> ApiKey:
-        row = await ApiKey.filter(id=key_id, tenant_id=tenant_id).select_for_update().first()
+    async def revoke_key(
+        self, principal: Principal, key_id: int, now: datetime | None = None
+    ) -> ApiKey:
+        row = (
+            await ApiKey.filter(id=key_id, tenant_id=principal.tenant_id)
+            .select_for_update()
+            .first()
+        )
         if row is None:
             raise NotFound("ApiKey", key_id)
         if row.revoked_at is None:
             row.revoked_at = now or datetime.now(UTC)
             await row.save(update_fields=["revoked_at"])
+            await audit.record(
+                actions.API_KEY_REVOKED,
+                tenant_id=principal.tenant_id,
+                actor=Actor(user_id=principal.user_id, key=_key_actor(principal)),
+                target=("ApiKey", row.id),
+                metadata={"name": row.name, "prefix": row.prefix},
+            )
         return row
 
     async def principal_for_key(
@@ -168,6 +195,13 @@ class ApiKeyService:
             secret_hash=secret_hash,
             scopes=sorted(set(scopes)),
         )
+        await audit.record(
+            actions.PARTNER_APP_CREATED,
+            tenant_id=principal.tenant_id,
+            actor=Actor(user_id=user_id),
+            target=("PartnerApp", row.id),
+            metadata={"name": row.name, "client_id": client_id, "scopes": row.scopes},
+        )
         return CreatedPartnerApp(row=row, client_secret=secret)
 
     async def list_apps(self, tenant_id: int) -> list[PartnerApp]:
@@ -175,14 +209,25 @@ class ApiKeyService:
             return await PartnerApp.filter(tenant_id=tenant_id).order_by("-id")
 
     async def revoke_app(
-        self, tenant_id: int, app_id: int, now: datetime | None = None
+        self, principal: Principal, app_id: int, now: datetime | None = None
     ) -> PartnerApp:
-        row = await PartnerApp.filter(id=app_id, tenant_id=tenant_id).select_for_update().first()
+        row = (
+            await PartnerApp.filter(id=app_id, tenant_id=principal.tenant_id)
+            .select_for_update()
+            .first()
+        )
         if row is None:
             raise NotFound("PartnerApp", app_id)
         if row.revoked_at is None:
             row.revoked_at = now or datetime.now(UTC)
             await row.save(update_fields=["revoked_at"])
+            await audit.record(
+                actions.PARTNER_APP_REVOKED,
+                tenant_id=principal.tenant_id,
+                actor=Actor(user_id=principal.user_id, key=_key_actor(principal)),
+                target=("PartnerApp", row.id),
+                metadata={"name": row.name, "client_id": row.client_id},
+            )
         return row
 
     async def client_credentials_token(

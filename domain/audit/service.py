@@ -34,6 +34,8 @@ WEBHOOK_ENDPOINT_UPDATED = "webhook_endpoint.updated"
 WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint.deleted"
 API_KEY_CREATED = "api_key.created"
 API_KEY_REVOKED = "api_key.revoked"
+PARTNER_APP_CREATED = "partner_app.created"
+PARTNER_APP_REVOKED = "partner_app.revoked"
 
 
 @dataclass(frozen=True)

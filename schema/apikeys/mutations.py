@@ -89,7 +89,7 @@ class ApiKeyMutations:
     )
     async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyPayload:
         async def run() -> RevokeApiKeySuccess:
-            row = await apikeys.revoke_key(info.context.principal.tenant_id, _row_id(id, "ApiKey"))
+            row = await apikeys.revoke_key(info.context.principal, _row_id(id, "ApiKey"))
             return RevokeApiKeySuccess(api_key=ApiKey.from_model(row))
 
         return await run_mutation(run)  # type: ignore[return-value]
@@ -119,9 +119,7 @@ class ApiKeyMutations:
     )
     async def revoke_partner_app(self, info: Info, id: strawberry.ID) -> RevokePartnerAppPayload:
         async def run() -> RevokePartnerAppSuccess:
-            row = await apikeys.revoke_app(
-                info.context.principal.tenant_id, _row_id(id, "PartnerApp")
-            )
+            row = await apikeys.revoke_app(info.context.principal, _row_id(id, "PartnerApp"))
             return RevokePartnerAppSuccess(partner_app=PartnerApp.from_model(row))
 
         return await run_mutation(run)  # type: ignore[return-value]
