@@ -118,6 +118,8 @@ async def sign_in_callback(request: Request) -> Response:
     except DomainError as exc:
         log.info("signin.refused", provider=provider, reason=exc.message)
         return _complete(settings, state, error="access_denied", error_description=exc.message)
-    code = await oidc.issue_handoff_code(redis, settings, "login", {"user_id": user_id})
+    code = await oidc.issue_handoff_code(
+        redis, settings, "login", {"user_id": user_id, "provider": provider}
+    )
     log.info("signin.ok", provider=provider, user_id=user_id)
     return _complete(settings, state, code=code)

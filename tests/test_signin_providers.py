@@ -15,6 +15,7 @@ import pytest
 from api.settings import SignInProvider, get_settings
 from tests.conftest import GQL, Server, Services, Tenant
 from tests.fakes.oidc import CLIENT_ID, CLIENT_SECRET, FakeProvider, GitHubUser, running_provider
+from tests.test_members import AUDIT
 
 APP = "https://app.trendscope.test"
 COMPLETE = """mutation($c: String!, $t: String) { completeSignIn(code: $c, tenantSlug: $t) {
@@ -162,6 +163,10 @@ async def test_oidc_login_creates_an_account_then_signs_it_in_again(
     assert second["tenantSlug"] == pair["tenantSlug"]
     second_viewer = (await gql.ok(VIEWER, token=second["accessToken"]))["viewer"]
     assert second_viewer["user"]["id"] == viewer["user"]["id"]
+    # each provider sign-in is in the tenant's audit log
+    log = await gql.ok(AUDIT, {"a": "auth.sign_in_succeeded"}, token=pair["accessToken"])
+    methods = [e["node"]["metadata"] for e in log["auditLog"]["edges"]]
+    assert methods == [{"method": "provider", "provider": "acme"}] * 2
 
 
 async def test_wrong_and_replayed_state_are_refused(

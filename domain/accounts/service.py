@@ -467,7 +467,15 @@ class AccountService:
             if user is None:
                 raise AuthenticationFailed("this account is disabled")
             membership = await self._membership(user.id, tenant_slug)
-            return await self._issue(settings, user, membership.tenant, membership.role)
+            pair = await self._issue(settings, user, membership.tenant, membership.role)
+            await audit.record(
+                actions.SIGN_IN_SUCCEEDED,
+                tenant_id=membership.tenant.id,
+                actor=Actor(user_id=user.id),
+                target=("User", user.id),
+                metadata={"method": "provider", "provider": str(payload.get("provider", ""))},
+            )
+            return pair
 
     async def principal_for(self, user_id: int, tenant_slug: str) -> Principal:
         """The caller's principal in another of their tenants (`X-Tenant`), checked."""
