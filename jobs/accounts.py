@@ -1,4 +1,4 @@
-"""ARQ jobs of the accounts context: verification and password-reset mail.
+"""ARQ jobs of the accounts context: verification, password-reset and invitation mail.
 
 Each job takes the user id only, makes the single-use token in its own short transaction
 (committed before the mail leaves, so the link works when it arrives) and sends the message.
@@ -13,6 +13,7 @@ import structlog
 
 from api.settings import get_settings
 from domain.accounts import mail
+from domain.accounts.members import members
 from domain.accounts.models import User
 from tenants.tx import public_tx
 
@@ -20,6 +21,7 @@ log = structlog.get_logger(__name__)
 
 SEND_VERIFICATION_JOB = mail.SEND_VERIFICATION_JOB
 SEND_RESET_JOB = mail.SEND_RESET_JOB
+SEND_INVITATION_JOB = mail.SEND_INVITATION_JOB
 
 
 async def send_email_verification(ctx: dict[str, Any], schema: str, user_id: int) -> str:
@@ -43,4 +45,28 @@ async def send_password_reset(ctx: dict[str, Any], schema: str, user_id: int) ->
         token = await mail.issue_token(settings, mail.RESET_PASSWORD, user)
     await mail.send(settings, mail.reset_message(settings, user, token))
     log.info("accounts.password_reset_sent", user_id=user_id)
+    return "sent"
+
+
+async def send_invitation(ctx: dict[str, Any], schema: str, invitation_id: int) -> str:
+    """Mail a pending invitation's accept link (a fresh token, committed before it leaves)."""
+    settings = get_settings()
+    issued = await members.reissue_for_mail(invitation_id)
+    if issued is None:
+        return "nothing to send"
+    invitation, token = issued
+    inviter = invitation.invited_by
+    await mail.send(
+        settings,
+        mail.invitation_message(
+            settings,
+            to=invitation.email,
+            tenant_name=invitation.tenant.name,
+            role=invitation.role,
+            inviter=(inviter.display_name or inviter.email) if inviter else None,
+            expires_at=invitation.expires_at,
+            token=token,
+        ),
+    )
+    log.info("accounts.invitation_sent", invitation_id=invitation_id)
     return "sent"

@@ -19,9 +19,11 @@ from api.logging import configure_logging
 from api.metrics import observe_job, observe_job_wait
 from api.settings import get_settings
 from jobs.accounts import (
+    SEND_INVITATION_JOB,
     SEND_RESET_JOB,
     SEND_VERIFICATION_JOB,
     send_email_verification,
+    send_invitation,
     send_password_reset,
 )
 from jobs.analytics import schedule_analysis, schedule_scores
@@ -125,6 +127,12 @@ def worker_settings() -> dict[str, Any]:
             func(
                 instrumented(SEND_RESET_JOB, send_password_reset),
                 name=SEND_RESET_JOB,
+                max_tries=5,
+                timeout=60,
+            ),
+            func(
+                instrumented(SEND_INVITATION_JOB, send_invitation),
+                name=SEND_INVITATION_JOB,
                 max_tries=5,
                 timeout=60,
             ),

@@ -254,3 +254,44 @@ async def test_without_an_smtp_host_production_refuses_and_development_logs() ->
     with pytest.raises(RuntimeError, match="SMTP__HOST"):
         await mail.send(Settings(env="production", smtp=Smtp(host=None)), message)
     await mail.send(Settings(env="development", smtp=Smtp(host=None)), message)
+
+
+async def test_an_invitation_is_mailed_and_only_the_mailed_link_works(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, smtp: Mailbox
+) -> None:
+    from tests.conftest import set_plan
+    from tests.test_members import ACCEPT, INVITE, MEMBERS
+
+    await set_plan(tenant.slug, "starter")
+    email = "invitee@example.com"
+    invited = await gql.ok(INVITE, {"i": {"email": email, "role": "ANALYST"}}, token=tenant.token)
+    assert invited["inviteMember"]["__typename"] == "InviteMemberSuccess"
+    assert invited["inviteMember"]["token"] is None  # mailed: the token exists only there
+    await run_jobs()
+    [message] = smtp.to(email)
+    assert message["Subject"].startswith("Join ")
+    body = message.get_body(("plain",))
+    assert body is not None
+    assert "https://app.trendscope.test/accept-invitation?token=" in body.get_content()
+    token = smtp.token_in(message)
+    assert smtp.to(other_tenant.email) == []
+
+    joined = await gql.ok(
+        ACCEPT, {"i": {"token": token, "email": email, "password": "a long password 9"}}
+    )
+    assert joined["acceptInvitation"]["__typename"] == "AuthPayload", joined
+    assert joined["acceptInvitation"]["tenantSlug"] == tenant.slug
+    assert joined["acceptInvitation"]["role"] == "analyst"
+    emails = {
+        e["node"]["email"] for e in (await gql.ok(MEMBERS, token=tenant.token))["members"]["edges"]
+    }
+    assert email in emails
+    # an accepted (or revoked, expired, unknown) invitation is not mailed again
+    from domain.accounts.models import Invitation
+    from jobs.accounts import send_invitation
+
+    accepted = await Invitation.get(email=email, tenant__slug=tenant.slug)
+    smtp.messages.clear()
+    assert await send_invitation({}, "public", accepted.id) == "nothing to send"
+    assert await send_invitation({}, "public", accepted.id + 10**9) == "nothing to send"
+    assert smtp.messages == []

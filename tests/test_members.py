@@ -29,7 +29,9 @@ REFRESH = """mutation($t: String!) { refreshToken(refreshToken: $t) { __typename
 
 
 async def invite(gql: GQL, token: str, email: str, role: str) -> dict[str, Any]:
-    data = await gql.ok(INVITE, {"i": {"email": email, "role": role}}, token=token)
+    data = await gql.ok(
+        INVITE, {"i": {"email": email, "role": role, "sendEmail": False}}, token=token
+    )
     return data["inviteMember"]  # type: ignore[no-any-return]
 
 

@@ -27,6 +27,7 @@ PURPOSES = (VERIFY_EMAIL, RESET_PASSWORD)
 # The ARQ jobs that make a token and mail it (jobs/accounts.py); they take the user id only.
 SEND_VERIFICATION_JOB = "accounts.send_email_verification"
 SEND_RESET_JOB = "accounts.send_password_reset"
+SEND_INVITATION_JOB = "accounts.send_invitation"
 
 
 class InvalidOneTimeToken(Exception):
@@ -108,6 +109,28 @@ def reset_message(settings: Settings, user: User, token: str) -> EmailMessage:
         f"{_link(settings, 'reset-password', token)}\n\n"
         f"The link works once, for {minutes} minutes; choosing a new password signs out every "
         "session. If you did not ask for this, ignore this message: your password stays.\n",
+    )
+
+
+def invitation_message(
+    settings: Settings,
+    *,
+    to: str,
+    tenant_name: str,
+    role: str,
+    inviter: str | None,
+    expires_at: datetime,
+    token: str,
+) -> EmailMessage:
+    by = f"{inviter} invited you" if inviter else "You are invited"
+    return _message(
+        settings,
+        to,
+        f"Join {tenant_name} on Trendscope",
+        f"{by} to join {tenant_name} on Trendscope as {role}. Accept here:\n\n"
+        f"{_link(settings, 'accept-invitation', token)}\n\n"
+        f"The link works once, until {expires_at:%Y-%m-%d %H:%M} UTC. If you do not know "
+        "this team, ignore this message.\n",
     )
 
 

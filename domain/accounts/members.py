@@ -17,7 +17,7 @@ from tortoise.queryset import QuerySet
 
 from billing import entitlements
 from billing.plans import plan_for
-from domain.accounts import rules
+from domain.accounts import mail, rules
 from domain.accounts.models import Invitation, Membership, RefreshToken, User
 from domain.accounts.service import Principal, _hasher
 from domain.audit import service as actions
@@ -29,6 +29,7 @@ from domain.errors import (
     ValidationFailed,
 )
 from domain.pagination import Page, check_first, decode_cursor, encode_cursor
+from jobs.enqueue import enqueue_after_commit
 from tenants.models import Tenant
 from tenants.tx import public_tx
 
@@ -61,10 +62,19 @@ class MemberService:
         entitlements.check_within(plan, "seats", used)
 
     async def invite(
-        self, principal: Principal, *, email: str, role: str, ttl: timedelta
-    ) -> tuple[Invitation, str]:
-        """A new invitation and its token (shown once; only its hash is stored). A pending
-        invitation for the same e-mail is replaced."""
+        self,
+        principal: Principal,
+        *,
+        email: str,
+        role: str,
+        ttl: timedelta,
+        send_email: bool = True,
+    ) -> tuple[Invitation, str | None]:
+        """A new invitation. A pending invitation for the same e-mail is replaced.
+
+        `send_email`: a job mails the accept link (`send_invitation`; the token then exists
+        only in the mail) and None is returned. Otherwise the token is returned, shown once,
+        for the caller to deliver. Either way only its hash is stored."""
         email = rules.normalize_email(email)
         problems = [e for e in (rules.check_email(email), rules.check_role(role)) if e]
         if problems:
@@ -93,8 +103,35 @@ class MemberService:
                 tenant_id=tenant.id,
                 actor=_actor(principal),
                 target=("Invitation", invitation.id),
-                metadata={"email": email, "role": role},
+                metadata={"email": email, "role": role, "emailed": send_email},
             )
+            if send_email:
+                enqueue_after_commit(mail.SEND_INVITATION_JOB, "public", invitation.id)
+                return invitation, None
+        return invitation, token
+
+    async def reissue_for_mail(self, invitation_id: int) -> tuple[Invitation, str] | None:
+        """For the mail job: a fresh token for a still-pending invitation (its hash replaces
+        the old one, so only the mailed link works), or None when there is nothing to send.
+        A retried job mails a new token; the earlier one stops working."""
+        async with public_tx():
+            invitation = (
+                await Invitation.filter(id=invitation_id)
+                .select_for_update()
+                .prefetch_related("tenant", "invited_by")
+                .first()
+            )
+            now = datetime.now(UTC)
+            if (
+                invitation is None
+                or invitation.accepted_at is not None
+                or invitation.revoked_at is not None
+                or invitation.expires_at <= now
+            ):
+                return None
+            token = secrets.token_urlsafe(32)
+            invitation.token_hash = hash_invitation_token(token)
+            await invitation.save(update_fields=["token_hash"])
         return invitation, token
 
     async def revoke_invitation(self, principal: Principal, invitation_id: int) -> Invitation:

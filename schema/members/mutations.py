@@ -27,14 +27,20 @@ from schema.relay import decode_id
 class InviteMemberInput:
     email: str
     role: MemberRole
+    send_email: bool = strawberry.field(
+        default=True,
+        description="Mail the accept link to the invitee (the token then exists only in the "
+        "mail). False: the token is returned once, for your own delivery.",
+    )
 
 
 @strawberry.type
 class InviteMemberSuccess:
     invitation: Invitation
-    token: str = strawberry.field(
-        description="Shown once: the invitee accepts with it (acceptInvitation). Only its hash "
-        "is stored; send it in the accept link (docs/members.md)."
+    token: str | None = strawberry.field(
+        description="With sendEmail: false, shown once: the invitee accepts with it "
+        "(acceptInvitation); deliver it in the accept link (docs/members.md). Null when the "
+        "invitation was mailed. Only its hash is stored."
     )
 
 
@@ -112,7 +118,11 @@ class MemberMutations:
 
         async def run() -> InviteMemberSuccess:
             invitation, token = await members.invite(
-                info.context.principal, email=input.email, role=input.role.value, ttl=ttl
+                info.context.principal,
+                email=input.email,
+                role=input.role.value,
+                ttl=ttl,
+                send_email=input.send_email,
             )
             return InviteMemberSuccess(invitation=Invitation.from_model(invitation), token=token)
 
