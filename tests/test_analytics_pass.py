@@ -53,7 +53,10 @@ SENTIMENT = """query($id: ID, $g: SentimentGranularity!) {
     posts positive neutral negative meanScore shares { positive neutral negative }
     timeline { start posts positive neutral negative shares { positive } }
     topPositiveKeywords { term meanScore posts } topNegativeKeywords { term meanScore posts }
-    languages { language posts share } } }"""
+    languages { language posts share }
+    topKeywords { term posts } topHashtags { term posts } } }"""
+POSTS = """{ posts(first: 50) { edges { node { externalId language sentiment sentimentScore
+    sentimentConfidence keywords analyzedAt } } } }"""
 
 
 def rows(handles: list[str], texts: list[str], prefix: str) -> list[dict[str, Any]]:
@@ -183,6 +186,16 @@ async def test_pass_from_import_to_graphql_for_one_tenant_only(
     assert sum(b["posts"] for b in daily["timeline"]) == len(TEXTS)
     assert [b["start"][:10] for b in daily["timeline"]] == [f"2026-11-0{d}" for d in range(1, 6)]
     assert {lang["language"]: lang["posts"] for lang in daily["languages"]} == {"en": 5, "pt": 3}
+    assert daily["topHashtags"] == []  # these texts carry none
+    top = daily["topKeywords"]
+    assert all(k["posts"] >= 3 for k in top)
+    assert [k["posts"] for k in top] == sorted((k["posts"] for k in top), reverse=True)
+    # each post shows what the pass stored on it
+    posts = [e["node"] for e in (await gql.ok(POSTS, token=tenant.token))["posts"]["edges"]]
+    assert len(posts) == len(TEXTS) and all(p["analyzedAt"] for p in posts)
+    assert {p["language"] for p in posts} == {"en", "pt"}
+    assert all(p["sentiment"] in ("negative", "neutral", "positive") for p in posts)
+    assert all(-1 <= p["sentimentScore"] <= 1 and p["keywords"] for p in posts)
     weekly = await sentiment(gql, tenant.token, ana["id"], "WEEK")
     assert weekly["posts"] == 4  # ana's: a0, a2, a4, a6; weeks start on Monday (ISO)
     assert [b["start"][:10] for b in weekly["timeline"]] == ["2026-10-26", "2026-11-02"]

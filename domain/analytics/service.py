@@ -178,6 +178,8 @@ class SentimentSummary:
     top_positive: list[TermSentiment]
     top_negative: list[TermSentiment]
     languages: list[tuple[str, int]]  # language -> analysed posts (any language), most first
+    top_keywords: list[TermSentiment] = field(default_factory=list)  # most posts first
+    top_hashtags: list[TermSentiment] = field(default_factory=list)  # most posts first
 
 
 class AnalyticsService:
@@ -375,6 +377,12 @@ class AnalyticsService:
             GROUP BY p.language ORDER BY n DESC, p.language""",
             params,
         )
+        hashtags = await conn.execute_query_dict(
+            f"""SELECT tag AS term, avg(p.sentiment_score) AS mean, count(*) AS posts
+            FROM post p CROSS JOIN LATERAL unnest(p.hashtags) AS tag
+            WHERE {where} GROUP BY tag ORDER BY posts DESC, tag LIMIT ${n + 1}""",
+            [*params, top_n],
+        )
         counts = {r["sentiment"]: int(r["n"]) for r in totals}
         total = sum(counts.values())
         mean = sum(float(r["mean"]) * int(r["n"]) for r in totals) / total if total else None
@@ -404,6 +412,13 @@ class AnalyticsService:
                 key=lambda t: (round(t.mean_score, 9), -t.posts, t.term),
             )[:top_n],
             languages=[(r["language"] or "und", int(r["n"])) for r in languages],
+            top_keywords=sorted(found, key=lambda t: (-t.posts, t.term))[:top_n],
+            top_hashtags=[
+                TermSentiment(
+                    r["term"], float(r["mean"]) if r["mean"] is not None else 0.0, int(r["posts"])
+                )
+                for r in hashtags
+            ],
         )
 
 

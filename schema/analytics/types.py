@@ -253,6 +253,14 @@ class SentimentReport:
     languages: list[LanguageCount] = strawberry.field(
         description="Analysed posts per detected language, most first."
     )
+    top_keywords: list[KeywordSentiment] = strawberry.field(
+        description="The most frequent stored keywords (TF-IDF per post) in scope, most posts "
+        "first (keywords of at least 3 posts)."
+    )
+    top_hashtags: list[KeywordSentiment] = strawberry.field(
+        description="The most used hashtags in scope, most posts first (meanScore 0 when none "
+        "of their posts has a sentiment)."
+    )
 
     @classmethod
     def from_summary(
@@ -292,5 +300,13 @@ class SentimentReport:
             languages=[
                 LanguageCount(language=lang, posts=n, share=n / analysed if analysed else 0.0)
                 for lang, n in s.languages
+            ],
+            top_keywords=[
+                KeywordSentiment(term=t.term, mean_score=t.mean_score, posts=t.posts)
+                for t in s.top_keywords
+            ],
+            top_hashtags=[
+                KeywordSentiment(term=t.term, mean_score=t.mean_score, posts=t.posts)
+                for t in s.top_hashtags
             ],
         )

@@ -51,6 +51,21 @@ class Post(relay.Node):
     shares: int
     views: int
     collected_at: datetime
+    language: str | None = strawberry.field(
+        description="Detected language (ISO 639-1, und), null until the analysis pass ran."
+    )
+    sentiment: str | None = strawberry.field(
+        description="negative, neutral or positive; null until analysed or for a language "
+        "without a model (docs/analytics.md)."
+    )
+    sentiment_score: float | None = strawberry.field(
+        description="P(positive) - P(negative), in [-1, 1]."
+    )
+    sentiment_confidence: float | None
+    keywords: list[str] | None = strawberry.field(
+        description="The post's top TF-IDF keywords (stop words of en/pt removed)."
+    )
+    analyzed_at: datetime | None
 
     @classmethod
     def from_model(cls, m: models.Post) -> Post:
@@ -70,6 +85,12 @@ class Post(relay.Node):
             shares=m.shares,
             views=m.views,
             collected_at=m.collected_at,
+            language=m.language,
+            sentiment=m.sentiment,
+            sentiment_score=m.sentiment_score,
+            sentiment_confidence=m.sentiment_confidence,
+            keywords=list(m.keywords) if m.keywords is not None else None,
+            analyzed_at=m.analyzed_at,
         )
 
     @classmethod
