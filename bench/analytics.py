@@ -25,6 +25,7 @@ from pathlib import Path
 import asyncpg
 
 from bench._util import run_async, temporary_database
+from domain.posts.service import POST_STAGE_COLUMNS
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCHEMA = "t_bench"
@@ -146,23 +147,7 @@ async def setup(database_url: str, n: int, influencers: int, texts: list[str]) -
         await conn.copy_records_to_table(
             "post",
             records=records,
-            columns=(
-                "account_id",
-                "influencer_id",
-                "platform",
-                "external_id",
-                "url",
-                "text",
-                "hashtags",
-                "mentions",
-                "published_at",
-                "likes",
-                "comments",
-                "shares",
-                "views",
-                "raw_json",
-                "collected_at",
-            ),
+            columns=(*POST_STAGE_COLUMNS, "collected_at"),
         )
     finally:
         await conn.close()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from tortoise.queryset import QuerySet
 
 from domain.errors import FieldError, ValidationFailed
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Any)
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -47,3 +50,22 @@ def decode_cursor(cursor: str, sort: str) -> tuple[object, int]:
         return value, ident
     except (ValueError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValidationFailed(FieldError("after", "invalid cursor for this list")) from exc
+
+
+async def newest_first(
+    query: QuerySet[M], first: int | None, after: str | None, kind: str
+) -> Page[M]:
+    """One page of `query` by descending id (the newest rows first): the keyset most lists
+    use. `kind` names the list in its cursors, so a cursor of another list is refused."""
+    limit = check_first(first)
+    if after:
+        _, ident = decode_cursor(after, kind)
+        query = query.filter(id__lt=ident)
+    rows = await query.order_by("-id").limit(limit + 1)
+    items = rows[:limit]
+    return Page(
+        items,
+        [encode_cursor(kind, r.id, r.id) for r in items],
+        has_next_page=len(rows) > limit,
+        has_previous_page=bool(after),
+    )

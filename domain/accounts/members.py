@@ -28,7 +28,7 @@ from domain.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from domain.pagination import Page, check_first, decode_cursor, encode_cursor
+from domain.pagination import Page, check_first, decode_cursor, encode_cursor, newest_first
 from jobs.enqueue import enqueue_after_commit
 from tenants.models import Tenant
 from tenants.tx import public_tx
@@ -291,20 +291,9 @@ class MemberService:
         after: str | None = None,
     ) -> Page[Invitation]:
         """Invitations, newest first (only the pending ones unless `pending_only` is off)."""
-        limit = check_first(first)
         query = self._pending(tenant_id) if pending_only else Invitation.filter(tenant_id=tenant_id)
-        if after:
-            _, ident = decode_cursor(after, "invitation")
-            query = query.filter(id__lt=ident)
         async with public_tx():
-            rows = await query.order_by("-id").limit(limit + 1)
-        items = rows[:limit]
-        return Page(
-            items,
-            [encode_cursor("invitation", i.id, i.id) for i in items],
-            has_next_page=len(rows) > limit,
-            has_previous_page=bool(after),
-        )
+            return await newest_first(query, first, after, "invitation")
 
     async def members_by_ids(self, tenant_id: int, ids: list[int]) -> dict[int, Membership]:
         async with public_tx():

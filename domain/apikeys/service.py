@@ -7,8 +7,10 @@ caller's tenant transaction (mutations) or opens a short `public_tx` (reads at t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from tortoise.expressions import Q
 
@@ -79,6 +81,34 @@ def _key_actor(principal: Principal) -> str | None:
     return None if principal.credential.startswith("user:") else principal.credential
 
 
+Credential = TypeVar("Credential", ApiKey, PartnerApp)
+
+
+async def _revoke(
+    model: type[Credential],
+    principal: Principal,
+    row_id: int,
+    action: str,
+    describe: Callable[[Credential], dict[str, Any]],
+    now: datetime | None,
+) -> Credential:
+    """Revoke one of the tenant's keys or apps (idempotent), audited the first time."""
+    row = await model.filter(id=row_id, tenant_id=principal.tenant_id).select_for_update().first()
+    if row is None:
+        raise NotFound(model.__name__, row_id)
+    if row.revoked_at is None:
+        row.revoked_at = now or datetime.now(UTC)
+        await row.save(update_fields=["revoked_at"])
+        await audit.record(
+            action,
+            tenant_id=principal.tenant_id,
+            actor=Actor(user_id=principal.user_id, key=_key_actor(principal)),
+            target=(model.__name__, row.id),
+            metadata={"name": row.name, **describe(row)},
+        )
+    return row
+
+
 class ApiKeyService:
     # --- API keys -------------------------------------------------------------------------
 
@@ -124,24 +154,9 @@ class ApiKeyService:
     async def revoke_key(
         self, principal: Principal, key_id: int, now: datetime | None = None
     ) -> ApiKey:
-        row = (
-            await ApiKey.filter(id=key_id, tenant_id=principal.tenant_id)
-            .select_for_update()
-            .first()
+        return await _revoke(
+            ApiKey, principal, key_id, actions.API_KEY_REVOKED, lambda r: {"prefix": r.prefix}, now
         )
-        if row is None:
-            raise NotFound("ApiKey", key_id)
-        if row.revoked_at is None:
-            row.revoked_at = now or datetime.now(UTC)
-            await row.save(update_fields=["revoked_at"])
-            await audit.record(
-                actions.API_KEY_REVOKED,
-                tenant_id=principal.tenant_id,
-                actor=Actor(user_id=principal.user_id, key=_key_actor(principal)),
-                target=("ApiKey", row.id),
-                metadata={"name": row.name, "prefix": row.prefix},
-            )
-        return row
 
     async def principal_for_key(
         self, settings: Settings, key: str, now: datetime | None = None
@@ -211,24 +226,14 @@ class ApiKeyService:
     async def revoke_app(
         self, principal: Principal, app_id: int, now: datetime | None = None
     ) -> PartnerApp:
-        row = (
-            await PartnerApp.filter(id=app_id, tenant_id=principal.tenant_id)
-            .select_for_update()
-            .first()
+        return await _revoke(
+            PartnerApp,
+            principal,
+            app_id,
+            actions.PARTNER_APP_REVOKED,
+            lambda r: {"client_id": r.client_id},
+            now,
         )
-        if row is None:
-            raise NotFound("PartnerApp", app_id)
-        if row.revoked_at is None:
-            row.revoked_at = now or datetime.now(UTC)
-            await row.save(update_fields=["revoked_at"])
-            await audit.record(
-                actions.PARTNER_APP_REVOKED,
-                tenant_id=principal.tenant_id,
-                actor=Actor(user_id=principal.user_id, key=_key_actor(principal)),
-                target=("PartnerApp", row.id),
-                metadata={"name": row.name, "client_id": row.client_id},
-            )
-        return row
 
     async def client_credentials_token(
         self, settings: Settings, client_id: str, client_secret: str, scope: str | None

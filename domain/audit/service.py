@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.audit.models import AuditLog
-from domain.pagination import Page, check_first, decode_cursor, encode_cursor
+from domain.pagination import Page, newest_first
 from tenants.tx import public_tx
 
 # The actions written today (others add theirs; keep the names `<noun>.<past verb>`).
@@ -106,22 +106,11 @@ class AuditService:
         after: str | None = None,
     ) -> Page[AuditLog]:
         """A tenant's entries, newest first."""
-        limit = check_first(first)
         query = AuditLog.filter(tenant_id=tenant_id)
         if action:
             query = query.filter(action=action)
-        if after:
-            _, ident = decode_cursor(after, "audit")
-            query = query.filter(id__lt=ident)
         async with public_tx():
-            rows = await query.order_by("-id").limit(limit + 1)
-        items = rows[:limit]
-        return Page(
-            items,
-            [encode_cursor("audit", a.id, a.id) for a in items],
-            has_next_page=len(rows) > limit,
-            has_previous_page=bool(after),
-        )
+            return await newest_first(query, first, after, "audit")
 
     async def by_ids(self, tenant_id: int, ids: Sequence[int]) -> dict[int, AuditLog]:
         async with public_tx():

@@ -11,7 +11,7 @@ from domain import events
 from domain.collection import rules
 from domain.collection.models import CollectionTask, ImportFile
 from domain.errors import FieldError, NotFound, ValidationFailed
-from domain.pagination import Page, check_first, decode_cursor, encode_cursor
+from domain.pagination import Page, newest_first
 from domain.posts.service import posts
 from jobs.enqueue import enqueue_after_commit
 from tenants.tx import current_tx
@@ -45,7 +45,6 @@ class CollectionService:
         after: str | None = None,
     ) -> Page[CollectionTask]:
         """Tasks, newest first, filtered by status, platform and influencer."""
-        limit = check_first(first)
         query = CollectionTask.all()
         if status:
             query = query.filter(status=status)
@@ -53,17 +52,7 @@ class CollectionService:
             query = query.filter(platform=platform)
         if influencer_id is not None:
             query = query.filter(influencer_id=influencer_id)
-        if after:
-            _, ident = decode_cursor(after, "task")
-            query = query.filter(id__lt=ident)
-        rows = await query.order_by("-id").limit(limit + 1)
-        items = rows[:limit]
-        return Page(
-            items,
-            [encode_cursor("task", t.id, t.id) for t in items],
-            has_next_page=len(rows) > limit,
-            has_previous_page=bool(after),
-        )
+        return await newest_first(query, first, after, "task")
 
     async def by_ids(self, ids: Sequence[int]) -> dict[int, CollectionTask]:
         return {t.id: t for t in await CollectionTask.filter(id__in=list(ids))}

@@ -21,7 +21,7 @@ from domain.analytics.engagement import FollowerSnapshot as Snap
 from domain.errors import FieldError, NotFound, ValidationFailed
 from domain.influencers.models import Influencer, InfluencerAccount
 from domain.insights.models import AlertEvent, AlertRule, Anomaly, Insight
-from domain.pagination import Page, check_first, decode_cursor, encode_cursor
+from domain.pagination import Page, newest_first
 from domain.posts.models import Post
 from tenants.tx import current_tx
 
@@ -49,22 +49,8 @@ class RuleChanges:
     enabled: bool | None = None
 
 
-def _page(rows: list[Any], limit: int, after: str | None) -> Page[Any]:
-    items = rows[:limit]
-    return Page(
-        items,
-        [encode_cursor("id", r.id, r.id) for r in items],
-        has_next_page=len(rows) > limit,
-        has_previous_page=bool(after),
-    )
-
-
 async def _newest_first(query: QuerySet[Any], first: int | None, after: str | None) -> Page[Any]:
-    limit = check_first(first)
-    if after:
-        _, ident = decode_cursor(after, "id")
-        query = query.filter(id__lt=ident)
-    return _page(await query.order_by("-id").limit(limit + 1), limit, after)
+    return await newest_first(query, first, after, "id")
 
 
 async def _lock(job: str) -> None:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from domain.collection.secrets import CredentialCipher, cipher_from_settings
 from domain.errors import FieldError, NotFound, ValidationFailed
-from domain.pagination import Page, check_first, decode_cursor, encode_cursor
+from domain.pagination import Page, newest_first
 from domain.webhooks import rules
 from domain.webhooks.models import WebhookDelivery, WebhookEndpoint
 from jobs.enqueue import enqueue_after_commit
@@ -136,23 +136,12 @@ class WebhookService:
         after: str | None = None,
     ) -> Page[WebhookDelivery]:
         """The delivery log, newest first."""
-        limit = check_first(first)
         query = WebhookDelivery.all()
         if endpoint_id is not None:
             query = query.filter(endpoint_id=endpoint_id)
         if status:
             query = query.filter(status=status)
-        if after:
-            _, ident = decode_cursor(after, "delivery")
-            query = query.filter(id__lt=ident)
-        rows = await query.order_by("-id").limit(limit + 1)
-        items = rows[:limit]
-        return Page(
-            items,
-            [encode_cursor("delivery", d.id, d.id) for d in items],
-            has_next_page=len(rows) > limit,
-            has_previous_page=bool(after),
-        )
+        return await newest_first(query, first, after, "delivery")
 
     async def deliveries_by_ids(self, ids: Sequence[int]) -> dict[int, WebhookDelivery]:
         return {d.id: d for d in await WebhookDelivery.filter(id__in=list(ids))}
