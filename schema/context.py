@@ -29,3 +29,12 @@ class Context:
     @property
     def tenant_schema(self) -> str | None:
         return self.principal.tenant_schema if self.principal else None
+
+
+def subscription_tenant(info: Any) -> str:
+    """The subscriber's tenant schema (subscriptions need an authenticated tenant and the
+    event hub); `info` is the resolver's Strawberry Info."""
+    context: Context = info.context
+    if context.tenant_schema is None or context.hub is None:
+        raise PermissionError("subscriptions need an authenticated tenant")
+    return context.tenant_schema

@@ -448,24 +448,11 @@ def _vectorizer(min_df: int = 1, max_features: int | None = None) -> TfidfVector
 
 
 def post_keywords(texts: Sequence[str], per_post: int = 5) -> list[tuple[str, ...]]:
-    """Each text's `per_post` highest TF-IDF terms, the TF-IDF fitted over `texts` (as
-    keywords.top_keywords does; stop words of en and pt). Ties: A-Z."""
-    out: list[tuple[str, ...]] = [() for _ in texts]
-    if not any(t.strip() for t in texts):
-        return out
-    vectorizer = _vectorizer()
-    try:
-        matrix = vectorizer.fit_transform(texts).tocsr()
-    except ValueError:  # empty vocabulary
-        return out
-    terms = vectorizer.get_feature_names_out()
-    for row in range(matrix.shape[0]):
-        lo, hi = matrix.indptr[row], matrix.indptr[row + 1]
-        idx, data = matrix.indices[lo:hi], matrix.data[lo:hi]
-        # feature indices follow the terms' A-Z order: ties go to the earlier index
-        order = np.lexsort((idx, -np.round(data, 9)))[:per_post]
-        out[row] = tuple(str(terms[idx[i]]) for i in order)
-    return out
+    """Each text's `per_post` highest TF-IDF terms (keywords.keywords_per_text with the stop
+    words of en and pt): what the analysis pass would have stored for a post not analysed yet."""
+    from domain.analytics.keywords import keywords_per_text
+
+    return [tuple(words) for words in keywords_per_text(texts, None, per_post)]
 
 
 def cluster_texts(

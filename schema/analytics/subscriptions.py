@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from domain import events
 from schema.analytics.types import InfluencerMetrics
-from schema.collection.subscriptions import _tenant
+from schema.context import subscription_tenant
 from schema.dataloaders import Loaders
 from schema.permissions import requires
 from schema.relay import decode_id
@@ -25,7 +25,7 @@ class AnalyticsSubscriptions:
     async def score_updated(
         self, info: Info, influencer_id: relay.GlobalID | None = None
     ) -> AsyncGenerator[InfluencerMetrics, None]:
-        schema = _tenant(info)
+        schema = subscription_tenant(info)
         wanted = decode_id(influencer_id, "Influencer", "influencerId") if influencer_id else None
         async with info.context.hub.subscribe(events.channel(schema, events.SCORE_UPDATED)) as feed:
             async for event in feed:

@@ -16,18 +16,12 @@ from api.realtime import REPLAY_LATEST
 from domain import events
 from domain.collection.models import PlatformConnection as PlatformConnectionRow
 from schema.collection.types import CollectionTask, PlatformConnection
+from schema.context import subscription_tenant
 from schema.dataloaders import Loaders
 from schema.permissions import requires
 from schema.posts.types import Post
 from schema.relay import decode_id
 from tenants.tx import tenant_tx
-
-
-def _tenant(info: Info) -> str:
-    schema = info.context.tenant_schema
-    if schema is None or info.context.hub is None:
-        raise PermissionError("subscriptions need an authenticated tenant")
-    return str(schema)
 
 
 @strawberry.type
@@ -39,7 +33,7 @@ class CollectionSubscriptions:
     async def post_added(
         self, info: Info, influencer_id: relay.GlobalID | None = None
     ) -> AsyncGenerator[Post, None]:
-        schema = _tenant(info)
+        schema = subscription_tenant(info)
         wanted = decode_id(influencer_id, "Influencer", "influencerId") if influencer_id else None
         async with info.context.hub.subscribe(events.channel(schema, events.POST_ADDED)) as feed:
             async for event in feed:
@@ -60,7 +54,7 @@ class CollectionSubscriptions:
     async def collection_task_updated(
         self, info: Info, id: relay.GlobalID
     ) -> AsyncGenerator[CollectionTask, None]:
-        schema = _tenant(info)
+        schema = subscription_tenant(info)
         task_id = decode_id(id, "CollectionTask")
         channel = events.channel(schema, events.COLLECTION_TASK_UPDATED)
         async with info.context.hub.subscribe(channel) as feed:
@@ -89,7 +83,7 @@ class CollectionSubscriptions:
     async def platform_connection_broken(
         self, info: Info
     ) -> AsyncGenerator[PlatformConnection, None]:
-        schema = _tenant(info)
+        schema = subscription_tenant(info)
         channel = events.channel(schema, events.PLATFORM_CONNECTION_BROKEN)
         async with info.context.hub.subscribe(channel) as feed:
             async for event in feed:

@@ -10,7 +10,7 @@ from strawberry.types import Info
 
 from domain import events
 from domain.insights.service import insights
-from schema.collection.subscriptions import _tenant
+from schema.context import subscription_tenant
 from schema.insights.types import AlertEvent, Insight
 from schema.permissions import requires
 from tenants.tx import tenant_tx
@@ -23,7 +23,7 @@ class InsightSubscriptions:
         description="Alert rules firing (once per crossing), as they fire.",
     )
     async def alert_triggered(self, info: Info) -> AsyncGenerator[AlertEvent, None]:
-        schema = _tenant(info)
+        schema = subscription_tenant(info)
         channel = events.channel(schema, events.ALERT_TRIGGERED)
         async with info.context.hub.subscribe(channel) as feed:
             async for event in feed:
@@ -37,7 +37,7 @@ class InsightSubscriptions:
         description="New insights (the daily digest), as they are written.",
     )
     async def insight_created(self, info: Info) -> AsyncGenerator[Insight, None]:
-        schema = _tenant(info)
+        schema = subscription_tenant(info)
         channel = events.channel(schema, events.INSIGHT_CREATED)
         async with info.context.hub.subscribe(channel) as feed:
             async for event in feed:

@@ -8,16 +8,10 @@ import strawberry
 from strawberry.types import Info
 
 from domain import events
+from schema.context import subscription_tenant
 from schema.dataloaders import Loaders
 from schema.permissions import requires
 from schema.trends.types import ANALYTICS_READ, Trend, TrendStatus
-
-
-def _tenant(info: Info) -> str:
-    schema = info.context.tenant_schema
-    if schema is None or info.context.hub is None:
-        raise PermissionError("subscriptions need an authenticated tenant")
-    return str(schema)
 
 
 @strawberry.type
@@ -30,7 +24,7 @@ class TrendSubscriptions:
     async def trend_updated(
         self, info: Info, status: TrendStatus | None = None
     ) -> AsyncGenerator[Trend, None]:
-        schema = _tenant(info)
+        schema = subscription_tenant(info)
         async with info.context.hub.subscribe(events.channel(schema, events.TREND_UPDATED)) as feed:
             async for event in feed:
                 if status is not None and event.get("status") != status.value:
