@@ -6,7 +6,10 @@ One scikit-learn pipeline per language, trained by `trendscope train sentiment`
     raw text -> TweetPreprocessor (escapes, URLs, @user, elongation, negation marking)
              -> TF-IDF word 1-2-grams + TF-IDF char_wb 2-5-grams
        (en)  + VADER lexicon scores of the raw text (LexiconFeatures)
+       (pt)  + LeIA lexicon scores of the raw text
              -> multinomial LogisticRegression (class-balanced)
+             -> PriorShiftClassifier: class log-prior offsets chosen by cross-validation
+                (pt: positive -0.2; en: none)
 
 `Sentiment.score` is P(positive) - P(negative) in [-1, 1]; `confidence` is the probability of
 the predicted label. The lead wires this into jobs via the module-level `sentiment_model`,
@@ -28,13 +31,13 @@ from typing import Any, Literal
 import numpy as np
 import sklearn
 import structlog
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")  # label ids 0, 1, 2
 Label = Literal["negative", "neutral", "positive"]
 LANGUAGES: tuple[str, ...] = ("en", "pt")
 _LANG_ALIASES = {"en": "en", "en-us": "en", "en-gb": "en", "pt": "pt", "pt-br": "pt"}
-MODEL_VERSION = "v1"
+MODEL_VERSION = "v2"
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 
 
@@ -157,6 +160,36 @@ class LexiconFeatures(TransformerMixin, BaseEstimator):
         from scipy.sparse import csr_matrix
 
         return csr_matrix(lexicon_scores(texts, self.lexicon) * self.weight)
+
+
+class PriorShiftClassifier(ClassifierMixin, BaseEstimator):
+    """A probabilistic classifier whose class log-probabilities get fixed offsets, then are
+    renormalised: a prior shift. Training (training.py) chooses the offsets on out-of-fold
+    predictions of the training pool to maximise macro-F1 (the classes' decision thresholds),
+    so a class the classifier under-predicts (neutral, in our data) gets its share back."""
+
+    def __init__(self, estimator: Any = None, log_offsets: Sequence[float] = (0.0, 0.0, 0.0)):
+        self.estimator = estimator
+        self.log_offsets = log_offsets
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> PriorShiftClassifier:
+        self.estimator.fit(X, y, sample_weight=sample_weight)
+        self.classes_ = self.estimator.classes_
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return shift_proba(self.estimator.predict_proba(X), self.log_offsets)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self.classes_)[self.predict_proba(X).argmax(axis=1)]
+
+
+def shift_proba(proba: np.ndarray, log_offsets: Sequence[float]) -> np.ndarray:
+    """Rows of class probabilities, each multiplied by exp(offset) and renormalised."""
+    logits = np.log(np.clip(proba, 1e-12, None)) + np.asarray(log_offsets, dtype=np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    return np.asarray(out / out.sum(axis=1, keepdims=True))
 
 
 # --- the model ------------------------------------------------------------------------------
