@@ -82,10 +82,13 @@ async def evaluate_alerts(tenant_schema: str) -> None:
 )
 async def analyze_posts(tenant_schema: str) -> None:
     """The analysis pass over the tenant's new posts and comments, then the figures of the
-    influencers concerned (jobs/analytics.py). Incremental, resumable, idempotent."""
+    influencers concerned (jobs/analytics.py), then trend detection when there were new
+    posts. Incremental, resumable, idempotent."""
     validate_schema_name(tenant_schema)
     await _ensure_db()
-    await analytics_jobs.analyze_tenant(tenant_schema)
+    done = await analytics_jobs.analyze_tenant(tenant_schema)
+    if done.posts:  # new posts: their trends now, not at the next hourly run
+        await asyncio.to_thread(detect_trends.send, tenant_schema)
 
 
 @dramatiq.actor(

@@ -1,6 +1,6 @@
 """Issue 4 end to end: posts imported through the real import path -> the ARQ import job ->
 the crons send the analytics messages -> a real `trendscope analytics-worker` process runs the
-analysis pass, trend detection, scores and the daily digest -> trends, scores, sentiment and a
+analysis pass, trend detection (sent by the pass), scores and the daily digest -> trends, scores, sentiment and a
 digest appear in GraphQL for the importing tenant only, and its `trendUpdated` subscriber
 hears the trend (the other tenant's hears nothing)."""
 
@@ -15,7 +15,6 @@ import pytest
 
 from jobs.analytics import schedule_scores
 from jobs.insights import schedule_daily_digests
-from jobs.trends import schedule_trend_detection
 from tests.conftest import GQL, Server, Tenant, import_file, run_jobs
 from tests.test_import import add_accounts, jsonl
 from tests.test_trends_e2e import start_analytics_worker, stop, subscribe, trend_rows
@@ -48,8 +47,8 @@ async def test_posts_become_trends_scores_and_a_digest_for_that_tenant_only(
 
     subs = [await subscribe(server, t.token) for t in (tenant, other_tenant)]
     await asyncio.sleep(0.3)  # let the subscriptions register
-    # what the crons do: one message per tenant each (the analysis pass is already queued)
-    assert await schedule_trend_detection({}) >= 2
+    # The import queued the analysis pass, which sends trend detection when it finds new
+    # posts; the daily crons send the scores and the digest (one message per tenant each).
     assert await schedule_scores({}) >= 2
     assert await schedule_daily_digests({}) >= 2
     worker = await start_analytics_worker()
