@@ -395,6 +395,7 @@ class BillingService:
 
 
 def enqueue_event_after_commit(event_id: str, attempt: int = 0) -> None:
+    from jobs.enqueue import scoped_job_id
     from jobs.runtime import runtime
 
     job_id = f"{HANDLE_EVENT_JOB}:{event_id}" + (f":retry{attempt}" if attempt else "")
@@ -404,7 +405,10 @@ def enqueue_event_after_commit(event_id: str, attempt: int = 0) -> None:
             log.warning("job_not_enqueued_no_pool", job=HANDLE_EVENT_JOB, job_id=job_id)
             return
         await runtime.arq.enqueue_job(
-            HANDLE_EVENT_JOB, event_id, _job_id=job_id, _queue_name=runtime.queue_name
+            HANDLE_EVENT_JOB,
+            event_id,
+            _job_id=scoped_job_id(job_id),
+            _queue_name=runtime.queue_name,
         )
 
     current_tx().on_commit(enqueue)

@@ -20,6 +20,14 @@ def job_id(name: str, tenant_schema: str, *ids: object) -> str:
     return ":".join([name, tenant_schema, *map(str, ids)])
 
 
+def scoped_job_id(jid: str) -> str:
+    """`jid` within this process's queue. ARQ keeps a job's id (and its result, for an hour)
+    under keys that do not name the queue, and a deduplicated enqueue of a known id does
+    nothing: ids made from a database sequence (public rows) would collide between two
+    databases sharing one Redis, e.g. two test runs, and the second job would never run."""
+    return f"{runtime.queue_name}:{jid}"
+
+
 # ARQ's queue is a sorted set scored by the time a job may run: a job scored an hour in the past
 # runs before every job that is merely due now. That is how on-demand work jumps the queue.
 PRIORITY_HEAD_START = timedelta(hours=1)
@@ -48,7 +56,7 @@ def enqueue_after_commit(
             name,
             tenant_schema,
             *ids,
-            _job_id=jid,
+            _job_id=scoped_job_id(jid),
             _queue_name=runtime.queue_name,
             **when,  # type: ignore[arg-type]
         )
