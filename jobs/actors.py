@@ -18,6 +18,8 @@ from tenants.tx import tenant_tx, validate_schema_name
 
 log = structlog.get_logger(__name__)
 
+TRENDS_AFTER_ANALYSIS_SECONDS = 300
+
 _db_ready: asyncio.Lock | None = None
 _initialised = False
 
@@ -87,8 +89,14 @@ async def analyze_posts(tenant_schema: str) -> None:
     validate_schema_name(tenant_schema)
     await _ensure_db()
     done = await analytics_jobs.analyze_tenant(tenant_schema)
-    if done.posts:  # new posts: their trends now, not at the next hourly run
-        await asyncio.to_thread(detect_trends.send, tenant_schema)
+    # New posts: their trends now rather than at the next hourly run, but at most once per
+    # TRENDS_AFTER_ANALYSIS_SECONDS per tenant (a detection reads 14 days of posts; frequent
+    # small imports would otherwise run it back to back). Skipped passes' posts are picked up
+    # by the next detection either way.
+    if done.posts and runtime.redis is not None:
+        key = f"{get_settings().dramatiq_namespace}:trends-soon:{tenant_schema}"
+        if await runtime.redis.set(key, 1, nx=True, ex=TRENDS_AFTER_ANALYSIS_SECONDS):
+            await asyncio.to_thread(detect_trends.send, tenant_schema)
 
 
 @dramatiq.actor(
