@@ -254,7 +254,7 @@ def at_rate(server: Server, token: str, rate: float, args: argparse.Namespace) -
 
 @contextlib.contextmanager
 def servers(
-    database_url: str, redis_url: str, seeded: Seeded, log_dir: Path
+    database_url: str, redis_url: str, seeded: Seeded, log_dir: Path, rate_limits: bool = False
 ) -> Iterator[tuple[Server, Server]]:
     env = {
         **os.environ,
@@ -262,7 +262,10 @@ def servers(
         "REDIS_URL": redis_url,
         "SECRET_KEY": seeded.secret_key,
         "ENV": "production",
-        "RATE_LIMITS__ENABLED": "false",  # measure throughput, not the free plan's hourly cap
+        # Off by default: measure throughput, not the plan's hourly cap. `--rate-limits` keeps
+        # them on (the tenant is then on Enterprise) to measure what the limiter costs.
+        "RATE_LIMITS__ENABLED": "true" if rate_limits else "false",
+        "RATE_LIMIT_KEY_PREFIX": f"bench-{os.getpid()}",
         "PLAIN_DSN": database_url,
         "PLAIN_SCHEMA": seeded.schema,
     }
@@ -282,6 +285,16 @@ def servers(
             server.stop()
 
 
+async def _enterprise(database_url: str, schema: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "UPDATE public.tenant SET plan = 'enterprise' WHERE schema_name = $1", schema
+        )
+    finally:
+        await conn.close()
+
+
 def run(args: argparse.Namespace) -> int:
     server_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_SERVER_URL)
     redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
@@ -294,7 +307,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"setup: database {database}...", file=sys.stderr)
         seeded = run_async(seed(database_url, redis_url))
         run_async(seed_posts(database_url, seeded.schema))
-        with servers(database_url, redis_url, seeded, Path(log_dir)) as (app, plain):
+        if args.rate_limits:
+            run_async(_enterprise(database_url, seeded.schema))
+        with servers(database_url, redis_url, seeded, Path(log_dir), args.rate_limits) as (
+            app,
+            plain,
+        ):
             token = seeded.access_token
             answers = []
             for server in (app, plain):
@@ -349,6 +367,7 @@ def run(args: argparse.Namespace) -> int:
         "plain_p50_ms": f"{p_half.p(50):.1f}",
         "plain_p99_ms": f"{p_half.p(99):.1f}",
         "path": "resolvers" if args.resolvers else "compiled",
+        "rate_limits": "on" if args.rate_limits else "off",
         "workers": WORKERS,
         "seconds": f"{args.seconds:g}",
         "errors": errors,
@@ -367,6 +386,11 @@ def main(argv: list[str] | None = None) -> int:
         "--resolvers",
         action="store_true",
         help="send the query in a form outside the compiled subset (graphql-core + dataloaders)",
+    )
+    parser.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="keep the rate limiter on (tenant on Enterprise): its cost per request",
     )
     args = parser.parse_args(argv)
     if args.resolvers:
