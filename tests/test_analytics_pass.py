@@ -56,7 +56,8 @@ SENTIMENT = """query($id: ID, $g: SentimentGranularity!) {
     languages { language posts share }
     topKeywords { term posts } topHashtags { term posts } } }"""
 POSTS = """{ posts(first: 50) { edges { node { externalId language sentiment sentimentScore
-    sentimentConfidence keywords analyzedAt } } } }"""
+    sentimentConfidence keywords analyzedAt topComments { text language sentiment analyzedAt }
+    } } } }"""
 
 
 def rows(handles: list[str], texts: list[str], prefix: str) -> list[dict[str, Any]]:
@@ -196,6 +197,9 @@ async def test_pass_from_import_to_graphql_for_one_tenant_only(
     assert {p["language"] for p in posts} == {"en", "pt"}
     assert all(p["sentiment"] in ("negative", "neutral", "positive") for p in posts)
     assert all(-1 <= p["sentimentScore"] <= 1 and p["keywords"] for p in posts)
+    shown = [c for p in posts for c in p["topComments"]]  # comments show theirs too
+    assert len(shown) == 2 and all(c["analyzedAt"] for c in shown)
+    assert "negative" in {c["sentiment"] for c in shown} and "pt" in {c["language"] for c in shown}
     weekly = await sentiment(gql, tenant.token, ana["id"], "WEEK")
     assert weekly["posts"] == 4  # ana's: a0, a2, a4, a6; weeks start on Monday (ISO)
     assert [b["start"][:10] for b in weekly["timeline"]] == ["2026-10-26", "2026-11-02"]

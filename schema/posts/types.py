@@ -20,11 +20,30 @@ class Comment(relay.Node):
     text: str
     likes: int
     published_at: datetime | None
+    language: str | None = strawberry.field(
+        description="Detected language, null until the analysis pass ran (as on Post)."
+    )
+    sentiment: str | None = strawberry.field(
+        description="negative, neutral or positive; null until analysed or for a language "
+        "without a model."
+    )
+    sentiment_score: float | None
+    sentiment_confidence: float | None
+    analyzed_at: datetime | None
 
     @classmethod
     def from_model(cls, m: models.Comment) -> Comment:
         return cls(
-            id=m.id, author=m.author, text=m.text, likes=m.likes, published_at=m.published_at
+            id=m.id,
+            author=m.author,
+            text=m.text,
+            likes=m.likes,
+            published_at=m.published_at,
+            language=m.language,
+            sentiment=m.sentiment,
+            sentiment_score=m.sentiment_score,
+            sentiment_confidence=m.sentiment_confidence,
+            analyzed_at=m.analyzed_at,
         )
 
     @classmethod
