@@ -19,6 +19,7 @@ from domain.analytics.service import analytics
 from domain.collection.models import FollowerSnapshot
 from domain.collection.service import collection
 from domain.influencers.service import influencers
+from domain.insights.service import insights
 from domain.posts.models import Comment, Post
 from domain.posts.service import posts
 from domain.trends.models import TrendPoint
@@ -96,6 +97,7 @@ class Loaders:
         )
         # trends (schema/trends): rows, hourly points since a time, driving influencers
         self.trend_by_id = _loader(s, trends.by_ids, cache=cache)
+        self.alert_rule_by_id = _loader(s, insights.rules_by_ids, cache=cache)
         self.trend_points: DataLoader[tuple[int, Any], list[TrendPoint]] = _loader(
             s, _grouped(trends.points_by_trend), list, cache=cache
         )

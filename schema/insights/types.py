@@ -343,9 +343,7 @@ class AlertEvent(relay.Node):
 
     @strawberry.field
     async def rule(self, info: Info) -> AlertRule | None:
-        async with tenant_scope(info.context.tenant_schema):
-            found = await insights.rules_by_ids([self.rule_id])
-        row = found.get(self.rule_id)
+        row = await info.context.loaders.alert_rule_by_id.load(self.rule_id)
         return AlertRule.from_model(row) if row else None
 
 
