@@ -314,3 +314,35 @@ async def import_file(gql: GQL, token: str, filename: str, content: bytes) -> di
     body = response.json()
     assert "errors" not in body, body
     return body["data"]["importPosts"]  # type: ignore[no-any-return]
+
+
+async def start_analytics_worker(*args: str, threads: int = 1) -> asyncio.subprocess.Process:
+    """A real `trendscope analytics-worker` process (one Dramatiq process) on this run's
+    namespace; stop it with `stop_analytics_worker`."""
+    import sys
+
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "api.cli",
+        "analytics-worker",
+        "--processes",
+        "1",
+        "--threads",
+        str(threads),
+        *args,
+        env=dict(os.environ),
+        start_new_session=True,  # dramatiq forks a worker process: signal the whole group
+    )
+
+
+async def stop_analytics_worker(worker: asyncio.subprocess.Process) -> None:
+    import contextlib
+    import signal
+
+    worker.terminate()  # the main process forwards TERM to its worker process
+    try:
+        await asyncio.wait_for(worker.wait(), timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)

@@ -15,9 +15,17 @@ import pytest
 
 from jobs.analytics import schedule_scores
 from jobs.insights import schedule_daily_digests
-from tests.conftest import GQL, Server, Tenant, import_file, run_jobs
+from tests.conftest import (
+    GQL,
+    Server,
+    Tenant,
+    import_file,
+    run_jobs,
+    start_analytics_worker,
+    stop_analytics_worker,
+)
 from tests.test_import import add_accounts, jsonl
-from tests.test_trends_e2e import start_analytics_worker, stop, subscribe, trend_rows
+from tests.test_trends_e2e import subscribe, trend_rows
 
 TRENDS = """{ trends(first: 20) { edges { node { id kind key status sentiment } } } }"""
 SCORES = """{ influencers(first: 10, sort: NAME_ASC) { edges { node { displayName
@@ -69,7 +77,7 @@ async def test_posts_become_trends_scores_and_a_digest_for_that_tenant_only(
         influencers = await until(scored)
         insights = await until(digest)
     finally:
-        await stop(worker)
+        await stop_analytics_worker(worker)
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(subs[1].recv(), 1.0)  # B hears nothing of A's trends
     for ws in subs:

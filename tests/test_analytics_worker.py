@@ -6,14 +6,18 @@ only."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
-import sys
 
 import httpx
 
-from tests.conftest import GQL, Tenant, _free_port, import_file, run_jobs
+from tests.conftest import (
+    GQL,
+    Tenant,
+    _free_port,
+    import_file,
+    run_jobs,
+    start_analytics_worker,
+    stop_analytics_worker,
+)
 from tests.test_import import add_accounts, jsonl, rows_for
 
 TOTALS = "{ tenantTotals { influencers accounts posts comments } }"
@@ -26,20 +30,7 @@ async def test_import_triggers_a_recount_in_the_analytics_worker(
     await import_file(gql, tenant.token, "p.jsonl", jsonl(rows_for(["una", "vic"], 12)))
     await run_jobs()  # the import finishes and, after its commit, sends the Dramatiq message
 
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "api.cli",
-        "analytics-worker",
-        "--processes",
-        "1",
-        "--threads",
-        "1",
-        "--metrics-port",
-        str(metrics_port := _free_port()),
-        env=dict(os.environ),
-        start_new_session=True,  # dramatiq forks a worker process: signal the whole group
-    )
+    worker = await start_analytics_worker("--metrics-port", str(metrics_port := _free_port()))
     try:
         totals = None
         for _ in range(600):  # up to 60 s for the worker to boot and consume the message
@@ -74,9 +65,4 @@ async def test_import_triggers_a_recount_in_the_analytics_worker(
             await asyncio.sleep(0.1)
         assert metrics == [{"posts": 6}, {"posts": 6}]
     finally:
-        worker.terminate()  # the main process forwards TERM to its worker process
-        try:
-            await asyncio.wait_for(worker.wait(), timeout=30)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.pid, signal.SIGKILL)
+        await stop_analytics_worker(worker)

@@ -5,17 +5,13 @@ of the right tenant only."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
-import sys
 from typing import Any
 
 import pytest
 
 from jobs.insights import schedule_daily_digests, schedule_hourly_checks
-from tests.conftest import GQL, Server, Tenant
+from tests.conftest import GQL, Server, Tenant, start_analytics_worker, stop_analytics_worker
 from tests.test_insights_api import CREATE, EVENTS, INSIGHTS
 from tests.test_subscriptions import connect
 
@@ -46,18 +42,7 @@ async def test_crons_send_the_actors_and_the_worker_runs_them(
     sent = await schedule_hourly_checks({}) + await schedule_daily_digests({})
     assert sent >= 6  # 3 actors x (at least) two tenants
 
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "api.cli",
-        "analytics-worker",
-        "--processes",
-        "1",
-        "--threads",
-        "2",
-        env=dict(os.environ),
-        start_new_session=True,  # dramatiq forks a worker process: signal the whole group
-    )
+    worker = await start_analytics_worker(threads=2)
     try:
         got: dict[str, Any] = {}
         # the crons sent work for every tenant of this test run, ours among the last: allow
@@ -83,9 +68,4 @@ async def test_crons_send_the_actors_and_the_worker_runs_them(
     finally:
         for ws in (ws_a, ws_b):
             await ws.close()
-        worker.terminate()  # the main process forwards TERM to its worker process
-        try:
-            await asyncio.wait_for(worker.wait(), timeout=30)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.pid, signal.SIGKILL)
+        await stop_analytics_worker(worker)

@@ -5,11 +5,7 @@ trends in GraphQL and `trendUpdated` on a real websocket, for the importing tena
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +16,15 @@ from domain.trends.models import Trend, TrendInfluencer, TrendPoint
 from domain.trends.service import trends as trend_service
 from jobs.trends import detect_tenant_trends, schedule_trend_detection
 from tenants.tx import tenant_tx
-from tests.conftest import GQL, Server, Tenant, import_file, run_jobs
+from tests.conftest import (
+    GQL,
+    Server,
+    Tenant,
+    import_file,
+    run_jobs,
+    start_analytics_worker,
+    stop_analytics_worker,
+)
 from tests.test_import import add_accounts, jsonl
 from tests.test_subscriptions import connect
 
@@ -80,30 +84,6 @@ async def subscribe(server: Server, token: str) -> Any:
     return ws
 
 
-async def start_analytics_worker() -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "api.cli",
-        "analytics-worker",
-        "--processes",
-        "1",
-        "--threads",
-        "1",
-        env=dict(os.environ),
-        start_new_session=True,  # dramatiq forks a worker process: signal the whole group
-    )
-
-
-async def stop(worker: asyncio.subprocess.Process) -> None:
-    worker.terminate()
-    try:
-        await asyncio.wait_for(worker.wait(), timeout=30)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, signal.SIGKILL)
-
-
 async def test_trend_detected_for_the_importing_tenant_only(
     server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant
 ) -> None:
@@ -119,7 +99,7 @@ async def test_trend_detected_for_the_importing_tenant_only(
     try:
         msg = json.loads(await asyncio.wait_for(subs[0].recv(), 90))
     finally:
-        await stop(worker)
+        await stop_analytics_worker(worker)
     assert msg["type"] == "next", msg
     event = msg["payload"]["data"]["trendUpdated"]
     assert event["status"] in ("EMERGING", "RISING")
