@@ -1,6 +1,7 @@
 """Ingest throughput: posts/s stored through the real write path (`posts.upsert_rows` inside
 `tenant_tx`, in batches, as collection jobs call it) beside a raw asyncpg COPY of the same rows
-into an empty copy of the table (same indexes) in the same run.
+into an empty copy of the table (same indexes and foreign key) in the same run, and into one
+without the foreign key.
 
     python -m bench.ingest [--posts 100000] [--batch 5000]
 
@@ -98,13 +99,25 @@ async def ingest(rows: list[ImportRow], batch: int) -> tuple[float, int, int]:
 
 
 async def raw_copy(
-    database_url: str, rows: list[ImportRow], accounts: dict[tuple[str, str], tuple[int, int]]
+    database_url: str,
+    rows: list[ImportRow],
+    accounts: dict[tuple[str, str], tuple[int, int]],
+    table: str,
+    foreign_key: bool,
 ) -> float:
+    """Seconds for one COPY of `rows` into a new empty `LIKE post INCLUDING ALL` table (same
+    columns, defaults and indexes). LIKE copies no foreign keys; with `foreign_key`, post's own
+    one (account_id -> influencer_account, checked per row) is added, as on the real table."""
     import json
 
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute(f"CREATE TABLE {SCHEMA}.post_copy (LIKE {SCHEMA}.post INCLUDING ALL)")
+        await conn.execute(f"CREATE TABLE {SCHEMA}.{table} (LIKE {SCHEMA}.post INCLUDING ALL)")
+        if foreign_key:
+            await conn.execute(
+                f"ALTER TABLE {SCHEMA}.{table} ADD FOREIGN KEY (account_id)"
+                f" REFERENCES {SCHEMA}.influencer_account (id) ON DELETE CASCADE"
+            )
         now = datetime.now(UTC)
         records: list[tuple[Any, ...]] = []
         for r in rows:
@@ -130,10 +143,10 @@ async def raw_copy(
             )
         t0 = time.perf_counter()
         await conn.copy_records_to_table(
-            "post_copy", schema_name=SCHEMA, records=records, columns=COLUMNS
+            table, schema_name=SCHEMA, records=records, columns=COLUMNS
         )
         elapsed = time.perf_counter() - t0
-        count = await conn.fetchval(f"SELECT count(*) FROM {SCHEMA}.post_copy")
+        count = await conn.fetchval(f"SELECT count(*) FROM {SCHEMA}.{table}")
         assert count == len(rows), count
         return elapsed
     finally:
@@ -150,16 +163,20 @@ async def run(database_url: str, n: int, batch: int) -> str:
         assert (created, updated) == (n, 0), (created, updated)
         again, created2, updated2 = await ingest(rows, batch)  # a re-run adds nothing
         assert (created2, updated2) == (0, n), (created2, updated2)
-        copy_seconds = await raw_copy(database_url, rows, accounts)
+        copy_seconds = await raw_copy(database_url, rows, accounts, "post_copy", True)
+        bare_seconds = await raw_copy(database_url, rows, accounts, "post_copy_no_fk", False)
     finally:
         await close_db()
-    ours, reupsert, copy = n / seconds, n / again, n / copy_seconds
+    ours, reupsert = n / seconds, n / again
+    copy, bare = n / copy_seconds, n / bare_seconds
     print(f"write path (new rows):     {ours:10,.0f} posts/s  ({seconds:.2f} s for {n:,})")
     print(f"write path (same rows):    {reupsert:10,.0f} posts/s  ({again:.2f} s, all updates)")
     print(f"raw COPY (empty copy):     {copy:10,.0f} rows/s   ({copy_seconds:.2f} s)")
+    print(f"raw COPY, no foreign key:  {bare:10,.0f} rows/s   ({bare_seconds:.2f} s)")
     return (
         f"RESULT posts={n} batch={batch} posts_per_s={ours:.0f} reupsert_per_s={reupsert:.0f} "
-        f"copy_rows_per_s={copy:.0f} ratio={ours / copy:.2f}"
+        f"copy_rows_per_s={copy:.0f} ratio={ours / copy:.2f} "
+        f"copy_no_fk_rows_per_s={bare:.0f} ratio_no_fk={ours / bare:.2f}"
     )
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+import asyncpg
 import orjson
 
 from domain.collection.rules import ImportRow
@@ -16,8 +19,12 @@ from domain.pagination import Page, check_first, decode_cursor, encode_cursor
 from domain.posts.models import Comment, Post
 from tenants.tx import current_tx
 
-# The write path: COPY the batch into a transaction-local staging table (binary, the fastest way
-# into PostgreSQL), then one INSERT .. ON CONFLICT from it. (platform, external_id) is the key.
+# The write path, keyed on (platform, external_id). Posts not stored yet (what an incremental
+# collection run brings) are COPYed straight into `post` with ids taken from its sequence: binary
+# COPY is the fastest way into PostgreSQL. Posts already stored are COPYed into a
+# transaction-local staging table and moved with one INSERT .. ON CONFLICT DO UPDATE. If another
+# transaction stored one of the "new" posts in between, the direct COPY fails on the unique index;
+# it is rolled back to a savepoint and the whole batch takes the upsert path instead.
 POST_STAGE_COLUMNS = (
     "account_id",
     "influencer_id",
@@ -53,6 +60,19 @@ ON CONFLICT (platform, external_id) DO UPDATE SET
     likes = EXCLUDED.likes, comments = EXCLUDED.comments, shares = EXCLUDED.shares,
     views = EXCLUDED.views, raw_json = EXCLUDED.raw_json, collected_at = now()
 RETURNING id, influencer_id, (xmax = 0) AS inserted
+"""
+# One unique-index lookup per key (LATERAL .. LIMIT 1 keeps the planner from a hash join over a
+# scan of the whole table, which it picks on fresh statistics).
+_STORED_KEYS = """
+SELECT k.platform, k.external_id
+FROM unnest($1::text[], $2::text[]) AS k(platform, external_id)
+CROSS JOIN LATERAL (
+    SELECT 1 FROM post p WHERE p.platform = k.platform AND p.external_id = k.external_id LIMIT 1
+) stored
+"""
+_NEW_POST_IDS = """
+SELECT ARRAY(SELECT nextval('post_id_seq') FROM generate_series(1, $1))
+       AS ids, now() AS now
 """
 _COMMENT_STAGE_COLUMNS = (
     "platform",
@@ -114,6 +134,75 @@ async def _copy_and_upsert(
         returned = await conn.fetch(upsert)
         await conn.execute(f"DROP TABLE {stage}")
     return list(returned)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while a batch's records are built. The loop makes
+    about fifteen objects per row and no reference cycles, yet the allocations alone trigger
+    collections that scan the whole heap: 0.53 s of 0.68 s per 100,000 rows (bench/ingest).
+    No await happens inside, so no other task runs while it is off."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _post_records(
+    rows: Sequence[ImportRow],
+    accounts: dict[tuple[str, str], tuple[int, int]],
+    ids: Sequence[int] | None = None,
+    now: datetime | None = None,
+) -> list[tuple[object, ...]]:
+    """COPY records in POST_STAGE_COLUMNS order; with `ids`, framed as (id, ..., collected_at)
+    for a COPY straight into `post`."""
+    with _gc_paused():
+        records: list[tuple[object, ...]] = []
+        for r in rows:
+            account_id, influencer_id = accounts[(r.platform, r.handle)]
+            records.append(
+                (
+                    account_id,
+                    influencer_id,
+                    r.platform,
+                    r.external_id,
+                    r.url,
+                    r.text,
+                    list(r.hashtags),
+                    list(r.mentions),
+                    r.published_at,
+                    r.likes,
+                    r.comments,
+                    r.shares,
+                    r.views,
+                    orjson.dumps(r.raw, default=str).decode(),
+                )
+            )
+        if ids is not None:
+            records = [(i, *record, now) for i, record in zip(ids, records, strict=True)]
+    return records
+
+
+async def _copy_new_posts(
+    conn: asyncpg.Connection, records: list[tuple[object, ...]], result: UpsertResult
+) -> bool:
+    """COPY posts not stored yet straight into `post`; False (and nothing written) if another
+    transaction stored one of them first, so the caller upserts them instead."""
+    await conn.execute("SAVEPOINT new_posts")
+    try:
+        await conn.copy_records_to_table(
+            "post", records=records, columns=("id", *POST_STAGE_COLUMNS, "collected_at")
+        )
+    except asyncpg.UniqueViolationError:
+        await conn.execute("ROLLBACK TO SAVEPOINT new_posts")
+        return False
+    await conn.execute("RELEASE SAVEPOINT new_posts")
+    result.created += len(records)
+    result.created_posts.extend((cast(int, rec[0]), cast(int, rec[2])) for rec in records)
+    return True
 
 
 _RECENT_BY_ACCOUNT = """
@@ -217,39 +306,35 @@ class PostService:
             platform__in=list({k[0] for k in keys}), handle__in=list({k[1] for k in keys})
         ).values_list("platform", "handle", "id", "influencer_id")
         by_key = {(p, h): (i, inf) for p, h, i, inf in accounts}
-        latest: dict[tuple[str, str], tuple[object, ...]] = {}
+        latest: dict[tuple[str, str], ImportRow] = {}
         for r in rows:
-            acc = by_key.get((r.platform, r.handle))
-            if acc is None:
+            if (r.platform, r.handle) not in by_key:
                 result.skipped += 1
                 result.errors.append((r.index, f"no tracked {r.platform} account @{r.handle}"))
                 continue
             key = (r.platform, r.external_id)
             if key in latest:  # the same post twice in one batch: the later row wins
                 result.updated += 1
-            latest[key] = (
-                acc[0],
-                acc[1],
-                r.platform,
-                r.external_id,
-                r.url,
-                r.text,
-                list(r.hashtags),
-                list(r.mentions),
-                r.published_at,
-                r.likes,
-                r.comments,
-                r.shares,
-                r.views,
-                orjson.dumps(r.raw, default=str).decode(),
-            )
+            latest[key] = r
         if not latest:
+            return result
+        to_upsert = list(latest.values())
+        async with current_tx().raw_connection() as conn:
+            stored = await conn.fetch(_STORED_KEYS, [k[0] for k in latest], [k[1] for k in latest])
+            known = {(r["platform"], r["external_id"]) for r in stored}
+            new = [row for key, row in latest.items() if key not in known]
+            if new:
+                ids = await conn.fetchrow(_NEW_POST_IDS, len(new))
+                records = _post_records(new, by_key, ids["ids"], ids["now"])
+                if await _copy_new_posts(conn, records, result):
+                    to_upsert = [row for key, row in latest.items() if key in known]
+        if not to_upsert:
             return result
         returned = await _copy_and_upsert(
             _CREATE_STAGE,
             "_post_stage",
             POST_STAGE_COLUMNS,
-            list(latest.values()),
+            _post_records(to_upsert, by_key),
             _UPSERT_FROM_STAGE,
         )
         for row in returned:
