@@ -100,10 +100,15 @@ async def test_post_stored_by_another_transaction_meanwhile_is_upserted(tenant: 
     async def release_when_second_waits() -> None:
         await first_copied.wait()
         db = connections.get("default")
-        # Polls PostgreSQL, which has no event to await.
-        while not (await db.execute_query_dict(_WAITING_ON_A_TRANSACTION))[0]["n"]:  # noqa: ASYNC110
-            await asyncio.sleep(0.02)  # the second's COPY now waits on the first's rows
-        release_first.set()
+        try:
+            for _ in range(1000):  # PostgreSQL has no event to await: poll, for at most ~20 s
+                if (await db.execute_query_dict(_WAITING_ON_A_TRANSACTION))[0]["n"]:
+                    break  # the second's COPY now waits on the first's uncommitted rows
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the second transaction never waited on the first")
+        finally:
+            release_first.set()
 
     outcomes = await asyncio.gather(first(), second(), release_when_second_waits())
     assert outcomes[0] == (3, 0)
