@@ -8,7 +8,7 @@ builds the result.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from tenants.tx import TenantTx, tenant_tx
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+N = TypeVar("N")
 
 
 def tenant_scope(schema: str | None) -> AbstractAsyncContextManager[TenantTx]:
@@ -36,6 +37,20 @@ def tenant_scope(schema: str | None) -> AbstractAsyncContextManager[TenantTx]:
     if schema is None:
         raise PermissionError("no tenant bound to this request")
     return tenant_tx(schema)
+
+
+async def tenant_nodes(
+    schema: str | None,
+    node_ids: Iterable[str],
+    by_ids: Callable[[list[int]], Awaitable[Mapping[int, V]]],
+    from_model: Callable[[V], N],
+) -> list[N | None]:
+    """A Relay `resolve_nodes` over tenant rows: `by_ids` in the tenant's scope, the nodes in
+    the order asked, None for an id the tenant has no row for."""
+    ids = [int(i) for i in node_ids]
+    async with tenant_scope(schema):
+        found = await by_ids(ids)
+    return [from_model(found[i]) if i in found else None for i in ids]
 
 
 def _loader(

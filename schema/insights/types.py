@@ -14,7 +14,7 @@ from strawberry.types import Info
 from domain.analytics import insights as calc
 from domain.insights import models
 from domain.insights.service import insights
-from schema.dataloaders import tenant_scope
+from schema.dataloaders import tenant_nodes
 from schema.influencers.types import Influencer, Platform
 from schema.posts.types import Post
 
@@ -88,10 +88,9 @@ class Insight(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Insight | None]:
-        wanted = [int(i) for i in node_ids]
-        async with tenant_scope(info.context.tenant_schema):
-            found = await insights.insights_by_ids(wanted)
-        return [cls.from_model(found[i]) if i in found else None for i in wanted]
+        return await tenant_nodes(
+            info.context.tenant_schema, node_ids, insights.insights_by_ids, cls.from_model
+        )
 
 
 @strawberry.type
@@ -147,10 +146,9 @@ class Anomaly(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Anomaly | None]:
-        wanted = [int(i) for i in node_ids]
-        async with tenant_scope(info.context.tenant_schema):
-            found = await insights.anomalies_by_ids(wanted)
-        return [cls.from_model(found[i]) if i in found else None for i in wanted]
+        return await tenant_nodes(
+            info.context.tenant_schema, node_ids, insights.anomalies_by_ids, cls.from_model
+        )
 
     @strawberry.field
     async def influencer(self, info: Info) -> Influencer | None:
@@ -282,10 +280,9 @@ class AlertRule(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[AlertRule | None]:
-        wanted = [int(i) for i in node_ids]
-        async with tenant_scope(info.context.tenant_schema):
-            found = await insights.rules_by_ids(wanted)
-        return [cls.from_model(found[i]) if i in found else None for i in wanted]
+        return await tenant_nodes(
+            info.context.tenant_schema, node_ids, insights.rules_by_ids, cls.from_model
+        )
 
     @strawberry.field(description="The influencer the rule watches; null: the whole tenant.")
     async def influencer(self, info: Info) -> Influencer | None:
@@ -336,10 +333,9 @@ class AlertEvent(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[AlertEvent | None]:
-        wanted = [int(i) for i in node_ids]
-        async with tenant_scope(info.context.tenant_schema):
-            found = await insights.events_by_ids(wanted)
-        return [cls.from_model(found[i]) if i in found else None for i in wanted]
+        return await tenant_nodes(
+            info.context.tenant_schema, node_ids, insights.events_by_ids, cls.from_model
+        )
 
     @strawberry.field
     async def rule(self, info: Info) -> AlertRule | None:

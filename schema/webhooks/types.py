@@ -14,7 +14,7 @@ from strawberry.types import Info
 
 from domain.webhooks import models
 from domain.webhooks.service import webhooks
-from schema.dataloaders import tenant_scope
+from schema.dataloaders import tenant_nodes
 
 SCOPE = "webhooks:manage"
 
@@ -50,12 +50,11 @@ class WebhookEndpoint(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[WebhookEndpoint | None]:
-        ids = [int(i) for i in node_ids]
-        found: dict[int, models.WebhookEndpoint] = {}
-        if _allowed(info):
-            async with tenant_scope(info.context.tenant_schema):
-                found = await webhooks.endpoints_by_ids(ids)
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
+        if not _allowed(info):
+            return [None for _ in node_ids]
+        return await tenant_nodes(
+            info.context.tenant_schema, node_ids, webhooks.endpoints_by_ids, cls.from_model
+        )
 
 
 @strawberry.enum
@@ -102,12 +101,11 @@ class WebhookDelivery(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[WebhookDelivery | None]:
-        ids = [int(i) for i in node_ids]
-        found: dict[int, models.WebhookDelivery] = {}
-        if _allowed(info):
-            async with tenant_scope(info.context.tenant_schema):
-                found = await webhooks.deliveries_by_ids(ids)
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
+        if not _allowed(info):
+            return [None for _ in node_ids]
+        return await tenant_nodes(
+            info.context.tenant_schema, node_ids, webhooks.deliveries_by_ids, cls.from_model
+        )
 
 
 @strawberry.type
