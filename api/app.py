@@ -41,15 +41,17 @@ from api.settings import Settings, get_settings
 from api.signin import sign_in_callback, sign_in_login
 from api.token_endpoint import token_endpoint
 from api.tracing import tracing_middleware
+from api.unavailable import DatabaseUnavailableMiddleware
 from api.ws import SubscriptionServer
 from billing.webhooks import stripe_webhook
 from domain.audit.service import Origin, bind_origin
 from jobs.runtime import runtime
 from schema.context import Context
 from schema.dataloaders import Loaders
+from schema.errors import UNAVAILABLE, as_unavailable
 from schema.limits import CostBudget, batch_budget
 from schema.schema import schema
-from tenants.db import close_db, init_db
+from tenants.db import close_db, init_db, pool_stats
 
 log = structlog.get_logger(__name__)
 
@@ -133,6 +135,20 @@ def is_request_error(result: ExecutionResult) -> bool:
         and bool(result.errors)
         and all(e.path is None for e in result.errors or ())
     )
+
+
+def _retry_after_if_unavailable(
+    response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+) -> int | None:
+    """The largest `retryAfter` of the SERVICE_UNAVAILABLE errors in the answer, if any."""
+    answers = response_data if isinstance(response_data, list) else [response_data]
+    waits = [
+        int((e.get("extensions") or {}).get("retryAfter") or 1)
+        for answer in answers
+        for e in answer.get("errors") or ()
+        if isinstance(e, dict) and (e.get("extensions") or {}).get("code") == UNAVAILABLE
+    ]
+    return max(waits) if waits else None
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -302,6 +318,10 @@ class GraphQLApp(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
+        if result.errors:
+            # A database failure before execution (an extension's transaction, the compiled
+            # path) never reached the resolvers' masking: code it here the same way.
+            result.errors = [as_unavailable(e) or e for e in result.errors]
         response = await super().process_result(request, result)
         if is_request_error(result):
             response.pop("data", None)
@@ -314,7 +334,13 @@ class GraphQLApp(GraphQL[Context, None]):
     ) -> Response:
         media = getattr(sub_response, "media_type_chosen", None) or GRAPHQL_RESPONSE_JSON
         status = 200
-        if media == GRAPHQL_RESPONSE_JSON and isinstance(response_data, dict):
+        unavailable = _retry_after_if_unavailable(response_data)
+        if unavailable is not None:
+            # PostgreSQL down or saturated: an infrastructure answer whatever the media type,
+            # so that clients and load balancers retry (docs/operations.md, failure modes).
+            status = 503
+            sub_response.headers["retry-after"] = str(unavailable)
+        elif media == GRAPHQL_RESPONSE_JSON and isinstance(response_data, dict):
             if "data" not in response_data:  # a request error: 4xx, or 5xx if it was ours
                 codes = {
                     (e.get("extensions") or {}).get("code")
@@ -360,13 +386,17 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """503 while shutting down (see api/lifecycle.py) or when PostgreSQL or Redis is down."""
+    """503 while shutting down (see api/lifecycle.py), when PostgreSQL or Redis is down, or
+    when no pooled connection frees up within a second (saturated: the figures say so)."""
     lifecycle: Lifecycle | None = getattr(request.app.state, "lifecycle", None)
     if lifecycle is not None and lifecycle.shutting_down:
         return JSONResponse({"status": "shutting down"}, status_code=503)
-    checks: dict[str, str] = {}
+    checks: dict[str, Any] = {}
+    pool = pool_stats()
     try:
-        await connections.get("default").execute_query("SELECT 1")
+        await asyncio.wait_for(
+            connections.get("default").execute_query("SELECT 1"), READY_DB_TIMEOUT
+        )
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
@@ -376,8 +406,13 @@ async def readyz(request: Request) -> Response:
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
-    ok = all(v == "ok" for v in checks.values())
+    ok = checks["database"] == "ok" and checks["redis"] == "ok"
+    if pool is not None:
+        checks["pool"] = pool
     return JSONResponse(checks, status_code=200 if ok else 503)
+
+
+READY_DB_TIMEOUT = 1.0
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -436,6 +471,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[
             *tracing_middleware(),  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
             Middleware(RequestContextMiddleware),  # outermost: sees what auth answers itself
+            Middleware(DatabaseUnavailableMiddleware),  # 503, not 500, when PostgreSQL is down
             Middleware(AuthMiddleware, settings=settings),
             Middleware(RateLimitMiddleware, settings=settings),  # needs the principal
         ],

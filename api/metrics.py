@@ -12,7 +12,8 @@ What is measured, and where:
   `HTTP_<status>` for requests refused before GraphQL (401/403 at the auth middleware, 5xx).
 - Read at scrape time: `trendscope_active_subscriptions` (the process's EventHub subscribers),
   `trendscope_job_queue_depth{queue}` (ZCARD of the ARQ queue key) and
-  `trendscope_db_pool_connections{state}` (asyncpg pool of Tortoise's `default` connection).
+  `trendscope_db_pool_connections{state}` (size, idle, max, waiting, acquire_timeouts of the
+  shared asyncpg pool).
 - `trendscope_job_duration_seconds{job,outcome}` and `trendscope_job_wait_seconds{job}`:
   observed by the ARQ worker around each job (`jobs.worker`); the worker process serves them on
   its own port (`trendscope worker --metrics-port`). One registry per process, no
@@ -253,25 +254,24 @@ async def refresh_scrape_gauges(subscriptions: object | None) -> None:
 
 def _pool_stat(stat: str) -> Callable[[], float]:
     def read() -> float:
-        from tortoise import Tortoise, connections
+        from tenants.db import pool_stats
 
-        if not Tortoise.is_inited():
-            return 0.0
-        try:
-            pool = getattr(connections.get("default"), "_pool", None)
-        except Exception:  # no connection configured (yet)
-            return 0.0
-        if pool is None:
-            return 0.0
-        return float(getattr(pool, stat)())
+        return float((pool_stats() or {}).get(stat, 0))
 
     return read
 
 
 # Read synchronously at every scrape, in any process that has a pool (api, ARQ worker).
-DB_POOL.labels("size").set_function(_pool_stat("get_size"))
-DB_POOL.labels("idle").set_function(_pool_stat("get_idle_size"))
-DB_POOL.labels("max").set_function(_pool_stat("get_max_size"))
+# `waiting` above 0 for long means the pool is saturated (requests then get 503 after
+# DB_ACQUIRE_TIMEOUT_SECONDS, counted in `acquire_timeouts`).
+for _stat, _key in (
+    ("size", "size"),
+    ("idle", "idle"),
+    ("max", "max"),
+    ("waiting", "waiting"),
+    ("acquire_timeouts", "acquireTimeouts"),
+):
+    DB_POOL.labels(_stat).set_function(_pool_stat(_key))
 
 
 async def metrics_endpoint(request: Request) -> Response:

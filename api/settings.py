@@ -140,6 +140,13 @@ class Settings(BaseSettings):
     db_statement_cache_size: int = 100
     # Set when DATABASE_URL points at PgBouncer (transaction mode): forces the cache to 0.
     database_pgbouncer: bool = False
+    # A request waits at most this long for a pooled connection, then gets 503
+    # SERVICE_UNAVAILABLE with Retry-After instead of hanging (tenants/pgclient.py).
+    db_acquire_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Server-side limits on every connection (milliseconds, 0 = off): PostgreSQL cancels a
+    # statement running longer, and closes a connection idle inside a transaction longer.
+    db_statement_timeout_ms: int = Field(default=60_000, ge=0)
+    db_idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
     arq_queue_name: str = "trendscope:arq"
     dramatiq_namespace: str = "trendscope-dramatiq"
     import_batch_size: int = Field(default=500, ge=1, le=10_000)

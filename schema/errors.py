@@ -12,6 +12,7 @@ from graphql import GraphQLError
 from tortoise.transactions import in_transaction
 
 from domain import errors as de
+from tenants.pgclient import is_database_unavailable, retry_after
 from tenants.tx import current_tx_or_none
 
 log = structlog.get_logger(__name__)
@@ -106,11 +107,30 @@ async def run_mutation(
         return to_user_error(exc)
 
 
+# The code of an answer refused because PostgreSQL is down or saturated; the HTTP response is a
+# 503 with Retry-After (api/app.py), and the client should simply try again.
+UNAVAILABLE = "SERVICE_UNAVAILABLE"
+
+
 class PublicError(GraphQLError):
     """A GraphQL error whose message is safe to show; carries `extensions.code`."""
 
     def __init__(self, message: str, code: str, **extra: Any) -> None:
         super().__init__(message, extensions={"code": code, **extra})
+
+
+def as_unavailable(error: GraphQLError) -> GraphQLError | None:
+    """The SERVICE_UNAVAILABLE error for a failure of PostgreSQL itself, else None."""
+    if not is_database_unavailable(error.original_error):
+        return None
+    return GraphQLError(
+        "The database is unavailable; retry shortly.",
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": UNAVAILABLE, "retryAfter": retry_after(error.original_error)},
+    )
 
 
 def user_facing(error: GraphQLError) -> GraphQLError | None:
@@ -132,6 +152,9 @@ def user_facing(error: GraphQLError) -> GraphQLError | None:
             path=error.path,
             extensions=ext,
         )
+    unavailable = as_unavailable(error)
+    if unavailable is not None:
+        return unavailable
     if original is None or isinstance(original, GraphQLError):
         # parse/validation errors, permission errors and PublicError carry their own message
         return error

@@ -22,6 +22,7 @@ from schema.billing.queries import BillingQueries
 from schema.collection.mutations import CollectionMutations
 from schema.collection.queries import CollectionQueries
 from schema.collection.subscriptions import CollectionSubscriptions
+from schema.errors import UNAVAILABLE
 from schema.extensions import MaskUnexpectedErrors, TenantTransaction
 from schema.influencers.mutations import InfluencerMutations
 from schema.influencers.queries import InfluencerQueries
@@ -37,6 +38,7 @@ from schema.trends.queries import TrendQueries
 from schema.trends.subscriptions import TrendSubscriptions
 from schema.webhooks.mutations import WebhookMutations
 from schema.webhooks.queries import WebhookQueries
+from tenants.pgclient import is_database_unavailable
 
 
 @strawberry.type
@@ -85,6 +87,13 @@ Subscription = merge_types(
 )
 
 
+def _unavailable(error: GraphQLError) -> bool:
+    """PostgreSQL down or saturated: /readyz and the 503s report it, not a traceback each."""
+    return (error.extensions or {}).get("code") == UNAVAILABLE or is_database_unavailable(
+        error.original_error
+    )
+
+
 class TrendscopeSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -96,6 +105,7 @@ class TrendscopeSchema(strawberry.Schema):
             for e in errors
             if not isinstance(e.original_error, DomainError)
             and (e.extensions or {}).get("code") not in LIMIT_CODES
+            and not _unavailable(e)
         ]
         if unexpected:
             super().process_errors(unexpected, execution_context)

@@ -24,7 +24,13 @@ TENANT_MODELS = [
 
 
 def tortoise_config(
-    database_url: str, *, pool_min: int = 1, pool_max: int = 10, statement_cache_size: int = 100
+    database_url: str,
+    *,
+    pool_min: int = 1,
+    pool_max: int = 10,
+    statement_cache_size: int = 100,
+    acquire_timeout: float = 5.0,
+    server_settings: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     url = urlparse(database_url)
     credentials: dict[str, Any] = {
@@ -36,11 +42,12 @@ def tortoise_config(
         "minsize": pool_min,
         "maxsize": pool_max,
         "statement_cache_size": statement_cache_size,
+        "acquire_timeout": acquire_timeout,
     }
+    if server_settings:
+        credentials["server_settings"] = server_settings
     return {
-        "connections": {
-            "default": {"engine": "tortoise.backends.asyncpg", "credentials": credentials}
-        },
+        "connections": {"default": {"engine": "tenants.pgclient", "credentials": credentials}},
         "apps": {
             "public": {
                 "models": PUBLIC_MODELS,

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 from tenants.models import Tenant
+from tenants.pgclient import is_database_unavailable
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,15 @@ class TenantPolicies:
         hit = self._cache.get(tenant_id)
         if hit is not None and hit[0] > now:
             return hit[1]
-        rows = await Tenant.filter(id=tenant_id).values_list("plan", "persisted_queries_only")
+        try:
+            rows = await Tenant.filter(id=tenant_id).values_list("plan", "persisted_queries_only")
+        except Exception as exc:
+            # PostgreSQL down: the last known policy beats none (the rate limiter and the
+            # cost ceiling keep working on it); without one the request fails with the
+            # database, as a 503 (api/unavailable.py).
+            if hit is not None and is_database_unavailable(exc):
+                return hit[1]
+            raise
         if rows:
             plan, only = rows[0]
             policy = TenantPolicy(tenant_id, plan or None, bool(only))

@@ -106,6 +106,19 @@ class TenantTx:
         return self.conn.acquire_connection()  # type: ignore[no-any-return]
 
 
+# Extra `SET LOCAL`s sent with each transaction's search_path, in the same round trip. Set by
+# `tenants.db.init_db` behind PgBouncer, where connections cannot carry the server-side
+# timeouts as startup parameters.
+_local_settings = ""
+
+
+def set_local_settings(settings: dict[str, str]) -> None:
+    global _local_settings
+    _local_settings = "".join(
+        f"; SET LOCAL {name} = {int(value)}" for name, value in settings.items()
+    )
+
+
 _current: ContextVar[TenantTx | None] = ContextVar("trendscope_tenant_tx", default=None)
 
 
@@ -144,7 +157,7 @@ async def _tx(schema: str | None) -> AsyncIterator[TenantTx]:
     tx: TenantTx | None = None
     try:
         async with in_transaction() as conn:
-            await conn.execute_script(f"SET LOCAL search_path TO {search_path}")
+            await conn.execute_script(f"SET LOCAL search_path TO {search_path}{_local_settings}")
             tx = TenantTx(schema=schema, conn=conn)
             token = _current.set(tx)
             try:
