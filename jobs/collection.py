@@ -99,7 +99,11 @@ async def requeue_stale(ctx: dict[str, Any], stale_after: timedelta = STALE_AFTE
                     reason = "its job was lost before it ran"
                 else:
                     reason = f"no progress for {int(stale_after.total_seconds())}s: worker lost"
-                verdict = await retries.record_failure(task_id, reason, bounds, retry_after=0)
+                # A running task stays running: its run may be alive and merely slow (a long
+                # platform call); the duplicate run and it cannot both apply a step.
+                verdict = await retries.record_failure(
+                    task_id, reason, bounds, retry_after=0, wait=status == "pending"
+                )
                 if verdict.retry_in is None:
                     continue  # finished meanwhile, or this was one failure too many
                 if status == "pending":

@@ -288,3 +288,33 @@ async def test_a_task_whose_job_keeps_getting_lost_ends_failed(
             assert row.error == "gave up after 3 failed attempts in a row: its job was lost " + (
                 "before it ran"
             )
+
+
+def test_which_failures_count_as_a_database_blip() -> None:
+    """Real exception chains as asyncpg and httpx raise them: a terminated backend seen through
+    a failed rollback is transient; a platform's refused connection is not a database fault,
+    nor is a bad query."""
+    import httpx
+
+    from jobs.retry import is_transient_db_error
+
+    def chained(outer: BaseException, inner: BaseException) -> BaseException:
+        try:
+            try:
+                raise inner
+            except BaseException:
+                raise outer  # noqa: B904 (the implicit context is what is tested)
+        except BaseException as exc:
+            return exc
+
+    shutdown = asyncpg.exceptions.AdminShutdownError("terminating connection")
+    rollback = asyncpg.InterfaceError("cannot call Transaction.rollback(): connection is closed")
+    assert is_transient_db_error(chained(rollback, shutdown))
+    assert is_transient_db_error(asyncpg.exceptions.DeadlockDetectedError("deadlock"))
+    assert is_transient_db_error(ConnectionRefusedError(111, "Connection refused"))
+    refused = chained(
+        httpx.ConnectError("All connection attempts failed"), ConnectionRefusedError()
+    )
+    assert not is_transient_db_error(refused)
+    assert not is_transient_db_error(asyncpg.exceptions.UndefinedColumnError("no such column"))
+    assert not is_transient_db_error(ValueError("bad input"))

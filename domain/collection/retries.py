@@ -51,10 +51,12 @@ async def record_failure(
     *,
     retry_after: float | None = None,
     now: datetime | None = None,
+    wait: bool = True,
 ) -> Verdict:
     """Count a failed run of the task; schedule the next (pending, `next_attempt_at`) or, past
     the bounds, fail the task with the reason. `retry_after` (a platform's Retry-After, or 0
-    to run again at once) overrides the back-off."""
+    to run again at once) overrides the back-off. `wait=False` counts the failure but leaves a
+    running task running: the run may still be alive, only slow, and must not be cut off."""
     now = now or datetime.now(UTC)
     task = await CollectionTask.filter(id=task_id).select_for_update().first()
     if task is None or task.status in FINISHED:
@@ -76,8 +78,9 @@ async def record_failure(
         events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
         return Verdict(task, None, failed_now=True)
     delay = bounds.delay(task.retries) if retry_after is None else max(0.0, retry_after)
-    task.status = "pending"
-    task.next_attempt_at = now + timedelta(seconds=delay)
+    if wait:
+        task.status = "pending"
+        task.next_attempt_at = now + timedelta(seconds=delay)
     await task.save()
     events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
     return Verdict(task, delay)
