@@ -180,6 +180,16 @@ class Settings(BaseSettings):
     collect_comment_days: int = Field(default=7, ge=0, le=90)
     # Per-tenant collection schedule: None means each plan's `collect_interval_hours`.
     collect_interval_hours: int | None = Field(default=None, ge=1)
+    # Job retries (docs/operations.md, "Job retries"): a collection task whose run fails
+    # (platform unreachable, database blip, lost job) is retried after base * 2^(n-1) seconds,
+    # capped, until `job_max_attempts` runs in a row have failed without progress or the
+    # failures have lasted `job_max_age_seconds`; then it ends FAILED with the reason.
+    job_max_attempts: int = Field(default=8, ge=1, le=100)
+    job_max_age_seconds: float = Field(default=3600.0, gt=0)
+    job_retry_base_seconds: float = Field(default=5.0, gt=0)
+    job_retry_max_seconds: float = Field(default=300.0, gt=0)
+    # The first back-off window of a connector's in-call retries (it doubles per attempt).
+    connector_retry_base_seconds: float = Field(default=1.0, gt=0)
     # Stripe (docs/billing.md). Price ids per plan and interval, JSON:
     # STRIPE_PRICES='{"pro": {"month": "price_...", "year": "price_..."}, ...}'.
     # STRIPE_API_BASE points the client elsewhere (staging proxies, the tests' fake).

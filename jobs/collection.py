@@ -7,27 +7,30 @@ from typing import Any
 
 import structlog
 from arq import Retry
+from arq.worker import RetryJob
 
-from api.settings import get_settings
+from api.settings import Settings, get_settings
 from billing.entitlements import plans_by_schema
 from billing.plans import Plan
-from domain.collection import oauth, rules
+from domain.collection import oauth, retries, rules
 from domain.collection.collect import COLLECT_JOB, SCRAPER_ROUTES, account_ref, collector
 from domain.collection.connections import connections
 from domain.collection.connectors import (
     AccountUnavailable,
+    ConnectorError,
     CredentialBroken,
     PlatformRequestFailed,
     PlatformUnavailable,
     QuotaExhausted,
     QuotaLimiter,
+    RetryPolicy,
     build_connector,
 )
-from domain.collection.models import CollectionTask
 from domain.collection.service import IMPORT_JOB, collection
 from domain.errors import NotFound
 from jobs.analytics_dispatch import send_analysis_after_commit, send_recount_after_commit
-from jobs.enqueue import enqueue_after_commit
+from jobs.enqueue import enqueue_after_commit, scoped_job_id
+from jobs.retry import is_transient_db_error, job_retry_delay
 from jobs.runtime import runtime
 from tenants.registry import list_tenant_schemas
 from tenants.tx import tenant_tx
@@ -37,7 +40,7 @@ log = structlog.get_logger(__name__)
 STALE_AFTER = timedelta(seconds=60)
 
 
-async def import_file(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
+async def _import_file(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
     """`collection.import`: ingest an uploaded file in batches, resuming from the task's cursor.
 
     Each batch commits its rows together with the cursor, so a worker killed at any point
@@ -73,19 +76,36 @@ async def import_file(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> 
 
 async def requeue_stale(ctx: dict[str, Any], stale_after: timedelta = STALE_AFTER) -> int:
     """`collection.requeue_stale` (cron): enqueue again the tasks whose job was lost with Redis
-    (still `pending`) or whose worker died (`running`, no batch committed for a while).
+    (`pending`, and no job of the task in the queue) or whose worker died (`running`, no step
+    committed for a while). Each counts as a failed run (domain/collection/retries.py), so a
+    task whose job keeps vanishing ends `failed` instead of being requeued for ever.
 
-    A pending task keeps its job id, so a job still queued is not duplicated. A stale running
-    task gets a job id with its attempt number: ARQ would keep refusing the original id until
-    the dead job's in-progress key expires. Two runs of one task cannot double-count: each
-    batch checks the task's cursor under a row lock.
+    A pending task keeps its job id. A stale running task gets a job id with its attempt
+    number: ARQ would keep refusing the original id while the dead job's keys live. Two runs of
+    one task cannot double-count: each step checks the task's cursor under a row lock.
     """
+    bounds = retry_bounds(get_settings())
+    queued: set[tuple[str, str, str]] | None = None
     count = 0
     cutoff = datetime.now(UTC) - stale_after
     for schema in await list_tenant_schemas():
         async with tenant_tx(schema):
             for task_id, kind, status, attempts in await collection.stale_tasks(cutoff):
                 job = COLLECT_JOB if kind == "collect" else IMPORT_JOB
+                if status == "pending":
+                    queued = await _queued_jobs() if queued is None else queued
+                    if (job, schema, str(task_id)) in queued:
+                        continue  # waiting its turn (or a deferred retry): not lost
+                    reason = "its job was lost before it ran"
+                else:
+                    reason = f"no progress for {int(stale_after.total_seconds())}s: worker lost"
+                # A running task stays running: its run may be alive and merely slow (a long
+                # platform call); the duplicate run and it cannot both apply a step.
+                verdict = await retries.record_failure(
+                    task_id, reason, bounds, retry_after=0, wait=status == "pending"
+                )
+                if verdict.retry_in is None:
+                    continue  # finished meanwhile, or this was one failure too many
                 if status == "pending":
                     enqueue_after_commit(job, schema, task_id)
                 else:
@@ -94,7 +114,90 @@ async def requeue_stale(ctx: dict[str, Any], stale_after: timedelta = STALE_AFTE
     return count
 
 
+async def _queued_jobs() -> set[tuple[str, str, str]]:
+    """(job name, tenant schema, task id) of every job in this process's ARQ queue, whatever
+    its suffix (retry, quota): queued, deferred or running."""
+    if runtime.arq is None:
+        return set()
+    prefix = scoped_job_id("")
+    found = set()
+    for raw in await runtime.arq.zrange(runtime.queue_name, 0, -1):
+        jid = raw.decode() if isinstance(raw, bytes) else str(raw)
+        parts = jid.removeprefix(prefix).split(":")
+        if jid.startswith(prefix) and len(parts) >= 3:
+            found.add((parts[0], parts[1], parts[2]))
+    return found
+
+
+def retry_bounds(settings: Settings) -> retries.RetryBounds:
+    return retries.RetryBounds(
+        max_attempts=settings.job_max_attempts,
+        max_age=timedelta(seconds=settings.job_max_age_seconds),
+        base=settings.job_retry_base_seconds,
+        cap=settings.job_retry_max_seconds,
+    )
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectorError):
+        return str(exc)
+    if is_transient_db_error(exc):
+        return f"database unavailable: {type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def retry_or_fail(
+    ctx: dict[str, Any], tenant_schema: str, task_id: int, exc: Exception
+) -> str:
+    """A run of the task failed with `exc`: record it and hand the job back to ARQ with the
+    task's back-off (`Retry`), or, past the bounds, leave the task `failed` with the reason.
+    Re-raises `exc` when the task was already finished (the run itself recorded why)."""
+    retry_after = exc.retry_after if isinstance(exc, PlatformUnavailable) else None
+    try:
+        async with tenant_tx(tenant_schema):
+            verdict = await retries.record_failure(
+                task_id, describe(exc), retry_bounds(get_settings()), retry_after=retry_after
+            )
+    except Exception as record_exc:
+        if not (is_transient_db_error(record_exc) or is_transient_db_error(exc)):
+            raise
+        # The database is still away: not even the failure can be written. ARQ retries the job
+        # (bounded by its max_tries; then `requeue_stale` finds the task).
+        raise Retry(defer=job_retry_delay(int(ctx.get("job_try") or 1))) from exc
+    if verdict.retry_in is not None:
+        log.warning(
+            "task_retry",
+            schema=tenant_schema,
+            task=task_id,
+            retry_in=verdict.retry_in,
+            error=describe(exc),
+        )
+        raise Retry(defer=verdict.retry_in) from exc
+    if verdict.failed_now and verdict.task is not None:
+        log.warning("task_failed", schema=tenant_schema, task=task_id, error=verdict.task.error)
+        return f"failed: {verdict.task.error}"
+    raise exc
+
+
+async def import_file(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
+    try:
+        return await _import_file(ctx, tenant_schema, task_id)
+    except (Retry, RetryJob):
+        raise
+    except Exception as exc:
+        return await retry_or_fail(ctx, tenant_schema, task_id, exc)
+
+
 async def collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
+    try:
+        return await _collect(ctx, tenant_schema, task_id)
+    except (Retry, RetryJob):
+        raise
+    except Exception as exc:
+        return await retry_or_fail(ctx, tenant_schema, task_id, exc)
+
+
+async def _collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
     """`collection.collect`: one platform's accounts (of one influencer, or all), step by step.
 
     Platform calls happen outside any transaction; each step's rows commit together with the
@@ -133,6 +236,7 @@ async def collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
         client=runtime.http,
         limiter=QuotaLimiter(runtime.redis, prefix=settings.quota_key_prefix),
         base_url=settings.connector_base_urls.get(source),
+        policy=RetryPolicy(base_delay=settings.connector_retry_base_seconds),
     )
     since_param = task.params.get("since") if isinstance(task.params, dict) else None
     http = getattr(connector, "http", None)  # PlatformHttp: counts the quota units spent
@@ -193,20 +297,20 @@ async def collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
                 await collector.fail(task_id, f"{source} refused the credential: {exc.message}")
             return "credential broken"
         except QuotaExhausted as exc:
-            # Come back when the bucket has refilled; the cursor keeps our place.
+            # Come back when the bucket has refilled (not a failure: no retry is counted);
+            # the cursor keeps our place.
             async with tenant_tx(tenant_schema):
-                t = await CollectionTask.get(id=task_id)
-                enqueue_after_commit(
-                    COLLECT_JOB,
-                    tenant_schema,
-                    task_id,
-                    suffix=f"quota{t.attempts}-{t.units_spent}",
-                    defer_by=timedelta(seconds=exc.retry_after + 1),
-                )
+                t = await retries.defer(task_id, exc.retry_after + 1)
+                if t is not None:
+                    enqueue_after_commit(
+                        COLLECT_JOB,
+                        tenant_schema,
+                        task_id,
+                        suffix=f"quota{t.attempts}-{t.units_spent}",
+                        defer_by=timedelta(seconds=exc.retry_after + 1),
+                    )
             return f"quota exhausted, resumes in {exc.retry_after:.0f}s"
-        except PlatformUnavailable as exc:
-            # ARQ retries the job (max_tries); the cursor keeps our place.
-            raise Retry(defer=exc.retry_after or 5 * ctx.get("job_try", 1)) from exc
+        # PlatformUnavailable goes up to `collect`: a bounded retry from the cursor.
         except PlatformRequestFailed as exc:
             async with tenant_tx(tenant_schema):
                 await collector.fail(task_id, str(exc))

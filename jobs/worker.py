@@ -30,6 +30,7 @@ from jobs.analytics import schedule_analysis, schedule_scores
 from jobs.billing import apply_retention, enforce_dunning, handle_event, requeue_events
 from jobs.collection import collect, import_file, requeue_stale, schedule_collections
 from jobs.insights import insight_crons
+from jobs.retry import retry_transient_db_errors
 from jobs.runtime import runtime
 from jobs.trends import schedule_trend_detection
 from jobs.webhooks import deliver, requeue_due
@@ -96,48 +97,56 @@ def trends_cron() -> Any:
     )
 
 
+def job(name: str, fn: JobFn) -> WorkerCoroutine:
+    """An on-demand job: instrumented, and a brief database fault retried (jobs/retry.py)."""
+    return instrumented(name, retry_transient_db_errors(name, fn))
+
+
 def worker_settings() -> dict[str, Any]:
     settings = get_settings()
+    # A collection task's own bound (JOB_MAX_ATTEMPTS, domain/collection/retries.py) decides
+    # when it fails, with the reason; ARQ's max_tries is only a backstop above it.
+    task_tries = settings.job_max_attempts + 5
     return {
         "functions": [
             func(
-                instrumented("collection.import", import_file),
+                job("collection.import", import_file),
                 name="collection.import",
-                max_tries=10,
+                max_tries=task_tries,
                 timeout=600,
             ),
             func(
-                instrumented("collection.collect", collect),
+                job("collection.collect", collect),
                 name="collection.collect",
-                max_tries=10,
+                max_tries=task_tries,
                 timeout=1800,
             ),
             func(
-                instrumented("billing.handle_event", handle_event),
+                job("billing.handle_event", handle_event),
                 name="billing.handle_event",
                 max_tries=12,
                 timeout=120,
             ),
             func(
-                instrumented(SEND_VERIFICATION_JOB, send_email_verification),
+                job(SEND_VERIFICATION_JOB, send_email_verification),
                 name=SEND_VERIFICATION_JOB,
                 max_tries=5,
                 timeout=60,
             ),
             func(
-                instrumented(SEND_RESET_JOB, send_password_reset),
+                job(SEND_RESET_JOB, send_password_reset),
                 name=SEND_RESET_JOB,
                 max_tries=5,
                 timeout=60,
             ),
             func(
-                instrumented(SEND_INVITATION_JOB, send_invitation),
+                job(SEND_INVITATION_JOB, send_invitation),
                 name=SEND_INVITATION_JOB,
                 max_tries=5,
                 timeout=60,
             ),
             func(
-                instrumented("webhooks.deliver", deliver),
+                job("webhooks.deliver", deliver),
                 name="webhooks.deliver",
                 max_tries=3,  # retries are the delivery row's own (jobs/webhooks.py)
                 timeout=120,
@@ -204,6 +213,10 @@ def worker_settings() -> dict[str, Any]:
         "redis_settings": RedisSettings.from_dsn(settings.require_redis_url()),
         "queue_name": settings.arq_queue_name,
         "max_jobs": 10,
-        "keep_result": 3600,
+        # No results kept: nothing reads them, and ARQ refuses to enqueue a job id while its
+        # result lives, so a failed run of a task (deterministic job id) would block the
+        # task's own re-queue for as long. ARQ still drops a duplicate while the job is
+        # queued or running (its job key), which is the dedup we want.
+        "keep_result": 0,
         "job_timeout": 600,
     }

@@ -30,7 +30,7 @@ from domain.collection.connectors import (
 )
 from domain.collection.models import CollectionTask, FollowerSnapshot, PlatformConnection
 from domain.collection.rules import MAX_ROW_ERRORS
-from domain.collection.service import task_event
+from domain.collection.service import progressed, task_event
 from domain.errors import FieldError, NotFound, ValidationFailed
 from domain.influencers.models import Influencer, InfluencerAccount
 from domain.posts.models import Post
@@ -124,6 +124,7 @@ class CollectService:
             task.total = len(ids)
         task.status = "running"
         task.attempts += 1
+        task.next_attempt_at = None  # type: ignore[assignment]
         task.started_at = task.started_at or datetime.now(UTC)
         await task.save()
         events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
@@ -156,6 +157,7 @@ class CollectService:
         task.cursor = state
         task.processed = min(state["i"], len(state["accounts"]))
         task.units_spent += units
+        progressed(task)
         await task.save()
         events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
 
@@ -316,6 +318,7 @@ class CollectService:
         if task is None or task.status in ("succeeded", "failed"):
             return
         task.status, task.error, task.finished_at = "failed", error[:2000], datetime.now(UTC)
+        task.next_attempt_at = None  # type: ignore[assignment]
         await task.save()
         events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
 
@@ -326,6 +329,7 @@ class CollectService:
         if task.status == "running":
             task.status, task.finished_at = "succeeded", datetime.now(UTC)
             task.processed = task.total
+            task.next_attempt_at = None  # type: ignore[assignment]
             await task.save()
             events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
         return task

@@ -35,6 +35,13 @@ class CollectionTask(Model):
     cursor: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict, db_default={})
     units_spent = fields.IntField(default=0, db_default=0)
     priority = fields.SmallIntField(default=0, db_default=0)
+    # Retries (domain/collection/retries.py): the last failed run's error (kept once a retry
+    # succeeds, for the record), when the next run is due while the task waits for one, and
+    # the current streak of failed runs without progress (reset by any committed step).
+    last_error = fields.TextField(null=True)
+    next_attempt_at = fields.DatetimeField(null=True)
+    retries = fields.IntField(default=0, db_default=0)
+    retrying_since = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     started_at = fields.DatetimeField(null=True)
     finished_at = fields.DatetimeField(null=True)

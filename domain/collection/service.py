@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.expressions import Q
+
 from domain import events
 from domain.collection import rules
 from domain.collection.models import CollectionTask, ImportFile
@@ -20,12 +22,26 @@ IMPORT_JOB = "collection.import"
 
 
 def task_event(task: CollectionTask) -> dict[str, Any]:
+    """The `collection_task_updated` payload (Redis, webhooks): enough to alert on a failure
+    or a retry without loading the task."""
     return {
         "id": task.id,
         "status": task.status,
         "processed": task.processed,
         "total": task.total,
+        "attempts": task.attempts,
+        "error": task.error,
+        "last_error": task.last_error,
+        "next_attempt_at": task.next_attempt_at.isoformat() if task.next_attempt_at else None,
     }
+
+
+def progressed(task: CollectionTask) -> None:
+    """A step committed: a streak of failed runs is over (domain/collection/retries.py).
+    Call before `task.save()`."""
+    task.retries = 0
+    task.retrying_since = None  # type: ignore[assignment]
+    task.next_attempt_at = None  # type: ignore[assignment]
 
 
 class CollectionService:
@@ -84,6 +100,7 @@ class CollectionService:
         file = await ImportFile.get(task_id=task.id)
         task.status = "running"
         task.attempts += 1
+        task.next_attempt_at = None  # type: ignore[assignment]
         task.started_at = task.started_at or datetime.now(UTC)
         await task.save()
         events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
@@ -103,6 +120,7 @@ class CollectionService:
         errors = [(r.index, r.message) for r in rows if isinstance(r, rules.RowError)]
         errors += result.errors
         task.processed = start + len(rows)
+        progressed(task)
         task.created += result.created
         task.updated += result.updated
         task.skipped += result.skipped + sum(isinstance(r, rules.RowError) for r in rows)
@@ -125,6 +143,7 @@ class CollectionService:
         task.status = "failed" if error else "succeeded"
         task.error = error  # type: ignore[assignment]
         task.finished_at = datetime.now(UTC)
+        task.next_attempt_at = None  # type: ignore[assignment]
         await task.save()
         events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
         return task
@@ -132,10 +151,15 @@ class CollectionService:
     async def stale_tasks(
         self, older_than: datetime
     ) -> builtins.list[tuple[int, str, str, int]]:  # (`list` is also a method here)
-        """(id, kind, status, attempts) of unfinished tasks not touched since `older_than`."""
-        rows = await CollectionTask.filter(
-            status__in=["pending", "running"], updated_at__lt=older_than
-        ).values_list("id", "kind", "status", "attempts")
+        """(id, kind, status, attempts) of unfinished tasks not touched since `older_than` and
+        not waiting for a retry due later than that."""
+        rows = (
+            await CollectionTask.filter(
+                status__in=["pending", "running"], updated_at__lt=older_than
+            )
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=older_than))
+            .values_list("id", "kind", "status", "attempts")
+        )
         return [(int(i), str(k), str(s), int(a)) for i, k, s, a in rows]
 
 

@@ -105,7 +105,16 @@ class CollectionTask(relay.Node):
     errors: list[RowError] = strawberry.field(
         description="Skipped rows or platform items, and why (the first 100)."
     )
-    attempts: int
+    attempts: int = strawberry.field(description="How many times a worker has run the task.")
+    last_error: str | None = strawberry.field(
+        description="Why the last failed run failed (kept after a retry succeeds). A task is "
+        "retried with back-off until JOB_MAX_ATTEMPTS runs in a row fail or the failures last "
+        "JOB_MAX_AGE_SECONDS; then it is FAILED and `error` says why."
+    )
+    next_attempt_at: datetime | None = strawberry.field(
+        description="When the next run is due while the task waits for a retry (or for the "
+        "platform's quota); null otherwise."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -138,6 +147,8 @@ class CollectionTask(relay.Node):
                 for e in errs
             ],
             attempts=m.attempts,
+            last_error=m.last_error,
+            next_attempt_at=m.next_attempt_at,
             created_at=m.created_at,
             started_at=m.started_at,
             finished_at=m.finished_at,
