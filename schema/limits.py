@@ -54,6 +54,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 
 from api.persisted import PERSISTED_QUERY_NOT_ALLOWED, persisted_queries, sha256_hex
 from api.settings import Limits, Settings, get_settings
+from schema.global_ids import global_id_errors
 from tenants.policy import TenantPolicy, policies
 
 # extensions.code of each refusal
@@ -569,6 +570,14 @@ class LimitedValidationCache(ValidationCache):
                 ]
             elif budget is not None:
                 budget.spent = total
+        if not errors:  # a value that is no global id: the client's input, refused like one
+            errors = global_id_errors(
+                ec.schema._schema,
+                ec.graphql_document,
+                query=ec.query,
+                operation_name=ec.operation_name,
+                variables=ec.variables,
+            )
         ec.pre_execution_errors = errors
         yield
 
