@@ -541,17 +541,19 @@ class LimitedValidationCache(ValidationCache):
                 ec.schema._schema, ec.graphql_document, ec.validation_rules
             )
         )
+        # Priced even when validation failed (a depth or alias refusal, an unknown field), so
+        # that every answer to a parsed document carries `extensions.cost`, as documented.
+        requested = operation_cost(
+            ec.schema._schema,
+            ec.graphql_document,
+            query=ec.query,
+            operation_name=ec.operation_name,
+            variables=ec.variables,
+            limits=settings.limits,
+        )
+        limit = settings.limits.cost_limit(policy.plan if policy else None)
+        self.cost = {"requested": requested, "limit": limit}
         if not errors:
-            requested = operation_cost(
-                ec.schema._schema,
-                ec.graphql_document,
-                query=ec.query,
-                operation_name=ec.operation_name,
-                variables=ec.variables,
-                limits=settings.limits,
-            )
-            limit = settings.limits.cost_limit(policy.plan if policy else None)
-            self.cost = {"requested": requested, "limit": limit}
             budget = batch_budget.get()
             total = requested + (budget.spent if budget is not None else 0)
             if budget is not None:
