@@ -311,3 +311,24 @@ async def test_multipart_without_a_preflight_header_is_refused(gql: GQL, tenant:
         )
         assert response.status_code == 200, response.text
         assert response.json()["data"]["logOut"]["__typename"] == "LogOutSuccess"
+
+
+async def test_malformed_multipart_requests_are_400(gql: GQL, tenant: Tenant) -> None:
+    preflight = {"GraphQL-Require-Preflight": "1", "Authorization": f"Bearer {tenant.token}"}
+    ops = json.dumps({"query": IMPORT_POSTS, "variables": {"file": None}})
+    forms = {
+        "operations is null": {"operations": "null", "map": "{}"},
+        "operations is a number": {"operations": "7", "map": "{}"},
+        "map names a missing file": {"operations": ops, "map": '{"9": ["variables.file"]}'},
+        "map is not an object": {"operations": ops, "map": "[1]"},
+        "operations is no JSON": {"operations": "{", "map": "{}"},
+        # a form field over Starlette's per-part limit (1 MiB): its own parser refuses it
+        "operations over a part's size limit": {"operations": " " * (1024 * 1024 + 1) + ops},
+    }
+    with no_server_errors():
+        for name, form in forms.items():
+            response = await gql.http.post(
+                "/graphql", data=form, files={"0": ("a.csv", b"a")}, headers=preflight
+            )
+            assert response.status_code == 400, (name, response.text)
+            assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST", name
