@@ -13,6 +13,7 @@ from cross_web import HTTPException
 from graphql import GraphQLError
 from redis.asyncio import Redis
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -30,9 +31,19 @@ from strawberry.types.graphql import OperationType
 from tortoise import connections
 
 from api.auth import AuthMiddleware
+from api.http_input import (
+    GRAPHQL_RESPONSE_JSON,
+    HTTP_CODES,
+    JSON,
+    PREFLIGHT_HEADERS,
+    RequestRefused,
+    limited_receive,
+    negotiate,
+    too_large,
+)
 from api.lifecycle import Lifecycle
 from api.logging import RequestContextMiddleware, configure_logging, request_id_from
-from api.metrics import metrics_endpoint
+from api.metrics import current_request, metrics_endpoint
 from api.oauth import oauth_callback
 from api.persisted import PERSISTED_QUERY_NOT_FOUND, PersistedQueryError, persisted_queries
 from api.ratelimit import RateLimitMiddleware
@@ -55,30 +66,6 @@ from tenants.db import close_db, init_db, pool_stats
 
 log = structlog.get_logger(__name__)
 
-# GraphQL-over-HTTP (https://graphql.github.io/graphql-over-http/draft/) response media types
-GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
-JSON = "application/json"
-
-_HTTP_CODES = {
-    400: "BAD_REQUEST",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    413: "REQUEST_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-}
-
-
-class RequestRefused(HTTPException):
-    """A request refused before any GraphQL runs, with a typed code and extra headers."""
-
-    def __init__(
-        self, status_code: int, reason: str, code: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(status_code, reason)
-        self.code = code
-        self.headers = headers or {}
-
 
 class _WithContentType:
     """A request adapter whose Content-Type is replaced (everything else is the original's)."""
@@ -95,36 +82,6 @@ class SubResponse(Response):
     """Strawberry's per-request sub-response, plus the media type negotiated for the reply."""
 
     media_type_chosen: str | None = GRAPHQL_RESPONSE_JSON
-
-
-def negotiate(accept: str | None) -> str | None:
-    """The response media type for an `Accept` header; None when none is acceptable.
-
-    No header means `application/graphql-response+json` (the spec, since its 2025 watershed);
-    so do `*/*` and `application/*`. Otherwise the acceptable type with the highest q wins,
-    the earlier one on a tie.
-    """
-    if not accept or not accept.strip():
-        return GRAPHQL_RESPONSE_JSON
-    best: tuple[float, int, str] | None = None
-    for index, part in enumerate(accept.split(",")):
-        media, params = parse_content_type(part)
-        media = media.lower()
-        try:
-            q = float(params.get("q", "1"))
-        except ValueError:
-            q = 0.0
-        if q <= 0:
-            continue
-        if media in (GRAPHQL_RESPONSE_JSON, "application/*", "*/*"):
-            chosen = GRAPHQL_RESPONSE_JSON
-        elif media == JSON:
-            chosen = JSON
-        else:
-            continue
-        if best is None or q > best[0]:
-            best = (q, -index, chosen)
-    return best[2] if best else None
 
 
 def is_request_error(result: ExecutionResult) -> bool:
@@ -170,17 +127,40 @@ class GraphQLApp(GraphQL[Context, None]):
             return
         request = Request(scope=scope, receive=receive)
         try:
-            response = await self.run(request)
+            limit = self._body_limit(request)
+            response = await self.run(Request(scope=scope, receive=limited_receive(receive, limit)))
         except HTTPException as exc:
             response = self._refusal(request, exc)
+        except StarletteHTTPException as exc:  # Starlette's multipart parser (part too large)
+            response = self._refusal(request, RequestRefused(400, exc.detail, "BAD_REQUEST"))
         await response(scope, receive, send)
+
+    def _body_limit(self, request: Request) -> int:
+        """The most bytes the request's body may have: `limits.max_json_body_bytes`, plus
+        `import_max_bytes` for a multipart upload. A Content-Length above it is refused before
+        a byte of the body is read."""
+        limit = self.settings.limits.max_json_body_bytes
+        media, _ = parse_content_type(request.headers.get("content-type") or "")
+        if media.lower() == "multipart/form-data":
+            limit += self.settings.import_max_bytes
+        try:
+            declared = int(request.headers.get("content-length") or 0)
+        except ValueError:
+            declared = 0  # uvicorn has refused a malformed Content-Length already
+        if declared > limit:
+            raise too_large(limit)
+        return limit
 
     def _refusal(self, request: Request, exc: HTTPException) -> Response:
         """A request refused outside GraphQL execution, as a GraphQL-shaped error body."""
-        code = getattr(exc, "code", None) or _HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
+        code = getattr(exc, "code", None) or HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
         headers = dict(getattr(exc, "headers", {}))
         media = negotiate(request.headers.get("accept")) or JSON
-        body = {"errors": [{"message": exc.reason, "extensions": {"code": code}}]}
+        extensions = {"code": code, **getattr(exc, "extensions", {})}
+        body = {"errors": [{"message": exc.reason, "extensions": extensions}]}
+        info = current_request.get()
+        if info is not None:  # /metrics counts the refusal by its code, a client's mistake
+            info.error_codes.append(code)
         return Response(
             self.encode_json(body),
             status_code=exc.status_code,
@@ -223,9 +203,50 @@ class GraphQLApp(GraphQL[Context, None]):
                     f"Unsupported Content-Type {media or '(none)'!r}: send {JSON}.",
                     "UNSUPPORTED_MEDIA_TYPE",
                 )
+            if media == "multipart/form-data" and not any(
+                request.headers.get(name, "").strip() for name in PREFLIGHT_HEADERS
+            ):
+                raise RequestRefused(
+                    400,
+                    "A multipart request must carry a `GraphQL-Require-Preflight: 1` (or"
+                    " `Apollo-Require-Preflight`) header: this protects against cross-site"
+                    " request forgery.",
+                    "CSRF_PREVENTION",
+                )
             if sent != media:  # Strawberry compares it case-sensitively
                 request = _WithContentType(request, media)
+            if media == "multipart/form-data":
+                try:
+                    return await super().parse_http_body(request)
+                except (AttributeError, TypeError, KeyError, IndexError) as exc:
+                    # Strawberry walks `operations` and `map` as the client sent them
+                    raise RequestRefused(
+                        400,
+                        "The multipart request's operations or map are malformed.",
+                        "BAD_REQUEST",
+                    ) from exc
         return await super().parse_http_body(request)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """orjson, stricter than `json.loads` where it matters: invalid UTF-8 and lone
+        surrogates (`"\\ud800"`, which PostgreSQL and the response encoder would refuse later)
+        are errors, and so is nesting deeper than 1024 levels (`json.loads` raised
+        RecursionError: a 500). A request body (bytes; query-string parameters and multipart
+        fields are str) must be an object, or an array of them for a batch."""
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise RequestRefused(
+                400, f"The request is not valid JSON: {exc}", "BAD_REQUEST"
+            ) from None
+        if isinstance(data, bytes) and not isinstance(value, dict | list):
+            raise RequestRefused(
+                400,
+                "The request body must be a JSON object (or an array of them, for a batch),"
+                f" not {type(value).__name__ if value is not None else 'null'}.",
+                "BAD_REQUEST",
+            )
+        return value
 
     def _validate_batch_request(self, request_data: list[Any], protocol: Any) -> None:
         limit = self.settings.limits.max_batch

@@ -38,6 +38,9 @@ class Limits(BaseModel):
     default_list_size: int = Field(default=10, ge=1)
     # Operations in one batched (JSON array) request.
     max_batch: int = Field(default=10, ge=1)
+    # Bytes of a JSON request body; larger is 413 REQUEST_TOO_LARGE, refused while reading
+    # (a multipart upload may carry `import_max_bytes` more, for the file).
+    max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # None: on in development and test, off in production.
     introspection: bool | None = None
     suggestions: bool | None = None

@@ -18,15 +18,15 @@ import structlog
 from arq import Retry
 
 from api.settings import Settings, get_settings
+from tenants.pgclient import is_database_unavailable
 
 log = structlog.get_logger(__name__)
 
-# SQLSTATE classes 08 (connection), 57 (operator intervention: admin shutdown, cannot connect
-# now, query cancelled by statement_timeout), 53 (insufficient resources: too many
-# connections), 40 (transaction rollback: serialization failure, deadlock), 55P03 (lock_timeout)
-# and 25P03 (idle_in_transaction_session_timeout).
+# Beyond an unreachable server (tenants.pgclient.is_database_unavailable): SQLSTATE classes 57
+# (operator intervention), 53 (insufficient resources: too many connections), 40 (transaction
+# rollback: serialization failure, deadlock), 55P03 (lock_timeout) and 25P03
+# (idle_in_transaction_session_timeout).
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.TransactionRollbackError,
@@ -47,16 +47,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def is_transient_db_error(exc: BaseException) -> bool:
-    if isinstance(exc, ConnectionError):
-        # The pool could not (re)connect: the server restarts or is briefly unreachable.
-        # Only at the top: an HTTP client's own connection errors arrive wrapped in its types.
+    if is_database_unavailable(exc):
         return True
-    for err in _chain(exc):
-        if isinstance(err, TRANSIENT_DB_ERRORS):
-            return True
-        if isinstance(err, asyncpg.InterfaceError) and "closed" in str(err):
-            return True  # "connection is closed": the server dropped it under us
-    return False
+    return any(isinstance(err, TRANSIENT_DB_ERRORS) for err in _chain(exc))
 
 
 def retry_delay(failures: int, base: float, cap: float) -> float:

@@ -8,7 +8,9 @@ from typing import Any, TypeVar
 
 import strawberry
 import structlog
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
+from graphql.validation.validate import ValidationAbortedError
+from strawberry.exceptions import StrawberryInputCoercionError
 from tortoise.transactions import in_transaction
 
 from domain import errors as de
@@ -133,6 +135,49 @@ def as_unavailable(error: GraphQLError) -> GraphQLError | None:
     )
 
 
+# extensions.code of the client's mistakes that graphql-core and Strawberry leave uncoded
+GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+BAD_USER_INPUT = "BAD_USER_INPUT"
+
+
+def with_code(error: GraphQLError) -> GraphQLError:
+    """The error with an `extensions.code` when it is the client's mistake and has none:
+    a syntax error, a validation error (also "Validation aborted": a document too costly to
+    validate, e.g. a field repeated a thousand times), a variable that does not coerce, or an
+    argument Strawberry cannot convert (a bare number where a global id is expected). Without
+    it, clients cannot tell these apart and /metrics counted some as server errors."""
+    if (error.extensions or {}).get("code"):
+        return error
+    message = error.message
+    original = error.original_error
+    if isinstance(error, GraphQLSyntaxError):
+        code = GRAPHQL_PARSE_FAILED  # (the error masking codes the parser's limits first)
+    elif isinstance(error, ValidationAbortedError):
+        code = GRAPHQL_VALIDATION_FAILED
+        message = (
+            "Validation aborted: the document repeats too many fields or has too many errors"
+            " to check. Send a smaller document."
+        )
+    elif isinstance(original, StrawberryInputCoercionError):
+        code = BAD_USER_INPUT  # an argument, during execution (has a path)
+    elif error.path is None and message.startswith("Variable '$"):
+        code = BAD_USER_INPUT  # graphql-core's variable coercion, before execution
+    elif error.path is None and (original is None or isinstance(original, GraphQLError)):
+        code = GRAPHQL_VALIDATION_FAILED
+    else:
+        return error
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=original,
+        extensions={**(error.extensions or {}), "code": code},
+    )
+
+
 def user_facing(error: GraphQLError) -> GraphQLError | None:
     """The error as the client should see it, or None if it must be masked."""
     original = error.original_error
@@ -157,5 +202,5 @@ def user_facing(error: GraphQLError) -> GraphQLError | None:
         return unavailable
     if original is None or isinstance(original, GraphQLError):
         # parse/validation errors, permission errors and PublicError carry their own message
-        return error
+        return with_code(error)
     return None

@@ -10,6 +10,7 @@ from graphql import (
     ExecutionResult,
     FieldNode,
     GraphQLError,
+    GraphQLSyntaxError,
     OperationDefinitionNode,
     OperationType,
 )
@@ -19,7 +20,7 @@ from billing.entitlements import is_restricted
 from domain.errors import TenantRestricted
 from schema.compiled import ROOT_SCOPE, compile_query
 from schema.errors import user_facing
-from schema.limits import settings_of, without_suggestions
+from schema.limits import coded_syntax_error, settings_of, without_suggestions
 from tenants.tx import tenant_tx
 
 log = structlog.get_logger(__name__)
@@ -168,8 +169,11 @@ class MaskUnexpectedErrors(SchemaExtension):
         ctx = self.execution_context.context
         request_id = getattr(ctx, "request_id", "-")
         suggestions = settings_of(ctx).suggestions_enabled
+        limits = settings_of(ctx).limits
         shown: list[GraphQLError] = []
         for error in errors:
+            if isinstance(error, GraphQLSyntaxError):
+                error = coded_syntax_error(error, limits)
             visible = user_facing(error)
             if visible is None:
                 log.error(

@@ -54,6 +54,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 
 from api.persisted import PERSISTED_QUERY_NOT_ALLOWED, persisted_queries, sha256_hex
 from api.settings import Limits, Settings, get_settings
+from schema.global_ids import global_id_errors
 from tenants.policy import TenantPolicy, policies
 
 # extensions.code of each refusal
@@ -64,6 +65,7 @@ QUERY_TOO_LONG = "QUERY_TOO_LONG"
 TOO_MANY_DIRECTIVES = "TOO_MANY_DIRECTIVES"
 QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
 INTROSPECTION_DISABLED = "INTROSPECTION_DISABLED"
+GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 LIMIT_CODES = frozenset(
     {
         QUERY_TOO_DEEP,
@@ -481,19 +483,32 @@ class LimitedParserCache(ParserCache):
         options["max_source_length"] = lim.max_query_length
         try:
             ec.graphql_document = self.cached_parse_document(ec.query, **options)
-        except GraphQLSyntaxError as exc:
-            match = _TOKEN_LIMIT.search(exc.message)
-            if match is None:
-                raise
-            too_long = match.group(1) == "code points"
-            raise GraphQLError(
-                exc.message.removeprefix("Syntax Error: "),
-                extensions={
-                    "code": QUERY_TOO_LONG if too_long else TOO_MANY_TOKENS,
-                    "limit": lim.max_query_length if too_long else lim.max_tokens,
-                },
-            ) from None
+        except GraphQLSyntaxError:
+            # Left to Strawberry's own parse, with the same options, hence the same error:
+            # Strawberry raises it inside the operation, where the error masking gives it its
+            # code (`coded_syntax_error`). Raised from here it skipped every extension's
+            # on_operation: an uncoded error, and /metrics never saw the request.
+            pass
         yield
+
+
+def coded_syntax_error(exc: GraphQLSyntaxError, lim: Limits) -> GraphQLError:
+    """A parse error with its code: a parser limit's (TOO_MANY_TOKENS, QUERY_TOO_LONG, with
+    the limit) or GRAPHQL_PARSE_FAILED."""
+    match = _TOKEN_LIMIT.search(exc.message)
+    if match is None:
+        return GraphQLError(
+            exc.message,
+            source=exc.source,
+            positions=exc.positions,
+            extensions={**(exc.extensions or {}), "code": GRAPHQL_PARSE_FAILED},
+        )
+    too_long = match.group(1) == "code points"
+    return limit_error(
+        exc.message.removeprefix("Syntax Error: "),
+        QUERY_TOO_LONG if too_long else TOO_MANY_TOKENS,
+        limit=lim.max_query_length if too_long else lim.max_tokens,
+    )
 
 
 class LimitedValidationCache(ValidationCache):
@@ -526,17 +541,19 @@ class LimitedValidationCache(ValidationCache):
                 ec.schema._schema, ec.graphql_document, ec.validation_rules
             )
         )
+        # Priced even when validation failed (a depth or alias refusal, an unknown field), so
+        # that every answer to a parsed document carries `extensions.cost`, as documented.
+        requested = operation_cost(
+            ec.schema._schema,
+            ec.graphql_document,
+            query=ec.query,
+            operation_name=ec.operation_name,
+            variables=ec.variables,
+            limits=settings.limits,
+        )
+        limit = settings.limits.cost_limit(policy.plan if policy else None)
+        self.cost = {"requested": requested, "limit": limit}
         if not errors:
-            requested = operation_cost(
-                ec.schema._schema,
-                ec.graphql_document,
-                query=ec.query,
-                operation_name=ec.operation_name,
-                variables=ec.variables,
-                limits=settings.limits,
-            )
-            limit = settings.limits.cost_limit(policy.plan if policy else None)
-            self.cost = {"requested": requested, "limit": limit}
             budget = batch_budget.get()
             total = requested + (budget.spent if budget is not None else 0)
             if budget is not None:
@@ -555,6 +572,14 @@ class LimitedValidationCache(ValidationCache):
                 ]
             elif budget is not None:
                 budget.spent = total
+        if not errors:  # a value that is no global id: the client's input, refused like one
+            errors = global_id_errors(
+                ec.schema._schema,
+                ec.graphql_document,
+                query=ec.query,
+                operation_name=ec.operation_name,
+                variables=ec.variables,
+            )
         ec.pre_execution_errors = errors
         yield
 
@@ -596,6 +621,7 @@ __all__ = [
     "LimitedParserCache",
     "LimitedValidationCache",
     "batch_budget",
+    "coded_syntax_error",
     "limit_error",
     "operation_cost",
     "rules_for",

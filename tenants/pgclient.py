@@ -129,7 +129,6 @@ client_class = TrendscopePostgresClient
 # the client-side ones when a connection dies under a query.
 _UNAVAILABLE = (
     DatabaseUnavailable,
-    ConnectionError,  # refused, reset, aborted (OSError subclasses)
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
@@ -140,13 +139,20 @@ _UNAVAILABLE = (
 
 
 def is_database_unavailable(exc: BaseException | None) -> bool:
-    """Whether `exc` (or what caused it: Tortoise wraps some) says PostgreSQL is unreachable."""
+    """Whether `exc` says PostgreSQL is unreachable. asyncpg's own errors count anywhere in
+    the chain (Tortoise wraps some); a bare socket error only at the top, where the pool's
+    connect raises it ("Multiple exceptions: [Errno 111] Connect call failed"): an HTTP
+    client's connection errors arrive wrapped in its own types and are not ours."""
+    if isinstance(exc, ConnectionError) or (
+        isinstance(exc, OSError) and "connect" in str(exc).lower()
+    ):
+        return True
     seen = 0
     while exc is not None and seen < 10:
         if isinstance(exc, _UNAVAILABLE):
             return True
-        if isinstance(exc, OSError) and "connect" in str(exc).lower():
-            return True  # "Multiple exceptions: [Errno 111] Connect call failed" (no errno)
+        if isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc):
+            return True  # "connection is closed": the server dropped it under us
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return False

@@ -286,8 +286,10 @@ def upload_request(
     filename: str,
     content: bytes,
     variables: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """httpx kwargs for a GraphQL multipart request (the spec's operations/map/file parts)."""
+    """httpx kwargs for a GraphQL multipart request (the spec's operations/map/file parts),
+    with the header a browser form cannot send (the server's CSRF check; api/http_input.py)."""
     import json
 
     ops = {"query": query, "variables": {**(variables or {}), file_var: None}}
@@ -297,6 +299,7 @@ def upload_request(
             "map": json.dumps({"0": [f"variables.{file_var}"]}),
         },
         "files": {"0": (filename, content, "application/octet-stream")},
+        "headers": {**(headers or {}), "GraphQL-Require-Preflight": "1"},
     }
 
 
@@ -308,8 +311,9 @@ IMPORT_POSTS = """mutation($file: Upload!) { importPosts(file: $file) { __typena
 async def import_file(gql: GQL, token: str, filename: str, content: bytes) -> dict[str, Any]:
     response = await gql.http.post(
         "/graphql",
-        headers={"Authorization": f"Bearer {token}"},
-        **upload_request(IMPORT_POSTS, "file", filename, content),
+        **upload_request(
+            IMPORT_POSTS, "file", filename, content, headers={"Authorization": f"Bearer {token}"}
+        ),
     )
     body = response.json()
     assert "errors" not in body, body

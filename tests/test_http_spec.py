@@ -3,6 +3,7 @@ codes per media type, Content-Type, Accept, GET."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -43,10 +44,10 @@ def code(response: httpx.Response) -> Any:
     return response.json()["errors"][0]["extensions"]["code"]
 
 
-async def test_graphql_response_json_is_the_default_and_chosen_when_accepted(
+async def test_graphql_response_json_when_accepted_and_json_by_default(
     gql: GQL, tenant: Tenant
 ) -> None:
-    for accept in (None, "*/*", GRJ, f"{GRJ}, application/json", "application/*"):
+    for accept in (GRJ, f"{GRJ}, application/json", f"*/*, {GRJ}", f"{GRJ};q=0.9, */*;q=0.8"):
         response = await post(gql, {"query": "{ __typename }"}, accept=accept)
         assert response.status_code == 200, accept
         assert media(response) == GRJ, accept
@@ -54,9 +55,28 @@ async def test_graphql_response_json_is_the_default_and_chosen_when_accepted(
             "data": {"__typename": "Query"},
             "extensions": response.json()["extensions"],
         }
-    for accept in ("application/json", f"application/json, {GRJ};q=0.5"):
+    # No Accept, or a wildcard: application/json (graphql-http audit, SHOULDs 47DE and 80D8)
+    for accept in (
+        None,
+        "*/*",
+        "application/*",
+        "application/json",
+        f"application/json, {GRJ};q=0.5",
+    ):
         response = await post(gql, {"query": "{ __typename }"}, accept=accept)
+        assert response.status_code == 200, accept
         assert media(response) == "application/json", accept
+        assert response.json()["data"] == {"__typename": "Query"}
+
+
+async def test_without_accept_request_errors_are_200_json(gql: GQL, tenant: Tenant) -> None:
+    # application/json semantics: a GraphQL request error is a 200, with its code
+    for accept in (None, "*/*"):
+        response = await post(gql, {"query": "{ nope }"}, accept=accept, token=tenant.token)
+        assert response.status_code == 200, (accept, response.text)
+        assert media(response) == "application/json"
+        assert code(response) == "GRAPHQL_VALIDATION_FAILED"
+        assert "data" not in response.json()
 
 
 async def test_request_errors_are_400_with_graphql_response_json_and_200_with_json(
@@ -71,11 +91,18 @@ async def test_request_errors_are_400_with_graphql_response_json_and_200_with_js
             "variables": {"n": "many"},
         },
     }
+    codes = {
+        "parse": "GRAPHQL_PARSE_FAILED",
+        "validation": "GRAPHQL_VALIDATION_FAILED",
+        "unknown operation": "OPERATION_RESOLUTION_FAILURE",
+        "variables": "BAD_USER_INPUT",
+    }
     for name, body in cases.items():
         strict = await post(gql, body, token=tenant.token)
         assert strict.status_code == 400, (name, strict.text)
         assert media(strict) == GRJ
         assert "data" not in strict.json() and strict.json()["errors"], name
+        assert code(strict) == codes[name], strict.text
         legacy = await post(gql, body, accept="application/json", token=tenant.token)
         assert legacy.status_code == 200, (name, legacy.text)
         assert media(legacy) == "application/json"
@@ -83,10 +110,12 @@ async def test_request_errors_are_400_with_graphql_response_json_and_200_with_js
 
 
 async def test_field_errors_are_200_with_data(gql: GQL, tenant: Tenant) -> None:
-    # a Relay id of nothing: the resolver fails, the response still has data
+    # a Relay id of another type: the resolver fails, the response still has data
+    # (a value that is no global id at all is refused before execution: test_hostile_input)
+    influencer_id = base64.b64encode(b"Influencer:1").decode()
     response = await post(
         gql,
-        {"query": '{ collectionTask(id: "bm90LWFuLWlk") { id } }'},
+        {"query": f'{{ collectionTask(id: "{influencer_id}") {{ id }} }}'},
         token=tenant.token,
     )
     body = response.json()

@@ -197,8 +197,9 @@ async def http_outcome(gql: GQL, caller: Caller, call: Call) -> tuple[set[str], 
     if call.uploads:
         response = await gql.http.post(
             "/graphql",
-            headers=caller.headers,
-            **upload_request(call.document, call.uploads[0], "x.csv", b"a,b\n", call.variables),
+            **upload_request(
+                call.document, call.uploads[0], "x.csv", b"a,b\n", call.variables, caller.headers
+            ),
         )
     else:
         response = await gql.raw(call.document, call.variables, headers=caller.headers)
