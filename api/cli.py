@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import httpx
 import typer
@@ -530,7 +530,55 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float) -> No
     raise RuntimeError(f"{url} not healthy after {timeout} s")
 
 
+@app.command("check-config")
+def check_config() -> None:
+    """Check the settings for production: list every insecure or missing one (exit 1), or
+    say that production would start (exit 0). Reads the same environment and .env."""
+    from api.settings import insecure_settings
+
+    problems = insecure_settings(Settings.model_construct(**_raw_settings()))
+    if problems:
+        typer.echo("Production would refuse to start:", err=True)
+        for problem in problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo("ok: production would start with these settings")
+
+
+def _raw_settings() -> dict[str, Any]:
+    """The settings as the environment gives them, without the production check (which is
+    what check-config reports on instead of raising)."""
+    from pydantic import ValidationError
+
+    env = os.environ.get("ENV")
+    os.environ["ENV"] = "development"
+    try:
+        values = Settings().model_dump()
+    except ValidationError as exc:
+        raise typer.Exit(_report_invalid(exc)) from exc
+    finally:
+        if env is None:
+            del os.environ["ENV"]
+        else:
+            os.environ["ENV"] = env
+    values["env"] = "production"
+    return values
+
+
+def _report_invalid(exc: Exception) -> int:
+    typer.echo(f"Invalid settings: {exc}", err=True)
+    return 2
+
+
 def main() -> None:
+    from pydantic import ValidationError
+
+    try:
+        if sys.argv[1:2] != ["check-config"]:  # which reports the problems itself
+            get_settings()
+    except ValidationError as exc:
+        # e.g. production on the development SECRET_KEY: one clear message, no traceback
+        raise SystemExit(f"trendscope: {exc}") from None
     app()
 
 

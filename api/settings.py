@@ -9,10 +9,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MAX_COST = 5_000
+# Published in this repository: fine on a laptop, refused in production (`insecure_settings`).
+DEV_SECRET_KEY = "dev-insecure-change-me-0123456789abcdef"
+MIN_SECRET_BYTES = 32
 
 
 class Limits(BaseModel):
@@ -129,7 +132,9 @@ class Settings(BaseSettings):
     # None means "start the embedded server" (only `trendscope up` does that).
     database_url: str | None = None
     redis_url: str | None = None
-    secret_key: str = Field(default="dev-insecure-change-me-0123456789abcdef", min_length=32)
+    # Signs every access token: whoever knows it can mint an owner token for any tenant.
+    # Production refuses the published development default and anything under 32 bytes.
+    secret_key: str = Field(default=DEV_SECRET_KEY, min_length=32)
     jwt_issuer: str = "trendscope"
     jwt_audience: str = "trendscope-api"
     access_token_ttl_seconds: int = 900
@@ -244,6 +249,16 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         return self.env == "production"
 
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        """Production does not start on a public or missing secret (`trendscope check-config`
+        lists the same problems without starting anything)."""
+        if self.is_production:
+            problems = insecure_settings(self)
+            if problems:
+                raise ValueError("refusing to start in production:\n  - " + "\n  - ".join(problems))
+        return self
+
     @property
     def introspection_enabled(self) -> bool:
         on = self.limits.introspection
@@ -286,6 +301,33 @@ class Settings(BaseSettings):
         if not self.redis_url:
             raise RuntimeError("REDIS_URL is not set (trendscope up starts an embedded one)")
         return self.redis_url
+
+
+def insecure_settings(settings: Settings) -> list[str]:
+    """What would make `settings` unsafe in production, one line per setting, naming it."""
+    problems = []
+    secret = settings.secret_key
+    if secret == DEV_SECRET_KEY:
+        problems.append("SECRET_KEY is the published development default: set a random one")
+    elif len(secret.encode()) < MIN_SECRET_BYTES:
+        problems.append(f"SECRET_KEY is shorter than {MIN_SECRET_BYTES} bytes")
+    if not [k for k in (settings.credential_keys or "").split(",") if k.strip()]:
+        problems.append(
+            "CREDENTIAL_KEYS is not set (Fernet keys that encrypt platform credentials): "
+            "python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'"
+        )
+    if not settings.public_url:
+        problems.append("PUBLIC_URL is not set (the API's external https:// base URL)")
+    elif not settings.public_url.startswith("https://"):
+        problems.append("PUBLIC_URL must be an https:// URL in production")
+    if not settings.database_url:
+        problems.append("DATABASE_URL is not set")
+    if not settings.redis_url:
+        problems.append("REDIS_URL is not set")
+    if settings.stripe_api_key and not settings.stripe_webhook_secret:
+        problems.append("STRIPE_WEBHOOK_SECRET is not set while STRIPE_API_KEY is")
+    return problems
 
 
 @lru_cache

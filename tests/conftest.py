@@ -116,6 +116,24 @@ def services() -> Iterator[Services]:
             embedded.stop()
 
 
+# Settings that production accepts (api/settings.py `insecure_settings`), for tests that
+# build production Settings objects.
+SECURE_PRODUCTION = {
+    "env": "production",
+    "secret_key": "p" * 48,
+    "credential_keys": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",
+    "public_url": "https://api.example.com",
+    "database_url": "postgresql://app@db.example/app",
+    "redis_url": "redis://cache.example:6379/0",
+}
+
+
+def production_settings(**changes: Any) -> Any:
+    from api.settings import Settings
+
+    return Settings(**{**SECURE_PRODUCTION, **changes})
+
+
 @dataclass
 class Server:
     url: str

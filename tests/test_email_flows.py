@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from api.settings import Smtp, get_settings
-from tests.conftest import GQL, Services, Tenant, run_jobs
+from tests.conftest import GQL, Services, Tenant, production_settings, run_jobs
 from tests.fakes.smtp import Mailbox, local_smtp_server
 
 VIEWER = "{ viewer { user { email emailVerifiedAt hasPassword } } }"
@@ -255,7 +255,7 @@ async def test_without_an_smtp_host_production_refuses_and_development_logs() ->
     message["Subject"] = "hello"
     message.set_content("a link")
     with pytest.raises(RuntimeError, match="SMTP__HOST"):
-        await mail.send(Settings(env="production", smtp=Smtp(host=None)), message)
+        await mail.send(production_settings(smtp=Smtp(host=None)), message)
     await mail.send(Settings(env="development", smtp=Smtp(host=None)), message)
 
 

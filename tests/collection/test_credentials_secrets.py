@@ -7,6 +7,7 @@ from cryptography.fernet import Fernet
 
 from api.settings import Settings
 from domain.collection.secrets import CredentialCipher, CredentialDecryptFailed
+from tests.conftest import production_settings
 
 SECRETS = {"api_key": "AIzaSyExample", "note": "tenant A"}
 
@@ -58,15 +59,19 @@ def test_tampered_or_foreign_token_is_refused() -> None:
 
 def test_settings_keys_list_first_is_current() -> None:
     k1, k2 = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    settings = Settings(env="production", credential_keys=f" {k1} , {k2} ")
+    settings = production_settings(credential_keys=f" {k1} , {k2} ")
     assert settings.credential_key_list() == [k1, k2]
     token = CredentialCipher([k2]).encrypt("s")
     assert CredentialCipher(settings.credential_key_list()).needs_rotation(token)
 
 
 def test_production_requires_credential_keys() -> None:
+    with pytest.raises(ValueError, match="CREDENTIAL_KEYS"):
+        production_settings(credential_keys=None)
+    # and a production object made without validation still never derives a key
+    unchecked = production_settings().model_copy(update={"credential_keys": None})
     with pytest.raises(RuntimeError, match="CREDENTIAL_KEYS"):
-        Settings(env="production", credential_keys=None).credential_key_list()
+        unchecked.credential_key_list()
 
 
 def test_development_derives_a_stable_key_from_secret_key_with_a_warning() -> None:
