@@ -156,6 +156,21 @@ def test_up_restarts_what_dies_and_sigint_stops_it_when_inherited_ignored(
     assert up.query_ok()
     seen = up.descendants()
 
+    # `trendscope demo-token` (the README's way to refresh the token) finds the embedded
+    # PostgreSQL of the running `up` and rewrites the token file.
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    fresh = subprocess.run(
+        [sys.executable, "-m", "api.cli", "demo-token", "--data-dir", str(up.data_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    assert (up.data_dir / "demo-token").read_text().strip() == fresh
+    up.auth = {"Authorization": f"Bearer {fresh}"}
+    assert up.query_ok()
+
     # A worker killed hard comes back (a new pid) and the log says so; the API keeps answering.
     worker = up.child_pid("worker")
     os.kill(worker, signal.SIGKILL)  # type: ignore[arg-type]
