@@ -141,6 +141,10 @@ class Supervisor:
         for child in self.children:
             assert child.popen is not None
             if child.restart_at is None and child.popen.poll() is not None:
+                # What it started dies with it: a Dramatiq main process killed hard leaves its
+                # worker processes (same process group) consuming next to the new ones.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.popen.pid, signal.SIGKILL)
                 child.scheduled(child.popen.returncode, time.monotonic())
             if child.restart_at is not None and child.restart_at <= time.monotonic():
                 self._start(child)

@@ -19,6 +19,7 @@ import httpx
 import psutil
 import pytest
 
+from api.supervisor import STABLE_AFTER, _Unit
 from tests.conftest import _free_port
 from tests.test_up import _ours
 
@@ -66,10 +67,13 @@ class Up:
         return self.log.read_text(errors="replace")
 
     def child(self, command: str) -> psutil.Process:
-        """The live child running `python -m api.cli <command>`."""
+        """The live child running `python -m api.cli <command>` (analytics-worker: Dramatiq's
+        main process, which the command execs)."""
+        wanted = (
+            ["dramatiq", "jobs.actors"] if command == "analytics-worker" else ["api.cli", command]
+        )
         for proc in psutil.Process(self.proc.pid).children():
-            with_args = proc.cmdline()
-            if with_args[2:4] == ["api.cli", command] and proc.status() != psutil.STATUS_ZOMBIE:
+            if proc.cmdline()[2:4] == wanted and proc.status() != psutil.STATUS_ZOMBIE:
                 return proc
         raise LookupError(command)
 
@@ -178,6 +182,16 @@ def test_up_restarts_what_dies_and_sigint_stops_it_when_inherited_ignored(
     wait_for(lambda: up.child_pid("worker") not in (None, worker), 30, "new worker", up)
     assert up.query_ok()
 
+    # The Dramatiq main process: its worker process goes with it, a new pair comes up.
+    dramatiq = up.child_pid("analytics-worker")
+    assert dramatiq is not None
+    old_workers = psutil.Process(dramatiq).children()
+    assert old_workers
+    os.kill(dramatiq, signal.SIGKILL)
+    wait_for(lambda: "restarting analytics-worker in 1 s (exit code -9)" in up.output(), 30, "log")
+    wait_for(lambda: gone(old_workers), 30, "the old Dramatiq worker process gone", up)
+    wait_for(lambda: up.child_pid("analytics-worker") not in (None, dramatiq), 30, "Dramatiq", up)
+
     # The same for the API process itself.
     api = up.child_pid("api")
     os.kill(api, signal.SIGKILL)  # type: ignore[arg-type]
@@ -229,3 +243,15 @@ def test_sigkill_of_up_leaves_no_process_behind(up_factory: Callable[..., Up]) -
         raise
     wait_for(lambda: _ours(up.data_dir) == [], 10, "no process in the data dir")
     assert port_free(up.port)
+
+
+def test_backoff_doubles_to_the_cap_and_resets_after_a_stable_run() -> None:
+    unit = _Unit("worker", started_at=0.0)
+    delays = []
+    now = 1.0
+    for _ in range(7):  # crash-looping: each run lasts a second
+        delays.append(unit.scheduled(-9, now))
+        unit.started_at, now = now + delays[-1], now + delays[-1] + 1
+    assert delays == [1, 2, 4, 8, 16, 30, 30]
+    unit.started_at = now
+    assert unit.scheduled(1, now + STABLE_AFTER) == 1  # ran long enough: a fresh start
