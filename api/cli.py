@@ -380,7 +380,10 @@ def up(
         if replay:
             supervisor.spawn("demo-replay", "demo-replay")
         typer.echo(f"GraphiQL:   http://127.0.0.1:{port}/graphql")
-        typer.echo(f"Demo token: {data_dir / 'demo-token'} (tenant 'demo', valid 24 h)")
+        typer.echo(
+            f"Demo token: {data_dir / 'demo-token'} (tenant 'demo', valid 24 h; "
+            f"a fresh one: trendscope demo-token --data-dir {data_dir})"
+        )
         typer.echo("Ctrl-C to stop.")
         supervisor.run_forever()
     except (Stop, KeyboardInterrupt):
