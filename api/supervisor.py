@@ -132,7 +132,7 @@ class Supervisor:
             if unit.restart_at is not None and unit.restart_at <= time.monotonic():
                 try:
                     self.embedded.restart(unit.name)
-                except RuntimeError as exc:  # e.g. its port got taken: try again later
+                except Exception as exc:  # e.g. its port got taken: try again later, stay up
                     log.error("embedded %s did not restart: %s", unit.name, exc)
                     unit.started_at = time.monotonic()
                     unit.scheduled(None, time.monotonic())
