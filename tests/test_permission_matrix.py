@@ -1,22 +1,30 @@
-"""The permission matrix, generated from the schema.
+"""The permission matrix, generated from the schema, checked against hand-written tables.
 
-For every root Query, Mutation and Subscription field, the scope it needs is read from its
-`PermissionExtension` (`schema/permissions.py` `requires`); fields without one must be listed
-in `PUBLIC_FIELDS` with a reason. Each field is then called by every principal (owner, admin,
-analyst, viewer, unauthenticated) with placeholder arguments that pass validation, and the
-answer must be a permission error exactly when the principal's scopes lack the field's scope.
-A domain answer (NotFound, ValidationFailed, a payload's PermissionDenied from a business rule)
-means the scope check let the call through.
+What to try comes from the schema (the SDL's object): every root Query, Mutation and
+Subscription field, every type implementing `Node` (through `node(id:)`), and every nested path
+into a type that needs another scope than the path so far (`influencers { ... accounts {
+recentPosts } }` needs posts:read). What to expect comes from tests/permission_tables.py,
+written by hand to match docs/members.md and never imported from the code under test; a root
+field or Node type missing from those tables fails, and so does a table the docs disagree with.
 
-Principals are `Caller`s: a name, a credential and its scope set. API keys and partner apps
-become more rows of `callers()` (a `Caller` with their own header), nothing else changes.
+Each probe is sent by every caller (the four roles, API keys with chosen scopes, nobody), one
+request per (caller, probe), and the answer must carry a FORBIDDEN / UNAUTHENTICATED error
+exactly where the caller lacks the scope: at the root field, at `node`, or at the first nested
+field whose type needs a scope the caller does not hold. A domain answer (NotFound,
+ValidationFailed, a payload's PermissionDenied from a business rule) means the scope check let
+the call through.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,23 +34,27 @@ from graphql import (
     GraphQLField,
     GraphQLInputObjectType,
     GraphQLInputType,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNonNull,
+    GraphQLObjectType,
     GraphQLScalarType,
     Undefined,
     get_named_type,
 )
-from strawberry.permission import PermissionExtension
+from strawberry.relay import GlobalID
 
 from domain.accounts.rules import scopes_for_role
-from schema.permissions import PUBLIC_FIELDS, HasScope
 from schema.schema import schema
+from tenants.tx import tenant_tx
+from tests import permission_tables as expected
 from tests.conftest import GQL, Server, Tenant, import_file, set_plan, upload_request
 from tests.test_api_keys import create_key
 from tests.test_import import jsonl, rows_for
-from tests.test_members import MEMBERS, join
+from tests.test_members import MEMBERS, invite, join
 
 DENIED = {"FORBIDDEN", "UNAUTHENTICATED"}
+GS = schema._schema
 
 
 @dataclass(frozen=True)
@@ -52,39 +64,30 @@ class Caller:
     name: str
     headers: dict[str, str]
     scopes: frozenset[str]
-    tenant: str | None = None
     person: bool = True  # False: an API key, which has scopes but no user behind it
 
 
-def bearer(
-    name: str, token: str | None, scopes: frozenset[str], tenant: str | None = None
-) -> Caller:
-    """A caller presenting `token` as a bearer credential (users' JWTs; API keys too if they
-    use the same header), holding `scopes`."""
-    return Caller(name, {"Authorization": f"Bearer {token}"} if token else {}, scopes, tenant)
-
-
-def required_scope(gql_field: GraphQLField) -> str | None:
-    definition = gql_field.extensions["strawberry-definition"]
-    for ext in definition.extensions:
-        if isinstance(ext, PermissionExtension):
-            for permission in ext.permissions:
-                if isinstance(permission, HasScope):
-                    return permission.scope
-    return None
+def bearer(name: str, token: str | None, scopes: frozenset[str], person: bool = True) -> Caller:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return Caller(name, headers, scopes, person)
 
 
 def root_fields() -> list[tuple[str, str, GraphQLField]]:
-    gs = schema._schema
     out = []
     for kind, root in (
-        ("query", gs.query_type),
-        ("mutation", gs.mutation_type),
-        ("subscription", gs.subscription_type),
+        ("query", GS.query_type),
+        ("mutation", GS.mutation_type),
+        ("subscription", GS.subscription_type),
     ):
         assert root is not None
         out += [(kind, name, f) for name, f in root.fields.items()]
     return out
+
+
+def node_types() -> list[str]:
+    node = GS.type_map["Node"]
+    assert isinstance(node, GraphQLInterfaceType)
+    return sorted(t.name for t in GS.get_possible_types(node))
 
 
 PLACEHOLDER_SCALARS: dict[str, Any] = {
@@ -148,20 +151,189 @@ def call_for(kind: str, name: str, f: GraphQLField) -> Call:
     )
     head = f"{kind} Matrix" + (f"({', '.join(defs)})" if defs else "")
     body = name + (f"({', '.join(args)})" if args else "") + f" {selection}"
-    return Call(kind, name, required_scope(f), f"{head} {{ {body} }}", variables, uploads)
+    scope = expected.field_scope(name)
+    return Call(kind, name, scope, f"{head} {{ {body} }}", variables, uploads)
 
 
 CALLS = [call_for(kind, name, f) for kind, name, f in root_fields()]
 
 
-def test_every_root_field_declares_a_scope_or_a_public_reason() -> None:
-    undeclared = [c.name for c in CALLS if c.scope is None and c.name not in PUBLIC_FIELDS]
-    assert undeclared == [], f"add requires(...) or a PUBLIC_FIELDS reason: {undeclared}"
-    stale = set(PUBLIC_FIELDS) - {c.name for c in CALLS if c.scope is None}
-    assert stale == set(), f"PUBLIC_FIELDS names fields that need a scope or are gone: {stale}"
+# -- nested paths: generated from the schema -------------------------------------------------
 
 
-# Two API keys a partner would hold: read-only, and read-write without the admin scopes.
+@dataclass(frozen=True)
+class Path_:
+    """A query from a root field down to a field whose type needs a scope the path so far
+    does not guarantee. `needs[i]` is what the i-th field of `path` needs (the root: its
+    field's scope; below: its type's scope, or None)."""
+
+    edge: tuple[str, str]  # (parent type, field): what the probe exercises
+    path: tuple[str, ...]
+    needs: tuple[str | None, ...]
+
+    @property
+    def document(self) -> str:
+        text = "__typename"
+        for name in reversed(self.path):
+            text = f"{name} {{ {text} }}"
+        return f"query Path {{ {text} }}"
+
+
+def _required_args(f: GraphQLField) -> bool:
+    return any(
+        isinstance(a.type, GraphQLNonNull) and a.default_value is Undefined for a in f.args.values()
+    )
+
+
+def nested_paths(*, roots_with_arguments: bool) -> dict[tuple[str, str], Path_]:
+    """The shortest path to each cross-scope field, from the Query root fields with a scope
+    (breadth first over object-typed fields; interfaces and unions are reached by `node`)."""
+    assert GS.query_type is not None
+    found: dict[tuple[str, str], Path_] = {}
+    queue: deque[tuple[GraphQLObjectType, tuple[str, ...], tuple[str | None, ...]]] = deque()
+    for name, f in GS.query_type.fields.items():
+        target = get_named_type(f.type)
+        scope = expected.field_scope(name)
+        if scope is None or not isinstance(target, GraphQLObjectType):
+            continue
+        if _required_args(f) and not roots_with_arguments:
+            continue
+        queue.append((target, (name,), (scope,)))
+    seen: set[tuple[str, frozenset[str | None]]] = set()
+    while queue:
+        parent, path, needs = queue.popleft()
+        held = frozenset(needs)
+        if (parent.name, held) in seen or len(path) > 8:
+            continue
+        seen.add((parent.name, held))
+        for name, f in parent.fields.items():
+            target = get_named_type(f.type)
+            if not isinstance(target, GraphQLObjectType) or _required_args(f):
+                continue
+            need = expected.type_scope(target.name)
+            step = (target, (*path, name), (*needs, need))
+            if need is not None and need not in held:
+                found.setdefault((parent.name, name), Path_((parent.name, name), *step[1:]))
+            queue.append(step)
+    return found
+
+
+PATHS = sorted(nested_paths(roots_with_arguments=False).values(), key=lambda p: p.edge) + [
+    # the issue's probe, as written: a query the compiled SQL path (schema.compiled) answers
+    Path_(
+        ("InfluencerAccount", "recentPosts"),
+        ("influencers", "edges", "node", "accounts", "recentPosts"),
+        ("influencers:read", None, "influencers:read", "influencers:read", "posts:read"),
+    )
+]
+
+
+# -- the tables against the schema, the code's roles and the docs ----------------------------
+
+
+def test_every_root_field_and_node_type_is_in_the_tables() -> None:
+    listed = [n for names in expected.FIELD_SCOPES.values() for n in names]
+    assert len(listed) == len(set(listed)), "a root field is listed under two scopes"
+    assert not set(listed) & expected.PUBLIC_FIELDS
+    fields = {name for _, name, _ in root_fields()}
+    missing = sorted(fields - set(listed) - expected.PUBLIC_FIELDS)
+    assert missing == [], f"new root fields: add them to tests/permission_tables.py: {missing}"
+    gone = sorted((set(listed) | expected.PUBLIC_FIELDS) - fields)
+    assert gone == [], f"the tables name root fields the schema lacks: {gone}"
+    untyped = [t for t in node_types() if expected.type_scope(t) is None]
+    assert untyped == [], f"Node types without a scope in the tables: {untyped}"
+    types = [t for names in expected.TYPE_SCOPES.values() for t in names]
+    assert sorted(set(types) - set(GS.type_map)) == []
+
+
+def test_roles_hold_the_documented_scopes() -> None:
+    for role, scopes in expected.ROLE_SCOPES.items():
+        assert scopes_for_role(role) == scopes, role
+
+
+def test_every_cross_scope_path_is_probed() -> None:
+    """Paths found only from root fields with arguments (`trend(id:)`) would not be tried:
+    the argument-free roots must reach every cross-scope field too."""
+    everywhere = set(nested_paths(roots_with_arguments=True))
+    assert everywhere == {p.edge for p in PATHS}, everywhere ^ {p.edge for p in PATHS}
+    assert ("InfluencerAccount", "recentPosts") in everywhere  # the probe that found 9a
+
+
+def _table(doc: str, header: str) -> Iterator[list[str]]:
+    """The rows of the markdown table whose header line starts with `header`."""
+    lines = doc.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            return
+        yield [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def _names(cell: str) -> set[str]:
+    return set(re.findall(r"`([^`]+)`", cell))
+
+
+def test_the_docs_state_these_tables() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "members.md").read_text()
+    roles: dict[str, frozenset[str]] = {}
+    for role, cell in _table(doc, "| role | scopes |"):
+        base = re.match(r"(\w+)'s \+", cell)
+        roles[role] = frozenset(_names(cell) | (roles[base.group(1)] if base else set()))
+    assert roles == expected.ROLE_SCOPES
+    fields = {scope.strip("`"): _names(cell) for scope, cell in _table(doc, "| scope | root")}
+    public = fields.pop("none")
+    assert public == expected.PUBLIC_FIELDS
+    assert fields == {s: set(names) for s, names in expected.FIELD_SCOPES.items()}
+    types = {scope.strip("`"): _names(cell) for scope, cell in _table(doc, "| scope | types")}
+    assert types == {s: set(names) for s, names in expected.TYPE_SCOPES.items()}
+
+
+def _holder_scope(t: GraphQLObjectType) -> str | None:
+    """The scope an object of `t` needed to be reached: its own, or for a Relay connection or
+    edge, its nodes'."""
+    if "edges" in t.fields and "pageInfo" in t.fields:
+        edge = get_named_type(t.fields["edges"].type)
+        assert isinstance(edge, GraphQLObjectType)
+        return _holder_scope(edge)
+    if "node" in t.fields and "cursor" in t.fields:
+        return expected.type_scope(get_named_type(t.fields["node"].type).name)
+    return expected.type_scope(t.name)
+
+
+def _declared_scope(f: GraphQLField) -> str | None:
+    """The scope a field's own requires(...) declares (the root fields' mechanism)."""
+    from strawberry.permission import PermissionExtension
+
+    definition = f.extensions["strawberry-definition"]
+    for ext in definition.extensions:
+        if isinstance(ext, PermissionExtension):
+            return next(getattr(p, "scope", None) for p in ext.permissions)
+    return None
+
+
+def test_every_field_into_a_scoped_type_checks_the_scope() -> None:
+    """Beside the probes (which need data to reach a field), the schema itself: every field
+    whose type needs a scope its parent type does not checks it (or declares it)."""
+    roots = {GS.query_type, GS.mutation_type, GS.subscription_type}
+    unguarded = []
+    for parent in GS.type_map.values():
+        if not isinstance(parent, GraphQLObjectType) or parent.name.startswith("__"):
+            continue
+        for name, f in parent.fields.items():
+            need = expected.type_scope(get_named_type(f.type).name)
+            if need is None or (parent not in roots and need == _holder_scope(parent)):
+                continue
+            if need in (getattr(f.resolve, "scope", None), _declared_scope(f)):
+                continue
+            unguarded.append(f"{parent.name}.{name} ({need})")
+    assert unguarded == []
+
+
+# -- callers and the data the probes reach ---------------------------------------------------
+
+
+# API keys a partner would hold: read-only, read-write, and two narrow ones whose scopes cut
+# across the nested paths (influencers without posts or analytics; analytics alone).
 KEY_SCOPES = {
     "read-key": ["influencers:read", "posts:read", "collection:read", "analytics:read"],
     "write-key": [
@@ -174,22 +346,127 @@ KEY_SCOPES = {
         "analytics:read",
         "analytics:write",
     ],
+    "influencers-key": ["influencers:read"],
+    "analytics-key": ["analytics:read"],
 }
 
 
 async def callers(gql: GQL, owner: Tenant) -> list[Caller]:
     await set_plan(owner.slug, "pro")  # 4 seats and the partner API are needed
-    out = [bearer("owner", owner.token, scopes_for_role("owner"))]
+    out = [bearer("owner", owner.token, expected.ROLE_SCOPES["owner"])]
     for role in ("admin", "analyst", "viewer"):
         token, _ = await join(gql, owner, role)
-        out.append(bearer(role, token, scopes_for_role(role)))
+        out.append(bearer(role, token, expected.ROLE_SCOPES[role]))
     for name, scopes in KEY_SCOPES.items():
         created = await create_key(gql, owner.token, scopes)
         assert created["__typename"] == "CreateApiKeySuccess", created
-        key = bearer(name, created["key"], frozenset(scopes))
-        out.append(Caller(key.name, key.headers, key.scopes, person=False))
+        out.append(bearer(name, created["key"], frozenset(scopes), person=False))
     out.append(bearer("unauthenticated", None, frozenset()))
     return out
+
+
+def gid(type_name: str, ident: object) -> str:
+    return str(GlobalID(type_name, str(ident)))
+
+
+async def seed(gql: GQL, owner: Tenant) -> dict[str, str]:
+    """One object of every Node type, linked so that every nested path reaches something:
+    the global id of each, by type."""
+    from domain.analytics.models import InfluencerScore
+    from domain.collection.models import PlatformConnection
+    from domain.influencers.models import Influencer, InfluencerAccount
+    from domain.insights.models import AlertEvent, AlertRule, Anomaly, Insight
+    from domain.posts.models import Comment, Post
+    from domain.trends.models import Trend, TrendInfluencer
+
+    now = datetime.now(UTC)
+    ids: dict[str, str] = {}
+    await webhook_with_a_delivery(gql, owner)  # a task, an endpoint and a delivery
+    async with tenant_tx(owner.schema):
+        inf = await Influencer.create(display_name="Ana", notes="", total_followers=10)
+        acc = await InfluencerAccount.create(
+            influencer=inf, platform="instagram", handle="ana", followers=10
+        )
+        post = await Post.create(
+            account=acc,
+            influencer_id=inf.id,
+            platform="instagram",
+            external_id="p1",
+            url="",
+            text="secret post text",
+            hashtags=[],
+            mentions=[],
+            published_at=now,
+        )
+        comment = await Comment.create(post=post, platform="instagram", external_id="c1")
+        await InfluencerScore.create(
+            influencer_id=inf.id,
+            computed_at=now,
+            formula="t",
+            influence_score=1.0,
+            authenticity_score=1.0,
+            followers=10,
+            posts=1,
+            breakdown=[],
+            inputs={},
+            authenticity={},
+        )
+        anomaly = await Anomaly.create(
+            key="a1",
+            kind="viral_post",
+            influencer_id=inf.id,
+            post_id=post.id,
+            metric="interactions",
+            value=2.0,
+            baseline=1.0,
+            score=2.0,
+            severity="high",
+            window_start=now,
+            window_end=now,
+        )
+        rule = await AlertRule.create(
+            name="r", metric="posts", condition="above", threshold=1.0, window_hours=24,
+            influencer=inf,
+        )  # fmt: skip
+        event = await AlertEvent.create(rule=rule, metric="posts", condition="above", threshold=1)
+        insight = await Insight.create(kind="daily_digest", period_start=now, period_end=now)
+        trend = await Trend.create(
+            kind="hashtag", key="x", label="#x", platform="all", status="rising", score=1.0,
+            z=1.0, velocity=1.0, acceleration=0.0, baseline_median=0.0, baseline_mad=0.0,
+            volume=1, engagement=1, first_seen=now, last_seen=now, last_updated=now,
+            computed_at=now,
+        )  # fmt: skip
+        await TrendInfluencer.create(
+            trend=trend, influencer_id=inf.id, rank=1, posts=1, engagement=1, contribution=1.0
+        )
+        connection = await PlatformConnection.create(platform="youtube", secret="x")
+    for model, row in (
+        ("Influencer", inf),
+        ("InfluencerAccount", acc),
+        ("Post", post),
+        ("Comment", comment),
+        ("Anomaly", anomaly),
+        ("AlertRule", rule),
+        ("AlertEvent", event),
+        ("Insight", insight),
+        ("Trend", trend),
+        ("PlatformConnection", connection),
+    ):
+        ids[model] = gid(model, row.id)
+    invited = await invite(gql, owner.token, f"later-{owner.slug}@example.com", "VIEWER")
+    ids["Invitation"] = invited["invitation"]["id"]
+    for type_name, query in (
+        ("Member", MEMBERS),
+        ("AuditEntry", "{ auditLog(first: 1) { edges { node { id } } } }"),
+        ("CollectionTask", "{ collectionTasks(first: 1) { edges { node { id } } } }"),
+        ("WebhookEndpoint", "{ webhookEndpoints { id } }"),
+        ("WebhookDelivery", "{ webhookDeliveries(first: 1) { edges { node { id } } } }"),
+    ):
+        ids[type_name] = _node_ids(await gql.ok(query, token=owner.token))[0]
+    return ids
+
+
+# -- running the probes ------------------------------------------------------------------------
 
 
 async def http_outcome(gql: GQL, caller: Caller, call: Call) -> tuple[set[str], Any]:
@@ -263,13 +540,13 @@ def check(caller: Caller, call: Call, codes: set[str], detail: object) -> str | 
         if not caller.person:  # about a person (viewer, logOut, ...): a key has none
             return None
         allowed = "FORBIDDEN" not in codes
-        expected = True
+        expected_ = True
     else:
         allowed = not (codes & DENIED)
-        expected = call.scope in caller.scopes
+        expected_ = call.scope in caller.scopes
     if "INTERNAL_SERVER_ERROR" in codes:
         return f"{call.name} as {caller.name}: unexpected error {detail}"
-    if allowed != expected:
+    if allowed != expected_:
         return (
             f"{call.kind} {call.name} (needs {call.scope}) as {caller.name}: "
             f"{'allowed' if allowed else 'refused'}, expected the opposite: {detail}"
@@ -277,21 +554,98 @@ def check(caller: Caller, call: Call, codes: set[str], detail: object) -> str | 
     return None
 
 
+NODE = "query($id: ID!) { node(id: $id) { __typename } }"
+# Comments are reached through their post only: node(id:) answers null even when allowed.
+NOT_BY_NODE = {"Comment"}
+
+
+async def check_node(gql: GQL, caller: Caller, type_name: str, node_id: str) -> str | None:
+    """`node` needs influencers:read itself; the object then needs its type's scope."""
+    body = (await gql.raw(NODE, {"id": node_id}, headers=caller.headers)).json()
+    codes = {(e.get("extensions") or {}).get("code") for e in body.get("errors") or ()}
+    node = (body.get("data") or {}).get("node")
+    needs = {"influencers:read", expected.type_scope(type_name)}
+    if needs <= caller.scopes:
+        found = node is not None or type_name in NOT_BY_NODE
+        if codes or not found:
+            return f"node({type_name}) as {caller.name}: expected it: {body}"
+    elif node is not None or not codes & DENIED or codes - DENIED:
+        return f"node({type_name}) (needs {needs}) as {caller.name}: expected a refusal: {body}"
+    return None
+
+
+def _reached(data: Any, path: tuple[str, ...]) -> bool:
+    """Some object on the path's parent level holds its last field (the probe ran)."""
+    level = [data]
+    for key in path:
+        nxt = []
+        for value in level:
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict) and key in item:
+                    nxt.append(item[key])
+        level = nxt
+    return bool(level)
+
+
+async def check_path(gql: GQL, caller: Caller, p: Path_) -> str | None:
+    if p.needs[0] not in caller.scopes:
+        return None  # refused at the root: the root matrix covers it
+    body = (await gql.raw(p.document, headers=caller.headers)).json()
+    refused_at = {
+        tuple(k for k in e.get("path") or () if isinstance(k, str))
+        for e in body.get("errors") or ()
+        if (e.get("extensions") or {}).get("code") in DENIED
+    }
+    others = [
+        e for e in body.get("errors") or () if (e.get("extensions") or {}).get("code") not in DENIED
+    ]
+    first = next((i for i, need in enumerate(p.needs) if need and need not in caller.scopes), None)
+    want = set() if first is None else {p.path[: first + 1]}
+    if refused_at != want or others:
+        return f"{'.'.join(p.path)} as {caller.name}: expected a refusal at {want}: {body}"
+    if caller.name == "owner" and not _reached(body["data"], p.path):
+        return f"{'.'.join(p.path)}: the seeded data does not reach it: {body}"
+    return None
+
+
 async def test_permission_matrix(gql: GQL, server: Server, tenant: Tenant) -> None:
-    problems: list[str] = []
     everyone = await callers(gql, tenant)
+    ids = await seed(gql, tenant)
+    assert sorted(ids) == node_types()
+    problems: list[str | None] = []
     subscriptions = [c for c in CALLS if c.kind == "subscription"]
     for caller in everyone:
         for call in CALLS:
-            if call.kind == "subscription":
-                continue
-            codes, body = await http_outcome(gql, caller, call)
-            problems.append(check(caller, call, codes, body) or "")
+            if call.kind != "subscription":
+                codes, body = await http_outcome(gql, caller, call)
+                problems.append(check(caller, call, codes, body))
         outcomes = await ws_outcomes(server, caller, subscriptions)
         for call in subscriptions:
-            problems.append(check(caller, call, outcomes[call.name], outcomes[call.name]) or "")
-    problems = [p for p in problems if p]
-    assert problems == [], "\n".join(problems)
+            problems.append(check(caller, call, outcomes[call.name], outcomes[call.name]))
+        for type_name, node_id in ids.items():
+            problems.append(await check_node(gql, caller, type_name, node_id))
+        for p in PATHS:
+            problems.append(await check_path(gql, caller, p))
+    found = [p for p in problems if p]
+    assert found == [], "\n".join(found)
+
+
+async def test_a_write_only_key_cannot_read_through_a_mutation_payload(
+    gql: GQL, tenant: Tenant
+) -> None:
+    """A payload's object needs its type's scope too; the refusal rolls the mutation back."""
+    await set_plan(tenant.slug, "pro")
+    key = (await create_key(gql, tenant.token, ["influencers:write"]))["key"]
+    body = await gql(
+        """mutation { addInfluencer(input: {displayName: "W"}) {
+            ... on AddInfluencerSuccess { influencer { id displayName } } } }""",
+        token=key,
+    )
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+        (["addInfluencer", "influencer"], "FORBIDDEN")
+    ]
+    listed = await gql.ok("{ influencers { edges { node { id } } } }", token=tenant.token)
+    assert listed["influencers"]["edges"] == []
 
 
 @pytest.mark.parametrize(
