@@ -16,7 +16,9 @@ Supported, and everything else runs the normal way (`compile_query` returns None
 - aliases and `__typename`; no fragments, no directives.
 
 The statement runs in a `tenant_tx` of the caller's schema like any other read, after the same
-parse, validation and permission check (`influencers:read`) the resolver would make; a value
+parse, validation and permission checks the resolvers would make: the plan's `scopes` are those
+of every type it reads (schema.permissions.TYPE_SCOPES: `posts:read` once it selects
+`recentPosts`), and a caller lacking one is answered by the resolvers, with their errors; a value
 the resolver would refuse (`first` out of range) falls back so that the error is the usual one.
 Compiled plans are cached per query text.
 """
@@ -38,8 +40,7 @@ from graphql import (
 )
 
 from domain.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-
-ROOT_SCOPE = "influencers:read"
+from schema.permissions import TYPE_SCOPES
 
 
 def _gid(type_name: str) -> Callable[[str], str]:
@@ -116,6 +117,7 @@ class CompiledQuery:
     sql: str
     first: Param
     limits: tuple[Param, ...]  # recentPosts limits, $2, $3, ...
+    scopes: frozenset[str] = frozenset()  # the scopes of the types it reads
 
     def parameters(self, variables: Mapping[str, Any]) -> list[int] | None:
         """The statement's arguments, or None when a value is one the resolver refuses (the
@@ -136,6 +138,7 @@ class _Compiler:
     def __init__(self, defaults: Mapping[str, Any]) -> None:
         self.defaults = defaults
         self.limits: list[Param] = []
+        self.types: set[str] = set()  # the object types the statement reads
 
     def param(self, field: FieldNode, name: str, default: int) -> Param:
         args = {a.name.value: a.value for a in field.arguments or ()}
@@ -171,6 +174,7 @@ class _Compiler:
         t: str,
         relation: Callable[[FieldNode, str], str] | None = None,
     ) -> str:
+        self.types.add(type_name)
         pairs = []
         for f in self.fields(selection):
             key = (f.alias or f.name).value
@@ -292,7 +296,12 @@ def _compile(document: DocumentNode, operation_name: str | None) -> CompiledQuer
     root = roots[0]
     first = compiler.param(root, "first", DEFAULT_PAGE_SIZE)
     sql = compiler.connection(root)
-    return CompiledQuery((root.alias or root.name).value, sql, first, tuple(compiler.limits))
+    scopes = frozenset(
+        {"influencers:read"} | {TYPE_SCOPES[t] for t in compiler.types if t in TYPE_SCOPES}
+    )
+    return CompiledQuery(
+        (root.alias or root.name).value, sql, first, tuple(compiler.limits), scopes
+    )
 
 
 _plans: dict[tuple[str, str | None], CompiledQuery | None] = {}

@@ -18,7 +18,7 @@ from strawberry.extensions import SchemaExtension
 
 from billing.entitlements import is_restricted
 from domain.errors import TenantRestricted
-from schema.compiled import ROOT_SCOPE, compile_query
+from schema.compiled import compile_query
 from schema.errors import user_facing
 from schema.limits import coded_syntax_error, settings_of, without_suggestions
 from tenants.tx import tenant_tx
@@ -128,8 +128,8 @@ class TenantTransaction(SchemaExtension):
         if plan is None:
             return
         principal = ec.context.principal
-        if principal is None or ROOT_SCOPE not in principal.scopes:
-            return  # the resolver's permission check answers
+        if principal is None or not plan.scopes <= principal.scopes:
+            return  # the resolvers' permission checks answer
         params = plan.parameters(ec.variables or {})
         if params is None:
             return

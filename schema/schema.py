@@ -32,7 +32,7 @@ from schema.insights.subscriptions import InsightSubscriptions
 from schema.limits import LIMIT_CODES, LimitedParserCache, LimitedValidationCache
 from schema.members.mutations import MemberMutations
 from schema.members.queries import MemberQueries
-from schema.permissions import requires
+from schema.permissions import guard_scoped_types, requires
 from schema.posts.queries import PostQueries
 from schema.trends.queries import TrendQueries
 from schema.trends.subscriptions import TrendSubscriptions
@@ -128,6 +128,9 @@ schema = TrendscopeSchema(
     # of its own settings (BATCH_TOO_LARGE), this figure is only Strawberry's default check.
     config=StrawberryConfig(batching_config={"max_operations": 100}),
 )
+# Every object of a scoped type, at any depth and through `node(id:)`, needs the type's scope
+# (schema/permissions.py TYPE_SCOPES); derived from the built schema, so new fields are covered.
+guard_scoped_types(schema)
 
 
 def sdl() -> str:

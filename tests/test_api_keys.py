@@ -154,7 +154,8 @@ async def test_a_tenants_keys_reach_nothing_of_another(
     await set_plan(other_tenant.slug, "pro")
     await add(gql, other_tenant.token, "B secret")
     b_key = await create_key(gql, other_tenant.token, READ_WRITE)
-    a_key = (await create_key(gql, tenant.token, READ_WRITE))["key"]
+    a_created = await create_key(gql, tenant.token, READ_WRITE)
+    a_key = a_created["key"]
 
     assert await names(gql, a_key) == []
     await add(gql, a_key, "A row")
@@ -162,10 +163,15 @@ async def test_a_tenants_keys_reach_nothing_of_another(
     # X-Tenant cannot move a key to another tenant.
     moved = await gql.raw(NAMES, token=a_key, headers={"X-Tenant": other_tenant.slug})
     assert moved.status_code == 403
-    # A cannot list, nor revoke, B's keys.
-    assert [k["prefix"] for k in (await gql.ok(LIST, token=tenant.token))["apiKeys"]] != [
-        b_key["apiKey"]["prefix"]
-    ]
+    # A cannot list, nor revoke, B's keys: each tenant lists exactly its own.
+    a_listed = (await gql.ok(LIST, token=tenant.token))["apiKeys"]
+    b_listed = (await gql.ok(LIST, token=other_tenant.token))["apiKeys"]
+    assert {(k["id"], k["prefix"]) for k in a_listed} == {
+        (a_created["apiKey"]["id"], a_created["apiKey"]["prefix"])
+    }
+    assert {(k["id"], k["prefix"]) for k in b_listed} == {
+        (b_key["apiKey"]["id"], b_key["apiKey"]["prefix"])
+    }
     not_found = await gql.ok(REVOKE, {"id": b_key["apiKey"]["id"]}, token=tenant.token)
     assert not_found["revokeApiKey"] == {"__typename": "NotFound", "code": "NOT_FOUND"}
     assert await names(gql, b_key["key"]) == ["B secret"]
@@ -188,3 +194,36 @@ async def test_a_key_works_over_the_websocket_in_its_own_tenant(
         assert [e["node"]["displayName"] for e in edges] == ["A row"]
     finally:
         await ws.close()
+
+
+async def test_a_credentials_scopes_are_a_subset_of_its_creators(gql: GQL, tenant: Tenant) -> None:
+    """docs/api-keys.md: a key's (and a partner app's) scopes must be held by whoever creates
+    it. Expected scopes from the hand-written role table, not from the code under test."""
+    from tests.permission_tables import ROLE_SCOPES
+    from tests.test_members import join
+    from tests.test_partner_apps import CREATE as CREATE_APP
+
+    await set_plan(tenant.slug, "pro")
+    admin, _ = await join(gql, tenant, "admin")
+    every_scope = frozenset().union(*ROLE_SCOPES.values())
+    for role, token in (("owner", tenant.token), ("admin", admin)):
+        held = ROLE_SCOPES[role]
+        created = await create_key(gql, token, sorted(held))
+        assert created["__typename"] == "CreateApiKeySuccess", (role, created)
+        assert set(created["apiKey"]["scopes"]) == held
+        for scope in sorted(every_scope - held):  # the admin lacks billing:manage
+            refused = await create_key(gql, token, ["influencers:read", scope])
+            assert refused["__typename"] == "ValidationFailed", (role, scope, refused)
+            assert refused["fields"] == [
+                {"field": "scopes", "message": f"you do not hold: {scope}"}
+            ]
+            app = await gql.ok(CREATE_APP, {"i": {"name": "x", "scopes": [scope]}}, token=token)
+            assert app["createPartnerApp"]["__typename"] == "ValidationFailed", (role, scope)
+    assert ROLE_SCOPES["owner"] - ROLE_SCOPES["admin"] == {"billing:manage"}  # tried above
+    # Nothing refused was stored: one key per creator.
+    listed = (await gql.ok(LIST, token=tenant.token))["apiKeys"]
+    assert sorted(frozenset(k["scopes"]) == ROLE_SCOPES["owner"] for k in listed) == [
+        False,
+        True,
+    ]
+    assert (await gql.ok("{ partnerApps { id } }", token=tenant.token))["partnerApps"] == []

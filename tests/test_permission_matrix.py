@@ -1,167 +1,166 @@
-"""The permission matrix, generated from the schema.
+"""The permission matrix, generated from the schema, checked against hand-written tables.
 
-For every root Query, Mutation and Subscription field, the scope it needs is read from its
-`PermissionExtension` (`schema/permissions.py` `requires`); fields without one must be listed
-in `PUBLIC_FIELDS` with a reason. Each field is then called by every principal (owner, admin,
-analyst, viewer, unauthenticated) with placeholder arguments that pass validation, and the
-answer must be a permission error exactly when the principal's scopes lack the field's scope.
-A domain answer (NotFound, ValidationFailed, a payload's PermissionDenied from a business rule)
-means the scope check let the call through.
+What to try comes from the schema (the SDL's object): every root Query, Mutation and
+Subscription field, every type implementing `Node` (through `node(id:)`), and every nested path
+into a type that needs another scope than the path so far (`influencers { ... accounts {
+recentPosts } }` needs posts:read). What to expect comes from tests/permission_tables.py,
+written by hand to match docs/members.md and never imported from the code under test; a root
+field or Node type missing from those tables fails, and so does a table the docs disagree with.
 
-Principals are `Caller`s: a name, a credential and its scope set. API keys and partner apps
-become more rows of `callers()` (a `Caller` with their own header), nothing else changes.
+Each probe is sent by every caller (the four roles, API keys with chosen scopes, nobody), one
+request per (caller, probe), and the answer must carry a FORBIDDEN / UNAUTHENTICATED error
+exactly where the caller lacks the scope: at the root field, at `node`, or at the first nested
+field whose type needs a scope the caller does not hold. A domain answer (NotFound,
+ValidationFailed, a payload's PermissionDenied from a business rule) means the scope check let
+the call through.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-import websockets
 from graphql import (
-    GraphQLEnumType,
     GraphQLField,
-    GraphQLInputObjectType,
-    GraphQLInputType,
-    GraphQLList,
-    GraphQLNonNull,
-    GraphQLScalarType,
-    Undefined,
+    GraphQLObjectType,
     get_named_type,
 )
-from strawberry.permission import PermissionExtension
+from strawberry.relay import GlobalID
 
 from domain.accounts.rules import scopes_for_role
-from schema.permissions import PUBLIC_FIELDS, HasScope
-from schema.schema import schema
-from tests.conftest import GQL, Server, Tenant, import_file, set_plan, upload_request
+from tenants.tx import tenant_tx
+from tests import permission_tables as expected
+from tests.conftest import GQL, Server, Tenant, import_file, set_plan
+from tests.permission_probes import (
+    CALLS,
+    GS,
+    PATHS,
+    Caller,
+    bearer,
+    check,
+    check_node,
+    check_path,
+    http_outcome,
+    nested_paths,
+    node_types,
+    root_fields,
+    ws_outcomes,
+)
 from tests.test_api_keys import create_key
 from tests.test_import import jsonl, rows_for
-from tests.test_members import MEMBERS, join
+from tests.test_members import MEMBERS, invite, join
 
-DENIED = {"FORBIDDEN", "UNAUTHENTICATED"}
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who calls: a name for messages, the headers that carry its credential, its scopes."""
-
-    name: str
-    headers: dict[str, str]
-    scopes: frozenset[str]
-    tenant: str | None = None
-    person: bool = True  # False: an API key, which has scopes but no user behind it
+# -- the tables against the schema, the code's roles and the docs ----------------------------
 
 
-def bearer(
-    name: str, token: str | None, scopes: frozenset[str], tenant: str | None = None
-) -> Caller:
-    """A caller presenting `token` as a bearer credential (users' JWTs; API keys too if they
-    use the same header), holding `scopes`."""
-    return Caller(name, {"Authorization": f"Bearer {token}"} if token else {}, scopes, tenant)
+def test_every_root_field_and_node_type_is_in_the_tables() -> None:
+    listed = [n for names in expected.FIELD_SCOPES.values() for n in names]
+    assert len(listed) == len(set(listed)), "a root field is listed under two scopes"
+    assert not set(listed) & expected.PUBLIC_FIELDS
+    fields = {name for _, name, _ in root_fields()}
+    missing = sorted(fields - set(listed) - expected.PUBLIC_FIELDS)
+    assert missing == [], f"new root fields: add them to tests/permission_tables.py: {missing}"
+    gone = sorted((set(listed) | expected.PUBLIC_FIELDS) - fields)
+    assert gone == [], f"the tables name root fields the schema lacks: {gone}"
+    untyped = [t for t in node_types() if expected.type_scope(t) is None]
+    assert untyped == [], f"Node types without a scope in the tables: {untyped}"
+    types = [t for names in expected.TYPE_SCOPES.values() for t in names]
+    assert sorted(set(types) - set(GS.type_map)) == []
 
 
-def required_scope(gql_field: GraphQLField) -> str | None:
-    definition = gql_field.extensions["strawberry-definition"]
+def test_roles_hold_the_documented_scopes() -> None:
+    for role, scopes in expected.ROLE_SCOPES.items():
+        assert scopes_for_role(role) == scopes, role
+
+
+def test_every_cross_scope_path_is_probed() -> None:
+    """Paths found only from root fields with arguments (`trend(id:)`) would not be tried:
+    the argument-free roots must reach every cross-scope field too."""
+    everywhere = set(nested_paths(roots_with_arguments=True))
+    assert everywhere == {p.edge for p in PATHS}, everywhere ^ {p.edge for p in PATHS}
+    assert ("InfluencerAccount", "recentPosts") in everywhere  # the probe that found 9a
+
+
+def _table(doc: str, header: str) -> Iterator[list[str]]:
+    """The rows of the markdown table whose header line starts with `header`."""
+    lines = doc.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            return
+        yield [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def _names(cell: str) -> set[str]:
+    return set(re.findall(r"`([^`]+)`", cell))
+
+
+def test_the_docs_state_these_tables() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "members.md").read_text()
+    roles: dict[str, frozenset[str]] = {}
+    for role, cell in _table(doc, "| role | scopes |"):
+        base = re.match(r"(\w+)'s \+", cell)
+        roles[role] = frozenset(_names(cell) | (roles[base.group(1)] if base else set()))
+    assert roles == expected.ROLE_SCOPES
+    fields = {scope.strip("`"): _names(cell) for scope, cell in _table(doc, "| scope | root")}
+    public = fields.pop("none")
+    assert public == expected.PUBLIC_FIELDS
+    assert fields == {s: set(names) for s, names in expected.FIELD_SCOPES.items()}
+    types = {scope.strip("`"): _names(cell) for scope, cell in _table(doc, "| scope | types")}
+    assert types == {s: set(names) for s, names in expected.TYPE_SCOPES.items()}
+
+
+def _holder_scope(t: GraphQLObjectType) -> str | None:
+    """The scope an object of `t` needed to be reached: its own, or for a Relay connection or
+    edge, its nodes'."""
+    if "edges" in t.fields and "pageInfo" in t.fields:
+        edge = get_named_type(t.fields["edges"].type)
+        assert isinstance(edge, GraphQLObjectType)
+        return _holder_scope(edge)
+    if "node" in t.fields and "cursor" in t.fields:
+        return expected.type_scope(get_named_type(t.fields["node"].type).name)
+    return expected.type_scope(t.name)
+
+
+def _declared_scope(f: GraphQLField) -> str | None:
+    """The scope a field's own requires(...) declares (the root fields' mechanism)."""
+    from strawberry.permission import PermissionExtension
+
+    definition = f.extensions["strawberry-definition"]
     for ext in definition.extensions:
         if isinstance(ext, PermissionExtension):
-            for permission in ext.permissions:
-                if isinstance(permission, HasScope):
-                    return permission.scope
+            return next(getattr(p, "scope", None) for p in ext.permissions)
     return None
 
 
-def root_fields() -> list[tuple[str, str, GraphQLField]]:
-    gs = schema._schema
-    out = []
-    for kind, root in (
-        ("query", gs.query_type),
-        ("mutation", gs.mutation_type),
-        ("subscription", gs.subscription_type),
-    ):
-        assert root is not None
-        out += [(kind, name, f) for name, f in root.fields.items()]
-    return out
-
-
-PLACEHOLDER_SCALARS: dict[str, Any] = {
-    "String": "x",
-    # "Influencer:999999999": a well-formed global id naming nothing (an unknown type name in
-    # node(id:) is an unexpected error today, see docs/members.md)
-    "ID": "SW5mbHVlbmNlcjo5OTk5OTk5OTk=",
-    "Int": 1,
-    "Float": 1.0,
-    "Boolean": False,
-    "DateTime": "2026-01-01T00:00:00+00:00",
-    "Date": "2026-01-01",
-    "JSON": {},
-}
-
-
-def placeholder(t: GraphQLInputType) -> Any:
-    """A value of type `t` that passes validation (required input fields filled)."""
-    if isinstance(t, GraphQLNonNull):
-        return placeholder(t.of_type)
-    if isinstance(t, GraphQLList):
-        return []
-    if isinstance(t, GraphQLEnumType):
-        return next(iter(t.values))
-    if isinstance(t, GraphQLInputObjectType):
-        return {
-            name: placeholder(f.type)
-            for name, f in t.fields.items()
-            if isinstance(f.type, GraphQLNonNull) and f.default_value is Undefined
-        }
-    assert isinstance(t, GraphQLScalarType)
-    if t.name == "Upload":
-        return None  # sent as a multipart file part
-    return PLACEHOLDER_SCALARS.get(t.name, "x")
-
-
-@dataclass
-class Call:
-    kind: str
-    name: str
-    scope: str | None
-    document: str
-    variables: dict[str, Any]
-    uploads: list[str] = field(default_factory=list)
-
-
-def call_for(kind: str, name: str, f: GraphQLField) -> Call:
-    defs, args, variables, uploads = [], [], {}, []
-    for arg_name, arg in f.args.items():
-        if not isinstance(arg.type, GraphQLNonNull):
+def test_every_field_into_a_scoped_type_checks_the_scope() -> None:
+    """Beside the probes (which need data to reach a field), the schema itself: every field
+    whose type needs a scope its parent type does not checks it (or declares it)."""
+    roots = {GS.query_type, GS.mutation_type, GS.subscription_type}
+    unguarded = []
+    for parent in GS.type_map.values():
+        if not isinstance(parent, GraphQLObjectType) or parent.name.startswith("__"):
             continue
-        defs.append(f"${arg_name}: {arg.type}")
-        args.append(f"{arg_name}: ${arg_name}")
-        variables[arg_name] = placeholder(arg.type)
-        if get_named_type(arg.type).name == "Upload":
-            uploads.append(arg_name)
-    selection = (
-        ""
-        if isinstance(get_named_type(f.type), GraphQLScalarType | GraphQLEnumType)
-        else ("{ __typename }")
-    )
-    head = f"{kind} Matrix" + (f"({', '.join(defs)})" if defs else "")
-    body = name + (f"({', '.join(args)})" if args else "") + f" {selection}"
-    return Call(kind, name, required_scope(f), f"{head} {{ {body} }}", variables, uploads)
+        for name, f in parent.fields.items():
+            need = expected.type_scope(get_named_type(f.type).name)
+            if need is None or (parent not in roots and need == _holder_scope(parent)):
+                continue
+            if need in (getattr(f.resolve, "scope", None), _declared_scope(f)):
+                continue
+            unguarded.append(f"{parent.name}.{name} ({need})")
+    assert unguarded == []
 
 
-CALLS = [call_for(kind, name, f) for kind, name, f in root_fields()]
+# -- callers and the data the probes reach ---------------------------------------------------
 
 
-def test_every_root_field_declares_a_scope_or_a_public_reason() -> None:
-    undeclared = [c.name for c in CALLS if c.scope is None and c.name not in PUBLIC_FIELDS]
-    assert undeclared == [], f"add requires(...) or a PUBLIC_FIELDS reason: {undeclared}"
-    stale = set(PUBLIC_FIELDS) - {c.name for c in CALLS if c.scope is None}
-    assert stale == set(), f"PUBLIC_FIELDS names fields that need a scope or are gone: {stale}"
-
-
-# Two API keys a partner would hold: read-only, and read-write without the admin scopes.
+# API keys a partner would hold: read-only, read-write, and two narrow ones whose scopes cut
+# across the nested paths (influencers without posts or analytics; analytics alone).
 KEY_SCOPES = {
     "read-key": ["influencers:read", "posts:read", "collection:read", "analytics:read"],
     "write-key": [
@@ -174,125 +173,164 @@ KEY_SCOPES = {
         "analytics:read",
         "analytics:write",
     ],
+    "influencers-key": ["influencers:read"],
+    "analytics-key": ["analytics:read"],
 }
 
 
 async def callers(gql: GQL, owner: Tenant) -> list[Caller]:
     await set_plan(owner.slug, "pro")  # 4 seats and the partner API are needed
-    out = [bearer("owner", owner.token, scopes_for_role("owner"))]
+    out = [bearer("owner", owner.token, expected.ROLE_SCOPES["owner"])]
     for role in ("admin", "analyst", "viewer"):
         token, _ = await join(gql, owner, role)
-        out.append(bearer(role, token, scopes_for_role(role)))
+        out.append(bearer(role, token, expected.ROLE_SCOPES[role]))
     for name, scopes in KEY_SCOPES.items():
         created = await create_key(gql, owner.token, scopes)
         assert created["__typename"] == "CreateApiKeySuccess", created
-        key = bearer(name, created["key"], frozenset(scopes))
-        out.append(Caller(key.name, key.headers, key.scopes, person=False))
+        out.append(bearer(name, created["key"], frozenset(scopes), person=False))
     out.append(bearer("unauthenticated", None, frozenset()))
     return out
 
 
-async def http_outcome(gql: GQL, caller: Caller, call: Call) -> tuple[set[str], Any]:
-    """The error codes of the call's field, and the whole body (for messages)."""
-    if call.uploads:
-        response = await gql.http.post(
-            "/graphql",
-            **upload_request(
-                call.document, call.uploads[0], "x.csv", b"a,b\n", call.variables, caller.headers
-            ),
+def gid(type_name: str, ident: object) -> str:
+    return str(GlobalID(type_name, str(ident)))
+
+
+async def seed(gql: GQL, owner: Tenant) -> dict[str, str]:
+    """One object of every Node type, linked so that every nested path reaches something:
+    the global id of each, by type."""
+    from domain.analytics.models import InfluencerScore
+    from domain.collection.models import PlatformConnection
+    from domain.influencers.models import Influencer, InfluencerAccount
+    from domain.insights.models import AlertEvent, AlertRule, Anomaly, Insight
+    from domain.posts.models import Comment, Post
+    from domain.trends.models import Trend, TrendInfluencer
+
+    now = datetime.now(UTC)
+    ids: dict[str, str] = {}
+    await webhook_with_a_delivery(gql, owner)  # a task, an endpoint and a delivery
+    async with tenant_tx(owner.schema):
+        inf = await Influencer.create(display_name="Ana", notes="", total_followers=10)
+        acc = await InfluencerAccount.create(
+            influencer=inf, platform="instagram", handle="ana", followers=10
         )
-    else:
-        response = await gql.raw(call.document, call.variables, headers=caller.headers)
-    body = response.json()
-    codes = {
-        (e.get("extensions") or {}).get("code")
-        for e in body.get("errors") or ()
-        if e.get("path") and e["path"][0] == call.name
-    }
-    if "data" not in body:  # a request error: nothing ran
-        codes.add("INVALID_REQUEST")
-    return codes, body
-
-
-PROTO = ["graphql-transport-ws"]
-
-
-async def ws_outcomes(server: Server, caller: Caller, calls: list[Call]) -> dict[str, set[str]]:
-    """Subscribe to every subscription at once on one socket. A refused credential closes the
-    socket (4403); a refused field answers `error` at once; an allowed one stays open (or
-    completes, when its placeholder id names nothing): we read what arrives until every
-    subscription has either answered or been pinged past."""
-    codes: dict[str, set[str]] = {c.name: set() for c in calls}
-    ws = await websockets.connect(server.ws_url, subprotocols=PROTO)  # type: ignore[list-item]
-    try:
-        await ws.send(json.dumps({"type": "connection_init", "payload": caller.headers}))
-        try:
-            ack = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        except websockets.ConnectionClosed as closed:
-            assert closed.rcvd is not None and closed.rcvd.code == 4403
-            return {c.name: {"UNAUTHENTICATED"} for c in calls}
-        assert ack["type"] == "connection_ack"
-        for i, call in enumerate(calls):
-            payload = {"query": call.document, "variables": call.variables}
-            await ws.send(json.dumps({"id": str(i), "type": "subscribe", "payload": payload}))
-        # Denials are decided before the resolver runs; a round of pings lets them arrive.
-        for n in range(20):
-            await ws.send(json.dumps({"type": "ping", "payload": {"n": n}}))
-        pongs = 0
-        while pongs < 20:
-            msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
-            if msg["type"] == "pong":
-                pongs += 1
-            elif msg["type"] == "error":
-                name = calls[int(msg["id"])].name
-                codes[name] |= {(e.get("extensions") or {}).get("code") for e in msg["payload"]}
-            elif msg["type"] == "next":
-                name = calls[int(msg["id"])].name
-                codes[name] |= {
-                    (e.get("extensions") or {}).get("code")
-                    for e in msg["payload"].get("errors") or ()
-                }
-    finally:
-        await ws.close()
-    return codes
-
-
-def check(caller: Caller, call: Call, codes: set[str], detail: object) -> str | None:
-    if "INVALID_REQUEST" in codes:  # the placeholders did not validate
-        return f"{call.name} as {caller.name}: the generated call is invalid: {detail}"
-    if call.scope is None:  # public: never refused for a missing scope
-        if not caller.person:  # about a person (viewer, logOut, ...): a key has none
-            return None
-        allowed = "FORBIDDEN" not in codes
-        expected = True
-    else:
-        allowed = not (codes & DENIED)
-        expected = call.scope in caller.scopes
-    if "INTERNAL_SERVER_ERROR" in codes:
-        return f"{call.name} as {caller.name}: unexpected error {detail}"
-    if allowed != expected:
-        return (
-            f"{call.kind} {call.name} (needs {call.scope}) as {caller.name}: "
-            f"{'allowed' if allowed else 'refused'}, expected the opposite: {detail}"
+        post = await Post.create(
+            account=acc,
+            influencer_id=inf.id,
+            platform="instagram",
+            external_id="p1",
+            url="",
+            text="secret post text",
+            hashtags=[],
+            mentions=[],
+            published_at=now,
         )
-    return None
+        comment = await Comment.create(post=post, platform="instagram", external_id="c1")
+        await InfluencerScore.create(
+            influencer_id=inf.id,
+            computed_at=now,
+            formula="t",
+            influence_score=1.0,
+            authenticity_score=1.0,
+            followers=10,
+            posts=1,
+            breakdown=[],
+            inputs={},
+            authenticity={},
+        )
+        anomaly = await Anomaly.create(
+            key="a1",
+            kind="viral_post",
+            influencer_id=inf.id,
+            post_id=post.id,
+            metric="interactions",
+            value=2.0,
+            baseline=1.0,
+            score=2.0,
+            severity="high",
+            window_start=now,
+            window_end=now,
+        )
+        rule = await AlertRule.create(
+            name="r", metric="posts", condition="above", threshold=1.0, window_hours=24,
+            influencer=inf,
+        )  # fmt: skip
+        event = await AlertEvent.create(rule=rule, metric="posts", condition="above", threshold=1)
+        insight = await Insight.create(kind="daily_digest", period_start=now, period_end=now)
+        trend = await Trend.create(
+            kind="hashtag", key="x", label="#x", platform="all", status="rising", score=1.0,
+            z=1.0, velocity=1.0, acceleration=0.0, baseline_median=0.0, baseline_mad=0.0,
+            volume=1, engagement=1, first_seen=now, last_seen=now, last_updated=now,
+            computed_at=now,
+        )  # fmt: skip
+        await TrendInfluencer.create(
+            trend=trend, influencer_id=inf.id, rank=1, posts=1, engagement=1, contribution=1.0
+        )
+        connection = await PlatformConnection.create(platform="youtube", secret="x")
+    for model, row in (
+        ("Influencer", inf),
+        ("InfluencerAccount", acc),
+        ("Post", post),
+        ("Comment", comment),
+        ("Anomaly", anomaly),
+        ("AlertRule", rule),
+        ("AlertEvent", event),
+        ("Insight", insight),
+        ("Trend", trend),
+        ("PlatformConnection", connection),
+    ):
+        ids[model] = gid(model, row.id)
+    invited = await invite(gql, owner.token, f"later-{owner.slug}@example.com", "VIEWER")
+    ids["Invitation"] = invited["invitation"]["id"]
+    for type_name, query in (
+        ("Member", MEMBERS),
+        ("AuditEntry", "{ auditLog(first: 1) { edges { node { id } } } }"),
+        ("CollectionTask", "{ collectionTasks(first: 1) { edges { node { id } } } }"),
+        ("WebhookEndpoint", "{ webhookEndpoints { id } }"),
+        ("WebhookDelivery", "{ webhookDeliveries(first: 1) { edges { node { id } } } }"),
+    ):
+        ids[type_name] = _node_ids(await gql.ok(query, token=owner.token))[0]
+    return ids
 
 
 async def test_permission_matrix(gql: GQL, server: Server, tenant: Tenant) -> None:
-    problems: list[str] = []
     everyone = await callers(gql, tenant)
+    ids = await seed(gql, tenant)
+    assert sorted(ids) == node_types()
+    problems: list[str | None] = []
     subscriptions = [c for c in CALLS if c.kind == "subscription"]
     for caller in everyone:
         for call in CALLS:
-            if call.kind == "subscription":
-                continue
-            codes, body = await http_outcome(gql, caller, call)
-            problems.append(check(caller, call, codes, body) or "")
+            if call.kind != "subscription":
+                codes, body = await http_outcome(gql, caller, call)
+                problems.append(check(caller, call, codes, body))
         outcomes = await ws_outcomes(server, caller, subscriptions)
         for call in subscriptions:
-            problems.append(check(caller, call, outcomes[call.name], outcomes[call.name]) or "")
-    problems = [p for p in problems if p]
-    assert problems == [], "\n".join(problems)
+            problems.append(check(caller, call, outcomes[call.name], outcomes[call.name]))
+        for type_name, node_id in ids.items():
+            problems.append(await check_node(gql, caller, type_name, node_id))
+        for p in PATHS:
+            problems.append(await check_path(gql, caller, p))
+    found = [p for p in problems if p]
+    assert found == [], "\n".join(found)
+
+
+async def test_a_write_only_key_cannot_read_through_a_mutation_payload(
+    gql: GQL, tenant: Tenant
+) -> None:
+    """A payload's object needs its type's scope too; the refusal rolls the mutation back."""
+    await set_plan(tenant.slug, "pro")
+    key = (await create_key(gql, tenant.token, ["influencers:write"]))["key"]
+    body = await gql(
+        """mutation { addInfluencer(input: {displayName: "W"}) {
+            ... on AddInfluencerSuccess { influencer { id displayName } } } }""",
+        token=key,
+    )
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+        (["addInfluencer", "influencer"], "FORBIDDEN")
+    ]
+    listed = await gql.ok("{ influencers { edges { node { id } } } }", token=tenant.token)
+    assert listed["influencers"]["edges"] == []
 
 
 @pytest.mark.parametrize(

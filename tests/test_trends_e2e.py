@@ -248,13 +248,15 @@ async def test_a_viewer_without_analytics_scope_sees_no_trend(
     as_viewer = {"X-Tenant": tenant.slug}
     denied = await gql(TRENDS, token=other_tenant.token, headers=as_viewer)
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    node = await gql.ok(
+    node = await gql(
         "query($id: ID!) { node(id: $id) { id } }",
         {"id": str(gid)},
         token=other_tenant.token,
         headers=as_viewer,
     )
-    assert node["node"] is None  # `node` needs only influencers:read: trends stay hidden
+    # `node` needs influencers:read, a Trend analytics:read as well (schema.permissions)
+    assert node["data"]["node"] is None
+    assert [e["extensions"]["code"] for e in node["errors"]] == ["FORBIDDEN"]
 
 
 def test_the_worker_schedules_trend_detection_hourly() -> None:

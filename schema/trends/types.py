@@ -127,11 +127,6 @@ class TrendInfluencer:
         return Influencer.from_model(row) if row else None
 
 
-def _has_analytics(info: Info) -> bool:
-    principal = info.context.principal
-    return principal is not None and ANALYTICS_READ in principal.scopes
-
-
 @strawberry.type(description="A topic trending in the tenant's posts (docs/analytics.md).")
 class Trend(relay.Node):
     id: relay.NodeID[int]
@@ -199,9 +194,8 @@ class Trend(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Trend | None]:
+        # analytics:read is checked before this runs (schema.permissions.TYPE_SCOPES)
         ids = [int(i) for i in node_ids]
-        if not _has_analytics(info):  # `node` needs only influencers:read
-            return [None for _ in ids]
         rows = await info.context.loaders.trend_by_id.load_many(ids)
         return [cls.from_model(r) if r else None for r in rows]
 

@@ -1,4 +1,5 @@
-"""GraphQL types of outbound webhooks. Nodes resolve only for callers with webhooks:manage."""
+"""GraphQL types of outbound webhooks. Their nodes need webhooks:manage, checked for every
+field and `node(id:)` by schema.permissions.TYPE_SCOPES."""
 
 from __future__ import annotations
 
@@ -15,13 +16,6 @@ from strawberry.types import Info
 from domain.webhooks import models
 from domain.webhooks.service import webhooks
 from schema.dataloaders import tenant_nodes
-
-SCOPE = "webhooks:manage"
-
-
-def _allowed(info: Info) -> bool:
-    principal = info.context.principal
-    return principal is not None and SCOPE in principal.scopes
 
 
 @strawberry.type
@@ -50,8 +44,6 @@ class WebhookEndpoint(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[WebhookEndpoint | None]:
-        if not _allowed(info):
-            return [None for _ in node_ids]
         return await tenant_nodes(
             info.context.tenant_schema, node_ids, webhooks.endpoints_by_ids, cls.from_model
         )
@@ -101,8 +93,6 @@ class WebhookDelivery(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[WebhookDelivery | None]:
-        if not _allowed(info):
-            return [None for _ in node_ids]
         return await tenant_nodes(
             info.context.tenant_schema, node_ids, webhooks.deliveries_by_ids, cls.from_model
         )
