@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator
@@ -57,11 +58,20 @@ from strawberry.utils.aio import aclosing
 
 from api.auth import principal_from_credentials
 from api.ratelimit import request_limit
-from api.realtime import REPLAY_LATEST, EventHub
+from api.realtime import REPLAY_LATEST, EventHub, SubscriberTooSlow
 from api.settings import Settings
+from api.ws_guard import (
+    bad_unicode_error,
+    clean_text,
+    dumps,
+    has_lone_surrogate,
+    origin_of,
+    request_errors,
+)
 from billing.entitlements import check_within
 from billing.plans import plan_for
 from domain.accounts.service import Principal
+from domain.accounts.sessions import parse_revocation, revocation_channel, sessions
 from domain.errors import DomainError, PlanLimitReached
 from schema.context import Context
 from schema.dataloaders import Loaders
@@ -91,8 +101,7 @@ _PONG = '{"type":"pong"}'
 _Item = str | tuple[str, str]  # a whole frame, or (member prefix, shared payload)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+_dumps = dumps  # never a text the socket cannot send (api/ws_guard.py)
 
 
 def _frame(id_: str, type_: str, payload: Any = None) -> str:
@@ -248,7 +257,7 @@ class _Group:
                 first = True
                 async for result in results:
                     if first and isinstance(result, PreExecutionError):
-                        self._finish("error", [e.formatted for e in result.errors or ()])
+                        self._finish("error", request_errors(result.errors, server.settings))
                         return
                     first = False
                     if not isinstance(result, ExecutionResult):  # incremental delivery frames
@@ -285,6 +294,10 @@ class _Connection:
         self.limit = server.send_queue_size
         self.init_received = False
         self.principal: Principal | None = None
+        # The connection_init credential, checked again on every subscribe.
+        self.authorization: str | None = None
+        self.tenant: str | None = None
+        self.expiry: asyncio.TimerHandle | None = None  # closes the socket (4403) at expiry
         self.operations: dict[str, _Operation] = {}
         self.closing = False
         self.sender: asyncio.Task[None] | None = None  # only while the socket pushes back
@@ -358,6 +371,8 @@ class _Connection:
 
     def _gone(self) -> None:
         self.closing = True
+        if self.expiry is not None:
+            self.expiry.cancel()
         self.outbox.clear()
         self._drop_operations()
 
@@ -366,6 +381,8 @@ class _Connection:
         if self.closing:
             return
         self.closing = True
+        if self.expiry is not None:
+            self.expiry.cancel()
         self._drop_operations()
         self.outbox.clear()
         pending = self.sender
@@ -377,8 +394,10 @@ class _Connection:
         if pending is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await pending  # a frame being written finishes first (the task is cancelled)
+        # at most 123 bytes of valid UTF-8 (RFC 6455 5.5), whatever the reason quotes
+        text = clean_text(reason).encode()[:120].decode(errors="ignore")
         with contextlib.suppress(Exception):
-            await self._send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+            await self._send({"type": "websocket.close", "code": code, "reason": text})
 
     def _drop_operations(self) -> None:
         operations, self.operations = self.operations, {}
@@ -404,6 +423,9 @@ class _Connection:
             self.close(BAD_REQUEST, "Invalid message received: no type")
             return
         kind = message["type"]
+        if has_lone_surrogate(text, message):
+            self._bad_unicode(message)
+            return
         payload = message.get("payload")
         if kind in ("ping", "pong", "connection_init") and not (
             payload is None or isinstance(payload, dict)
@@ -429,6 +451,23 @@ class _Connection:
         else:
             self.close(BAD_REQUEST, f"Invalid message received: unexpected type {kind[:40]!r}")
 
+    def _bad_unicode(self, message: dict[str, Any]) -> None:
+        """A message holding a lone surrogate (JSON allows `"\\ud800"`, Unicode does not). A
+        subscribe is answered `error` (BAD_USER_INPUT) and the socket serves on; anything else
+        cannot be answered and is closed with 4400, as any unparseable message."""
+        id_ = message.get("id")
+        if (
+            message.get("type") == "subscribe"
+            and self.principal is not None
+            and isinstance(id_, str)
+            and id_
+            and not has_lone_surrogate(dumps(id_), id_)
+            and id_ not in self.operations
+        ):
+            self.post(_frame(id_, "error", [bad_unicode_error().formatted]))
+            return
+        self.close(BAD_REQUEST, "Invalid message received: not valid Unicode (lone surrogate)")
+
     async def _on_init(self, params: dict[str, Any]) -> None:
         if self.init_received:
             self.close(TOO_MANY_INITIALISATION_REQUESTS, "Too many initialisation requests")
@@ -448,7 +487,36 @@ class _Connection:
         if self.closing:  # timed out or cut while the credential was checked
             return
         self.principal = principal
+        self.authorization, self.tenant = authorization, tenant
+        if principal.expires_at is not None:
+            # No re-authentication on an open socket (connection_init comes once): at its
+            # token's expiry the socket closes with 4403 and the client reconnects with a
+            # fresh token.
+            self.expiry = asyncio.get_running_loop().call_later(
+                max(0.0, principal.expires_at - time.time()), self._expired
+            )
         self.post(_ACK)
+
+    def _expired(self) -> None:
+        self.close(FORBIDDEN, "Forbidden: access token expired")
+
+    async def _recheck(self) -> Principal | None:
+        """The connection's credential checked again (expired, revoked, key deleted, member
+        removed...): its current principal, or None once the socket is closed 4403."""
+        try:
+            principal = await principal_from_credentials(
+                self.server.settings, self.authorization, self.tenant
+            )
+        except DomainError as exc:
+            self.close(FORBIDDEN, f"Forbidden: {exc.message}")
+            return None
+        if principal is None:
+            self.close(FORBIDDEN, "Forbidden: authentication required")
+            return None
+        if self.closing:
+            return None
+        self.principal = principal
+        return principal
 
     async def _on_subscribe(self, message: dict[str, Any]) -> None:
         id_ = message.get("id")
@@ -468,9 +536,11 @@ class _Connection:
         ):
             self.close(BAD_REQUEST, "Invalid message received: bad subscribe payload")
             return
-        principal = self.principal
-        if principal is None:
+        if self.principal is None:
             self.close(UNAUTHORIZED, "Unauthorized")
+            return
+        principal = await self._recheck()
+        if principal is None:
             return
         if id_ in self.operations:
             self.close(SUBSCRIBER_EXISTS, f"Subscriber for {id_[:80]} already exists")
@@ -538,9 +608,8 @@ class _Connection:
                 async for result in results:
                     if isinstance(result, PreExecutionError):
                         if self.forget(id_, op):
-                            self.post(
-                                _frame(id_, "error", [e.formatted for e in result.errors or ()])
-                            )
+                            errors = request_errors(result.errors, settings)
+                            self.post(_frame(id_, "error", errors))
                         return
                     if isinstance(result, ExecutionResult):
                         self.post(_frame(id_, "next", result_payload(result)))
@@ -596,7 +665,9 @@ class SubscriptionServer:
         self.ids = itertools.count(1)
         self.executions = 0  # group executions (results encoded), for metrics and benchmarks
         self.slow_consumers = 0
+        self.revoked = 0  # sockets closed 4403 because their credential was revoked
         self._replay_fields = self._fields_with(REPLAY_LATEST)
+        self._watchers: list[asyncio.Task[None]] = []
 
     # --- figures ------------------------------------------------------------------------
 
@@ -640,10 +711,18 @@ class SubscriptionServer:
     def start(self, hub: EventHub) -> None:
         self.hub = hub
         _RUNNING.add(self)
+        hub.on_resubscribed(self._resubscribed)
+        self._watchers = [
+            asyncio.create_task(self._hear_revocations(hub), name="ws-revocations"),
+            asyncio.create_task(self._check_sessions(), name="ws-session-check"),
+        ]
 
     async def stop(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
         """Close every socket (1001) and wait a moment for the close frames to go out."""
         _RUNNING.discard(self)
+        for task in self._watchers:
+            task.cancel()
+        self._watchers = []
         closing = []
         for conn in list(self._connections):
             conn.close(code, reason)
@@ -655,6 +734,80 @@ class SubscriptionServer:
             if group.task is not None:
                 group.task.cancel()
         self.groups.clear()
+
+    # --- revocation and Redis reconnects -------------------------------------------------
+
+    async def _hear_revocations(self, hub: EventHub) -> None:
+        """Revocations announced by any process (domain/accounts/sessions.py): the user's
+        sockets holding an older token close with 4403 at once."""
+        channel = revocation_channel(self.settings)
+        while True:
+            try:
+                async with hub.subscribe(channel) as messages:
+                    async for message in messages:
+                        heard = parse_revocation(message)
+                        if heard is not None:
+                            sessions.heard(*heard)
+                            self._close_revoked({heard[0]: heard[1]})
+            except asyncio.CancelledError:
+                raise
+            except SubscriberTooSlow:
+                continue
+            except Exception:
+                log.exception("revocation_listener_failed")
+                await asyncio.sleep(1)
+
+    async def _check_sessions(self) -> None:
+        """Every `session_check_seconds`, the open sockets' users' versions (cached, one MGET
+        for the rest): a revocation whose message was lost (Redis restarting) still closes
+        the sockets, within that bound."""
+        while True:
+            await asyncio.sleep(self.settings.session_check_seconds)
+            users = {
+                c.principal.user_id
+                for c in self._connections
+                if c.principal is not None
+                and c.principal.user_id is not None
+                and c.principal.session_version is not None
+            }
+            if not users:
+                continue
+            try:
+                versions = await sessions.current_many(self.settings, users)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("session_check_failed")
+                continue
+            self._close_revoked(versions)
+
+    def _close_revoked(self, versions: dict[int, int]) -> None:
+        for conn in list(self._connections):
+            p = conn.principal
+            if p is None or p.user_id not in versions or p.session_version is None:
+                continue
+            if p.session_version < versions[p.user_id]:
+                self.revoked += 1
+                conn.close(FORBIDDEN, "Forbidden: access token revoked")
+
+    def _resubscribed(self, lost_at: float, back_at: float) -> None:
+        """The hub's Redis connection is back: tell every socket with subscriptions that
+        events published meanwhile were lost, with a protocol `ping` (graphql-ws clients
+        answer it, and see its payload in their `ping` listener)."""
+        frame = _dumps(
+            {
+                "type": "ping",
+                "payload": {
+                    "event": "events_missed",
+                    "reason": "the server's event stream was interrupted",
+                    "from": round(lost_at, 3),
+                    "until": round(back_at, 3),
+                },
+            }
+        )
+        for conn in list(self._connections):
+            if any(isinstance(op, _Member) for op in conn.operations.values()):
+                conn.post(frame)
 
     # --- groups -------------------------------------------------------------------------
 
@@ -701,6 +854,13 @@ class SubscriptionServer:
         assert scope["type"] == "websocket"
         message = await receive()
         if message["type"] != "websocket.connect":
+            return
+        origin = origin_of(scope)
+        if not self.settings.websocket_origin_allowed(origin):
+            # Cross-site websocket hijacking: a page elsewhere would ride on the user's
+            # browser. Closed before the accept, which the server answers with HTTP 403.
+            log.warning("websocket_origin_refused", origin=(origin or "")[:200])
+            await send({"type": "websocket.close", "code": 1008})
             return
         if PROTOCOL not in scope.get("subprotocols", ()):
             await send({"type": "websocket.accept"})
