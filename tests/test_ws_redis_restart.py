@@ -39,19 +39,17 @@ class ThrowawayRedis:
     def __init__(self) -> None:
         self.port = _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="ts-redis-restart-"))
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                _redis_binary(),
-                *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)),
-                *("--save", "", "--appendonly", "no"),
-            ],
+        self.proc = await asyncio.create_subprocess_exec(
+            _redis_binary(),
+            *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)),
+            *("--save", "", "--appendonly", "no"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -59,20 +57,20 @@ class ThrowawayRedis:
         for _ in range(500):
             if await asyncio.to_thread(_redis_ping, self.port):
                 return
-            assert self.proc.poll() is None, "redis-server exited"
+            assert self.proc.returncode is None, "redis-server exited"
             await asyncio.sleep(0.02)
         raise AssertionError("redis-server did not start")
 
     async def kill(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(self.proc.wait, 10)
+        await asyncio.wait_for(self.proc.wait(), 10)
         self.proc = None
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
             self.proc.kill()
-            self.proc.wait(10)
+            await asyncio.wait_for(self.proc.wait(), 10)
 
 
 @pytest.fixture
@@ -82,7 +80,7 @@ async def throwaway_redis() -> AsyncIterator[ThrowawayRedis]:
     try:
         yield server
     finally:
-        server.stop()
+        await server.stop()
 
 
 @contextlib.asynccontextmanager
