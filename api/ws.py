@@ -279,6 +279,8 @@ class _Group:
             self._finish("complete")
         except asyncio.CancelledError:
             raise
+        except GraphQLError as exc:  # a syntax error raised by the parser cache's hook
+            self._finish("error", request_errors([exc], server.settings))
         except Exception:
             log.exception("subscription_group_failed", tenant=principal.tenant_schema)
             self._finish("complete")
@@ -617,6 +619,9 @@ class _Connection:
                 self.post(_frame(id_, "complete"))
         except asyncio.CancelledError:
             raise
+        except GraphQLError as exc:  # a syntax error raised by the parser cache's hook
+            if self.forget(id_, op):
+                self.post(_frame(id_, "error", request_errors([exc], settings)))
         except Exception:
             log.exception("ws_operation_failed")
             if self.forget(id_, op):
