@@ -10,9 +10,23 @@ Protocol: https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md, kept 
 - `subscribe` before `connection_ack` closes with 4401, a subscribe reusing an id that is still
   running closes with 4409; anything that is not a valid protocol message closes with 4400;
 - `ping` is answered with `pong` (echoing its payload), `pong` is ignored; `complete` works in
-  both directions; validation errors are answered with `error`, and so is a subscription
-  beyond the tenant's plan (`live_subscriptions`, counted per process): an `error` message
-  with `extensions.code` PLAN_LIMIT_REACHED, the socket stays open.
+  both directions; validation errors are answered with `error` (each with `extensions.code`,
+  GRAPHQL_VALIDATION_FAILED or BAD_USER_INPUT, and no "Did you mean" where suggestions are
+  off), and so is a subscription beyond the tenant's plan (`live_subscriptions`, counted per
+  process): an `error` message with `extensions.code` PLAN_LIMIT_REACHED, the socket stays
+  open. A lone surrogate (`"\\ud800"`: valid JSON, not Unicode) in a `subscribe` is answered
+  with `error` (BAD_USER_INPUT); anywhere else it closes with 4400 (api/ws_guard.py).
+- the credential lives as long as its token: there is no re-authentication on an open socket
+  (connection_init comes once), so the socket closes with 4403 when the token expires and
+  the client reconnects with a fresh one. Every `subscribe` checks the credential again
+  (expired, revoked, key deleted: 4403), and a revocation (domain/accounts/sessions.py)
+  closes the user's sockets with 4403 within seconds: heard on Redis pub/sub, and checked
+  every `session_check_seconds` in case that message was lost (api/ws_watch.py);
+- a browser `Origin` not allowed by ALLOWED_ORIGINS (api/settings.py) is refused before the
+  handshake (HTTP 403); clients without `Origin` are not browsers and pass;
+- after the event hub lost Redis and subscribed again (api/realtime.py), every socket with a
+  subscription gets a `ping` with payload `{"event": "events_missed", "from", "until"}`:
+  events published meanwhile were lost, and a client that needs them re-queries.
 
 Multiplexing (how Hasura multiplexes live queries): subscribers with the same
 (tenant schema, role, scopes, document, operation name, variables) form one `_Group`. A group
@@ -58,7 +72,7 @@ from strawberry.utils.aio import aclosing
 
 from api.auth import principal_from_credentials
 from api.ratelimit import request_limit
-from api.realtime import REPLAY_LATEST, EventHub, SubscriberTooSlow
+from api.realtime import REPLAY_LATEST, EventHub
 from api.settings import Settings
 from api.ws_guard import (
     bad_unicode_error,
@@ -68,10 +82,10 @@ from api.ws_guard import (
     origin_of,
     request_errors,
 )
+from api.ws_watch import SocketWatch
 from billing.entitlements import check_within
 from billing.plans import plan_for
 from domain.accounts.service import Principal
-from domain.accounts.sessions import parse_revocation, revocation_channel, sessions
 from domain.errors import DomainError, PlanLimitReached
 from schema.context import Context
 from schema.dataloaders import Loaders
@@ -670,9 +684,13 @@ class SubscriptionServer:
         self.ids = itertools.count(1)
         self.executions = 0  # group executions (results encoded), for metrics and benchmarks
         self.slow_consumers = 0
-        self.revoked = 0  # sockets closed 4403 because their credential was revoked
         self._replay_fields = self._fields_with(REPLAY_LATEST)
-        self._watchers: list[asyncio.Task[None]] = []
+        # Revocations and Redis reconnects (api/ws_watch.py).
+        self.watch = SocketWatch(
+            settings,
+            lambda: list(self._connections),
+            lambda conn: any(isinstance(op, _Member) for op in conn.operations.values()),
+        )
 
     # --- figures ------------------------------------------------------------------------
 
@@ -716,18 +734,12 @@ class SubscriptionServer:
     def start(self, hub: EventHub) -> None:
         self.hub = hub
         _RUNNING.add(self)
-        hub.on_resubscribed(self._resubscribed)
-        self._watchers = [
-            asyncio.create_task(self._hear_revocations(hub), name="ws-revocations"),
-            asyncio.create_task(self._check_sessions(), name="ws-session-check"),
-        ]
+        self.watch.start(hub)
 
     async def stop(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
         """Close every socket (1001) and wait a moment for the close frames to go out."""
         _RUNNING.discard(self)
-        for task in self._watchers:
-            task.cancel()
-        self._watchers = []
+        self.watch.stop()
         closing = []
         for conn in list(self._connections):
             conn.close(code, reason)
@@ -739,80 +751,6 @@ class SubscriptionServer:
             if group.task is not None:
                 group.task.cancel()
         self.groups.clear()
-
-    # --- revocation and Redis reconnects -------------------------------------------------
-
-    async def _hear_revocations(self, hub: EventHub) -> None:
-        """Revocations announced by any process (domain/accounts/sessions.py): the user's
-        sockets holding an older token close with 4403 at once."""
-        channel = revocation_channel(self.settings)
-        while True:
-            try:
-                async with hub.subscribe(channel) as messages:
-                    async for message in messages:
-                        heard = parse_revocation(message)
-                        if heard is not None:
-                            sessions.heard(*heard)
-                            self._close_revoked({heard[0]: heard[1]})
-            except asyncio.CancelledError:
-                raise
-            except SubscriberTooSlow:
-                continue
-            except Exception:
-                log.exception("revocation_listener_failed")
-                await asyncio.sleep(1)
-
-    async def _check_sessions(self) -> None:
-        """Every `session_check_seconds`, the open sockets' users' versions (cached, one MGET
-        for the rest): a revocation whose message was lost (Redis restarting) still closes
-        the sockets, within that bound."""
-        while True:
-            await asyncio.sleep(self.settings.session_check_seconds)
-            users = {
-                c.principal.user_id
-                for c in self._connections
-                if c.principal is not None
-                and c.principal.user_id is not None
-                and c.principal.session_version is not None
-            }
-            if not users:
-                continue
-            try:
-                versions = await sessions.current_many(self.settings, users)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("session_check_failed")
-                continue
-            self._close_revoked(versions)
-
-    def _close_revoked(self, versions: dict[int, int]) -> None:
-        for conn in list(self._connections):
-            p = conn.principal
-            if p is None or p.user_id not in versions or p.session_version is None:
-                continue
-            if p.session_version < versions[p.user_id]:
-                self.revoked += 1
-                conn.close(FORBIDDEN, "Forbidden: access token revoked")
-
-    def _resubscribed(self, lost_at: float, back_at: float) -> None:
-        """The hub's Redis connection is back: tell every socket with subscriptions that
-        events published meanwhile were lost, with a protocol `ping` (graphql-ws clients
-        answer it, and see its payload in their `ping` listener)."""
-        frame = _dumps(
-            {
-                "type": "ping",
-                "payload": {
-                    "event": "events_missed",
-                    "reason": "the server's event stream was interrupted",
-                    "from": round(lost_at, 3),
-                    "until": round(back_at, 3),
-                },
-            }
-        )
-        for conn in list(self._connections):
-            if any(isinstance(op, _Member) for op in conn.operations.values()):
-                conn.post(frame)
 
     # --- groups -------------------------------------------------------------------------
 
