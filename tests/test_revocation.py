@@ -214,3 +214,30 @@ async def test_another_api_process_closes_the_socket_and_refuses_the_token(
             await gql.ok(LOG_OUT, {"t": tenant.refresh_token, "e": True})  # on this process
             assert await close_code(ws) == 4403  # told over pub/sub
             await refused(other, tenant.token)
+
+
+async def test_a_lost_revocation_message_still_closes_the_socket(
+    server: Server, gql: GQL, tenant: Tenant
+) -> None:
+    """The version raised in Redis without the pub/sub message (as when Redis restarts in
+    between): the periodic check closes the socket, and HTTP refuses the token once the
+    process's cached version is older than `session_check_seconds`."""
+    from jobs.runtime import runtime
+
+    assert runtime.redis is not None
+    settings = server.settings
+    claims = tokens.decode_access_token(
+        tenant.token,
+        secret=settings.secret_key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+    ws = await connected(server.ws_url, tenant.token)
+    await subscribe(ws, "1", POST_ADDED)
+    await runtime.redis.set(version_key(settings, claims.user_id), claims.session_version + 1)
+    assert await close_code(ws, wait=30) == 4403
+    for _ in range(300):
+        if (await gql.raw(VIEWER, token=tenant.token)).status_code == 401:
+            break
+        await asyncio.sleep(0.1)
+    await refused(gql, tenant.token)
