@@ -7,10 +7,15 @@ A bad or expired credential is answered 401 (403 when the plan lacks the partner
 GraphQL-shaped error and the request goes no further. `X-Tenant: <slug>` picks another of the
 user's tenants; the membership is checked. Websockets authenticate in `connection_init`
 (api/ws.py).
+
+A user's access token issued before their last revocation (log-out everywhere, password
+reset, role change, removal) is refused: domain/accounts/sessions.py, at most one Redis GET
+per user per `session_check_seconds` per process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.settings import Settings
 from domain.accounts import rules, tokens
 from domain.accounts.service import Principal, accounts
+from domain.accounts.sessions import sessions
 from domain.apikeys.rules import looks_like_api_key
 from domain.apikeys.service import apikeys
 from domain.errors import AuthenticationFailed, DomainError, PermissionDenied, PlanLimitReached
@@ -53,17 +59,23 @@ async def principal_from_credentials(
     if isinstance(claims, tokens.ClientClaims):
         principal = await apikeys.principal_for_client(claims)
         _no_other_tenant(principal, x_tenant)
-        return principal
+        return dataclasses.replace(principal, expires_at=claims.expires_at)
+    await sessions.check(settings, claims.user_id, claims.session_version)
     if x_tenant and f"t_{x_tenant}" != claims.tenant_schema:
         if rules.check_slug(x_tenant) is not None:
             raise PermissionDenied(f"no membership in tenant {x_tenant!r}")
-        return await accounts.principal_for(claims.user_id, x_tenant)
+        other = await accounts.principal_for(claims.user_id, x_tenant)
+        return dataclasses.replace(
+            other, expires_at=claims.expires_at, session_version=claims.session_version
+        )
     return Principal(
         user_id=claims.user_id,
         tenant_id=claims.tenant_id,
         tenant_schema=claims.tenant_schema,
         role=claims.role,
         scopes=rules.scopes_for_role(claims.role),
+        expires_at=claims.expires_at,
+        session_version=claims.session_version,
     )
 
 

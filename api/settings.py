@@ -7,10 +7,11 @@ import hashlib
 import warnings
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MAX_COST = 5_000
 # Published in this repository: fine on a laptop, refused in production (`insecure_settings`).
@@ -139,6 +140,13 @@ class Settings(BaseSettings):
     jwt_audience: str = "trendscope-api"
     access_token_ttl_seconds: int = 900
     refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # Revocation (domain/accounts/sessions.py): how long a process trusts its copy of a user's
+    # session version; the bound on a revocation's delay when its pub/sub message is lost.
+    session_check_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Browser origins allowed to open the websocket (JSON list or comma-separated, e.g.
+    # https://app.example.com). Unset: any origin outside production, only APP_URL's in
+    # production. Clients that send no Origin (not browsers) are not concerned.
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Member invitations (docs/members.md): how long an invitation's token may be accepted.
     invitation_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     data_dir: Path = Path(".trendscope")
@@ -245,6 +253,29 @@ class Settings(BaseSettings):
     password_reset_ttl_seconds: int = Field(default=3600, ge=60)
     smtp: Smtp = Field(default_factory=Smtp)
 
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    def websocket_origin_allowed(self, origin: str | None) -> bool:
+        """May a browser on `origin` open the websocket? No Origin: not a browser, yes."""
+        if origin is None:
+            return True
+        allowed = self.allowed_origins
+        if not allowed:
+            if not self.is_production:
+                return True
+            allowed = [self.app_url]
+        return _origin(origin) in {_origin(o) for o in allowed}
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"
@@ -325,9 +356,36 @@ def insecure_settings(settings: Settings) -> list[str]:
         problems.append("DATABASE_URL is not set")
     if not settings.redis_url:
         problems.append("REDIS_URL is not set")
-    if settings.stripe_api_key and not settings.stripe_webhook_secret:
-        problems.append("STRIPE_WEBHOOK_SECRET is not set while STRIPE_API_KEY is")
+    if _is_local(settings.app_url):
+        # e-mail links and the end of a sign-in point there; the websocket's Origin check
+        # allows only its origin unless ALLOWED_ORIGINS says otherwise
+        problems.append("APP_URL is the development default (localhost): set the web app's URL")
+    if settings.stripe_api_key:
+        if not settings.stripe_webhook_secret:
+            problems.append("STRIPE_WEBHOOK_SECRET is not set while STRIPE_API_KEY is")
+        for name in ("billing_success_url", "billing_cancel_url", "billing_portal_return_url"):
+            if _is_local(getattr(settings, name)):
+                problems.append(f"{name.upper()} points at localhost while STRIPE_API_KEY is set")
     return problems
+
+
+def _is_local(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in {"localhost", "127.0.0.1", "::1"} or host.endswith(".localhost")
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port], lower-case, default ports dropped (RFC 6454 serialisation)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url.strip().lower()
+    if not parts.scheme or not parts.hostname:
+        return url.strip().lower()  # "null" (sandboxed pages) or garbage: matches itself only
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    host = parts.hostname.lower()
+    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port and port != default else "")
 
 
 @lru_cache

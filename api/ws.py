@@ -10,9 +10,23 @@ Protocol: https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md, kept 
 - `subscribe` before `connection_ack` closes with 4401, a subscribe reusing an id that is still
   running closes with 4409; anything that is not a valid protocol message closes with 4400;
 - `ping` is answered with `pong` (echoing its payload), `pong` is ignored; `complete` works in
-  both directions; validation errors are answered with `error`, and so is a subscription
-  beyond the tenant's plan (`live_subscriptions`, counted per process): an `error` message
-  with `extensions.code` PLAN_LIMIT_REACHED, the socket stays open.
+  both directions; validation errors are answered with `error` (each with `extensions.code`,
+  GRAPHQL_VALIDATION_FAILED or BAD_USER_INPUT, and no "Did you mean" where suggestions are
+  off), and so is a subscription beyond the tenant's plan (`live_subscriptions`, counted per
+  process): an `error` message with `extensions.code` PLAN_LIMIT_REACHED, the socket stays
+  open. A lone surrogate (`"\\ud800"`: valid JSON, not Unicode) in a `subscribe` is answered
+  with `error` (BAD_USER_INPUT); anywhere else it closes with 4400 (api/ws_guard.py).
+- the credential lives as long as its token: there is no re-authentication on an open socket
+  (connection_init comes once), so the socket closes with 4403 when the token expires and
+  the client reconnects with a fresh one. Every `subscribe` checks the credential again
+  (expired, revoked, key deleted: 4403), and a revocation (domain/accounts/sessions.py)
+  closes the user's sockets with 4403 within seconds: heard on Redis pub/sub, and checked
+  every `session_check_seconds` in case that message was lost (api/ws_watch.py);
+- a browser `Origin` not allowed by ALLOWED_ORIGINS (api/settings.py) is refused before the
+  handshake (HTTP 403); clients without `Origin` are not browsers and pass;
+- after the event hub lost Redis and subscribed again (api/realtime.py), every socket with a
+  subscription gets a `ping` with payload `{"event": "events_missed", "from", "until"}`:
+  events published meanwhile were lost, and a client that needs them re-queries.
 
 Multiplexing (how Hasura multiplexes live queries): subscribers with the same
 (tenant schema, role, scopes, document, operation name, variables) form one `_Group`. A group
@@ -36,6 +50,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator
@@ -59,6 +74,15 @@ from api.auth import principal_from_credentials
 from api.ratelimit import request_limit
 from api.realtime import REPLAY_LATEST, EventHub
 from api.settings import Settings
+from api.ws_guard import (
+    bad_unicode_error,
+    clean_text,
+    dumps,
+    has_lone_surrogate,
+    origin_of,
+    request_errors,
+)
+from api.ws_watch import SocketWatch
 from billing.entitlements import check_within
 from billing.plans import plan_for
 from domain.accounts.service import Principal
@@ -91,8 +115,7 @@ _PONG = '{"type":"pong"}'
 _Item = str | tuple[str, str]  # a whole frame, or (member prefix, shared payload)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+_dumps = dumps  # never a text the socket cannot send (api/ws_guard.py)
 
 
 def _frame(id_: str, type_: str, payload: Any = None) -> str:
@@ -248,7 +271,7 @@ class _Group:
                 first = True
                 async for result in results:
                     if first and isinstance(result, PreExecutionError):
-                        self._finish("error", [e.formatted for e in result.errors or ()])
+                        self._finish("error", request_errors(result.errors, server.settings))
                         return
                     first = False
                     if not isinstance(result, ExecutionResult):  # incremental delivery frames
@@ -270,6 +293,8 @@ class _Group:
             self._finish("complete")
         except asyncio.CancelledError:
             raise
+        except GraphQLError as exc:  # a syntax error raised by the parser cache's hook
+            self._finish("error", request_errors([exc], server.settings))
         except Exception:
             log.exception("subscription_group_failed", tenant=principal.tenant_schema)
             self._finish("complete")
@@ -285,6 +310,10 @@ class _Connection:
         self.limit = server.send_queue_size
         self.init_received = False
         self.principal: Principal | None = None
+        # The connection_init credential, checked again on every subscribe.
+        self.authorization: str | None = None
+        self.tenant: str | None = None
+        self.expiry: asyncio.TimerHandle | None = None  # closes the socket (4403) at expiry
         self.operations: dict[str, _Operation] = {}
         self.closing = False
         self.sender: asyncio.Task[None] | None = None  # only while the socket pushes back
@@ -358,6 +387,8 @@ class _Connection:
 
     def _gone(self) -> None:
         self.closing = True
+        if self.expiry is not None:
+            self.expiry.cancel()
         self.outbox.clear()
         self._drop_operations()
 
@@ -366,6 +397,8 @@ class _Connection:
         if self.closing:
             return
         self.closing = True
+        if self.expiry is not None:
+            self.expiry.cancel()
         self._drop_operations()
         self.outbox.clear()
         pending = self.sender
@@ -377,8 +410,10 @@ class _Connection:
         if pending is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await pending  # a frame being written finishes first (the task is cancelled)
+        # at most 123 bytes of valid UTF-8 (RFC 6455 5.5), whatever the reason quotes
+        text = clean_text(reason).encode()[:120].decode(errors="ignore")
         with contextlib.suppress(Exception):
-            await self._send({"type": "websocket.close", "code": code, "reason": reason[:120]})
+            await self._send({"type": "websocket.close", "code": code, "reason": text})
 
     def _drop_operations(self) -> None:
         operations, self.operations = self.operations, {}
@@ -404,6 +439,9 @@ class _Connection:
             self.close(BAD_REQUEST, "Invalid message received: no type")
             return
         kind = message["type"]
+        if has_lone_surrogate(text, message):
+            self._bad_unicode(message)
+            return
         payload = message.get("payload")
         if kind in ("ping", "pong", "connection_init") and not (
             payload is None or isinstance(payload, dict)
@@ -429,6 +467,23 @@ class _Connection:
         else:
             self.close(BAD_REQUEST, f"Invalid message received: unexpected type {kind[:40]!r}")
 
+    def _bad_unicode(self, message: dict[str, Any]) -> None:
+        """A message holding a lone surrogate (JSON allows `"\\ud800"`, Unicode does not). A
+        subscribe is answered `error` (BAD_USER_INPUT) and the socket serves on; anything else
+        cannot be answered and is closed with 4400, as any unparseable message."""
+        id_ = message.get("id")
+        if (
+            message.get("type") == "subscribe"
+            and self.principal is not None
+            and isinstance(id_, str)
+            and id_
+            and not has_lone_surrogate(dumps(id_), id_)
+            and id_ not in self.operations
+        ):
+            self.post(_frame(id_, "error", [bad_unicode_error().formatted]))
+            return
+        self.close(BAD_REQUEST, "Invalid message received: not valid Unicode (lone surrogate)")
+
     async def _on_init(self, params: dict[str, Any]) -> None:
         if self.init_received:
             self.close(TOO_MANY_INITIALISATION_REQUESTS, "Too many initialisation requests")
@@ -448,7 +503,36 @@ class _Connection:
         if self.closing:  # timed out or cut while the credential was checked
             return
         self.principal = principal
+        self.authorization, self.tenant = authorization, tenant
+        if principal.expires_at is not None:
+            # No re-authentication on an open socket (connection_init comes once): at its
+            # token's expiry the socket closes with 4403 and the client reconnects with a
+            # fresh token.
+            self.expiry = asyncio.get_running_loop().call_later(
+                max(0.0, principal.expires_at - time.time()), self._expired
+            )
         self.post(_ACK)
+
+    def _expired(self) -> None:
+        self.close(FORBIDDEN, "Forbidden: access token expired")
+
+    async def _recheck(self) -> Principal | None:
+        """The connection's credential checked again (expired, revoked, key deleted, member
+        removed...): its current principal, or None once the socket is closed 4403."""
+        try:
+            principal = await principal_from_credentials(
+                self.server.settings, self.authorization, self.tenant
+            )
+        except DomainError as exc:
+            self.close(FORBIDDEN, f"Forbidden: {exc.message}")
+            return None
+        if principal is None:
+            self.close(FORBIDDEN, "Forbidden: authentication required")
+            return None
+        if self.closing:
+            return None
+        self.principal = principal
+        return principal
 
     async def _on_subscribe(self, message: dict[str, Any]) -> None:
         id_ = message.get("id")
@@ -468,9 +552,11 @@ class _Connection:
         ):
             self.close(BAD_REQUEST, "Invalid message received: bad subscribe payload")
             return
-        principal = self.principal
-        if principal is None:
+        if self.principal is None:
             self.close(UNAUTHORIZED, "Unauthorized")
+            return
+        principal = await self._recheck()
+        if principal is None:
             return
         if id_ in self.operations:
             self.close(SUBSCRIBER_EXISTS, f"Subscriber for {id_[:80]} already exists")
@@ -538,9 +624,8 @@ class _Connection:
                 async for result in results:
                     if isinstance(result, PreExecutionError):
                         if self.forget(id_, op):
-                            self.post(
-                                _frame(id_, "error", [e.formatted for e in result.errors or ()])
-                            )
+                            errors = request_errors(result.errors, settings)
+                            self.post(_frame(id_, "error", errors))
                         return
                     if isinstance(result, ExecutionResult):
                         self.post(_frame(id_, "next", result_payload(result)))
@@ -548,6 +633,9 @@ class _Connection:
                 self.post(_frame(id_, "complete"))
         except asyncio.CancelledError:
             raise
+        except GraphQLError as exc:  # a syntax error raised by the parser cache's hook
+            if self.forget(id_, op):
+                self.post(_frame(id_, "error", request_errors([exc], settings)))
         except Exception:
             log.exception("ws_operation_failed")
             if self.forget(id_, op):
@@ -597,6 +685,12 @@ class SubscriptionServer:
         self.executions = 0  # group executions (results encoded), for metrics and benchmarks
         self.slow_consumers = 0
         self._replay_fields = self._fields_with(REPLAY_LATEST)
+        # Revocations and Redis reconnects (api/ws_watch.py).
+        self.watch = SocketWatch(
+            settings,
+            lambda: list(self._connections),
+            lambda conn: any(isinstance(op, _Member) for op in conn.operations.values()),
+        )
 
     # --- figures ------------------------------------------------------------------------
 
@@ -640,10 +734,12 @@ class SubscriptionServer:
     def start(self, hub: EventHub) -> None:
         self.hub = hub
         _RUNNING.add(self)
+        self.watch.start(hub)
 
     async def stop(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
         """Close every socket (1001) and wait a moment for the close frames to go out."""
         _RUNNING.discard(self)
+        self.watch.stop()
         closing = []
         for conn in list(self._connections):
             conn.close(code, reason)
@@ -701,6 +797,13 @@ class SubscriptionServer:
         assert scope["type"] == "websocket"
         message = await receive()
         if message["type"] != "websocket.connect":
+            return
+        origin = origin_of(scope)
+        if not self.settings.websocket_origin_allowed(origin):
+            # Cross-site websocket hijacking: a page elsewhere would ride on the user's
+            # browser. Closed before the accept, which the server answers with HTTP 403.
+            log.warning("websocket_origin_refused", origin=(origin or "")[:200])
+            await send({"type": "websocket.close", "code": 1008})
             return
         if PROTOCOL not in scope.get("subprotocols", ()):
             await send({"type": "websocket.accept"})

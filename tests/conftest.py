@@ -123,6 +123,7 @@ SECURE_PRODUCTION = {
     "secret_key": "p" * 48,
     "credential_keys": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",
     "public_url": "https://api.example.com",
+    "app_url": "https://app.example.com",
     "database_url": "postgresql://app@db.example/app",
     "redis_url": "redis://cache.example:6379/0",
 }

@@ -146,6 +146,9 @@ async def test_password_reset_answers_the_same_and_revokes_every_session(
     for refresh in (tenant.refresh_token, other_session["refreshToken"]):
         refused = (await gql.ok(REFRESH, {"t": refresh}))["refreshToken"]
         assert refused["__typename"] == "AuthenticationFailed"
+    # and the access tokens too (domain/accounts/sessions.py), not only at their expiry
+    for access in (tenant.token, other_session["accessToken"]):
+        assert (await gql.raw(VIEWER, token=access)).status_code == 401
     assert (await _log_in(gql, tenant.email, tenant.password))["__typename"] == (
         "AuthenticationFailed"
     )

@@ -138,6 +138,13 @@ async def test_role_rules(gql: GQL, tenant: Tenant) -> None:
     assert (await change(tenant.token, owner_id, "ADMIN"))["__typename"] == (
         "ChangeMemberRoleSuccess"
     )
+    # a role change revokes the member's tokens (tests/test_revocation.py): the promoted
+    # admin signs in again
+    login = await gql.ok(
+        LOG_IN,
+        {"i": {"email": f"admin-{tenant.slug}@example.com", "password": "a long password 1"}},
+    )
+    admin = login["logIn"]["accessToken"]
     # unknown ids and ids of another type are typed errors
     bad = await change(admin, "TWVtYmVyOjk5OTk5OTk=", "VIEWER")  # Member:9999999
     assert bad["__typename"] == "NotFound"

@@ -31,6 +31,11 @@ def test_a_complete_production_configuration_starts() -> None:
         ({"public_url": "http://api.example.com"}, "PUBLIC_URL must be an https:// URL"),
         ({"database_url": None}, "DATABASE_URL is not set"),
         ({"stripe_api_key": "sk_live_x"}, "STRIPE_WEBHOOK_SECRET is not set"),
+        ({"app_url": "http://localhost:3000"}, "APP_URL is the development default"),
+        (
+            {"stripe_api_key": "sk_live_x", "stripe_webhook_secret": "whsec_x"},
+            "BILLING_SUCCESS_URL points at localhost",
+        ),
     ],
 )
 def test_each_insecure_setting_is_refused_by_name(change: dict[str, object], named: str) -> None:
@@ -69,7 +74,7 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_check_config_lists_every_problem_then_passes_when_fixed() -> None:
     bare = _run("check-config", env=_env(env="production"))
     assert bare.returncode == 1
-    for name in ("SECRET_KEY", "CREDENTIAL_KEYS", "PUBLIC_URL", "DATABASE_URL", "REDIS_URL"):
+    for name in ("SECRET_KEY", "CREDENTIAL_KEYS", "PUBLIC_URL", "DATABASE_URL", "APP_URL"):
         assert name in bare.stderr, bare.stderr
     good = _run("check-config", env=_env(**{k: str(v) for k, v in SECURE_PRODUCTION.items()}))
     assert good.returncode == 0, good.stderr

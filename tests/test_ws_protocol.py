@@ -417,6 +417,9 @@ async def test_subscriptions_survive_a_killed_pubsub_connection(
     else:
         raise AssertionError("the hub did not reconnect")
     await wait_subscribed(redis, tenant)
+    # the socket is told that events may have been missed meanwhile (api/realtime.py)
+    notice = await recv(ws)
+    assert notice["type"] == "ping" and notice["payload"]["event"] == "events_missed", notice
     await publish(redis, tenant, post_id, influencer_id)
     message = await recv(ws)
     assert message["type"] == "next" and message["id"] == "1"

@@ -20,6 +20,7 @@ from billing.plans import plan_for
 from domain.accounts import mail, rules
 from domain.accounts.models import Invitation, Membership, RefreshToken, User
 from domain.accounts.service import Principal, _hasher
+from domain.accounts.sessions import sessions
 from domain.audit import service as actions
 from domain.audit.service import Actor, audit
 from domain.errors import (
@@ -232,6 +233,8 @@ class MemberService:
                 raise PermissionDenied(refusal)
             previous, member.role = member.role, role
             await member.save(update_fields=["role"])
+            if previous != role:  # their tokens name the old role: refused within seconds
+                sessions.revoke_after_commit(member.user.id)
             await audit.record(
                 actions.MEMBER_ROLE_CHANGED,
                 tenant_id=principal.tenant_id,
@@ -242,8 +245,9 @@ class MemberService:
         return member
 
     async def remove(self, principal: Principal, membership_id: int) -> Membership:
-        """Remove a member; their refresh tokens for this tenant are revoked at once (access
-        tokens already issued stay valid until they expire, `access_token_ttl_seconds`)."""
+        """Remove a member; their refresh tokens for this tenant are revoked at once, and
+        their access tokens within seconds (domain/accounts/sessions.py: all of the user's,
+        whichever tenant they name; their other tenants' refresh tokens get new ones)."""
         async with public_tx():
             await self._lock_tenant(principal.tenant_id)
             member = await self._member(principal.tenant_id, membership_id)
@@ -255,6 +259,7 @@ class MemberService:
             await RefreshToken.filter(
                 user_id=member.user.id, tenant_id=principal.tenant_id, revoked_at=None
             ).update(revoked_at=datetime.now(UTC))
+            sessions.revoke_after_commit(member.user.id)
             await audit.record(
                 actions.MEMBER_REMOVED,
                 tenant_id=principal.tenant_id,

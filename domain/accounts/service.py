@@ -22,6 +22,7 @@ from tortoise.exceptions import IntegrityError
 from api.settings import Settings
 from domain.accounts import mail, oidc, rules, tokens
 from domain.accounts.models import Membership, OneTimeToken, RefreshToken, User, UserIdentity
+from domain.accounts.sessions import sessions
 from domain.audit import service as actions
 from domain.audit.service import Actor, audit
 from domain.errors import (
@@ -67,6 +68,10 @@ class Principal:
     role: str  # a member's role; "api_key" / "partner_app" for integrations (no user role)
     scopes: frozenset[str]
     credential: str = ""
+    # A token's expiry (unix seconds) and a user token's session version, for websockets,
+    # which outlive a request (api/ws.py closes them at expiry or revocation).
+    expires_at: int | None = None
+    session_version: int | None = None
 
     def __post_init__(self) -> None:
         if not self.credential:
@@ -174,9 +179,12 @@ class AccountService:
             async with public_tx():  # committed: the caller only gets an error
                 await self._record_failed_sign_in(email, user, tenant_slug)
             raise AuthenticationFailed("invalid e-mail or password")
+        version = await sessions.for_new_token(settings, user.id)  # before the role is read
         async with public_tx():
             membership = await self._membership(user.id, tenant_slug)
-            pair = await self._issue(settings, user, membership.tenant, membership.role)
+            pair = await self._issue(
+                settings, user, membership.tenant, membership.role, session_version=version
+            )
             await audit.record(
                 actions.SIGN_IN_SUCCEEDED,
                 tenant_id=membership.tenant.id,
@@ -222,6 +230,8 @@ class AccountService:
                 await RefreshToken.filter(family=row.family, revoked_at=None).update(revoked_at=now)
                 reused = row.used_at is not None
             elif row is not None and row.expires_at > now and row.user.is_active:
+                # before the role is read (see sessions.for_new_token)
+                version = await sessions.for_new_token(settings, row.user_id)
                 membership = await Membership.get_or_none(
                     user_id=row.user_id, tenant_id=row.tenant_id
                 )
@@ -229,7 +239,12 @@ class AccountService:
                     row.used_at = now
                     await row.save(update_fields=["used_at"])
                     return await self._issue(
-                        settings, row.user, row.tenant, membership.role, family=row.family
+                        settings,
+                        row.user,
+                        row.tenant,
+                        membership.role,
+                        family=row.family,
+                        session_version=version,
                     )
         raise AuthenticationFailed(
             "refresh token reused; its sessions are revoked" if reused else "invalid refresh token"
@@ -239,8 +254,9 @@ class AccountService:
         """Revoke the refresh token's whole family (this login's sessions); False if unknown.
 
         `everywhere` revokes every family of the token's user, provided the token is still
-        live (a stale copy can only end its own family). Access tokens already issued stay
-        valid until they expire (`access_token_ttl_seconds`).
+        live (a stale copy can only end its own family), and with them every access token
+        already issued (domain/accounts/sessions.py, within seconds). Otherwise access tokens
+        already issued stay valid until they expire (`access_token_ttl_seconds`).
         """
         now = datetime.now(UTC)
         async with public_tx():
@@ -254,6 +270,7 @@ class AccountService:
                 await RefreshToken.filter(user_id=row.user_id, revoked_at=None).update(
                     revoked_at=now
                 )
+                sessions.revoke_after_commit(row.user_id)
             else:
                 await RefreshToken.filter(family=row.family, revoked_at=None).update(revoked_at=now)
         return True
@@ -323,6 +340,7 @@ class AccountService:
                 user_id=user.id, purpose=mail.RESET_PASSWORD, used_at=None
             ).update(used_at=now)
             await RefreshToken.filter(user_id=user.id, revoked_at=None).update(revoked_at=now)
+            sessions.revoke_after_commit(user.id)  # and the access tokens, within seconds
         return user
 
     # --- provider sign-in and linked identities ---------------------------------------------
@@ -462,12 +480,15 @@ class AccountService:
         if payload is None:
             raise AuthenticationFailed("unknown, expired or already used sign-in code")
         user_id = int(payload["user_id"])
+        version = await sessions.for_new_token(settings, user_id)  # before the role is read
         async with public_tx():
             user = await User.get_or_none(id=user_id, is_active=True)
             if user is None:
                 raise AuthenticationFailed("this account is disabled")
             membership = await self._membership(user.id, tenant_slug)
-            pair = await self._issue(settings, user, membership.tenant, membership.role)
+            pair = await self._issue(
+                settings, user, membership.tenant, membership.role, session_version=version
+            )
             await audit.record(
                 actions.SIGN_IN_SUCCEEDED,
                 tenant_id=membership.tenant.id,
@@ -523,7 +544,10 @@ class AccountService:
         tenant: Tenant,
         role: str,
         family: uuid.UUID | None = None,
+        session_version: int | None = None,
     ) -> TokenPair:
+        if session_version is None:  # a new user or a new membership: nothing to race with
+            session_version = await sessions.for_new_token(settings, user.id)
         access, exp = tokens.issue_access_token(
             secret=settings.secret_key,
             issuer=settings.jwt_issuer,
@@ -533,6 +557,7 @@ class AccountService:
             tenant_id=tenant.id,
             tenant_schema=tenant.schema_name,
             role=role,
+            session_version=session_version,
         )
         refresh, refresh_hash = tokens.new_refresh_token()
         await RefreshToken.create(

@@ -20,6 +20,9 @@ class AccessClaims:
     tenant_schema: str
     role: str
     expires_at: int
+    # The user's session version when the token was issued (domain/accounts/sessions.py);
+    # tokens from before versions existed have none: 0.
+    session_version: int = 0
 
 
 class InvalidToken(Exception):
@@ -37,6 +40,7 @@ def issue_access_token(
     tenant_schema: str,
     role: str,
     now: float | None = None,
+    session_version: int = 0,
 ) -> tuple[str, int]:
     issued = int(now if now is not None else time.time())
     exp = issued + ttl_seconds
@@ -50,6 +54,7 @@ def issue_access_token(
         "iat": issued,
         "exp": exp,
         "jti": uuid.uuid4().hex,
+        "sv": session_version,
     }
     return jwt.encode(payload, secret, algorithm=ALGORITHM), exp
 
@@ -123,6 +128,7 @@ def decode_bearer_token(
                 tenant_schema=str(data["tsc"]),
                 role=str(data["role"]),
                 expires_at=int(data["exp"]),
+                session_version=int(data.get("sv", 0)),
             )
         return ClientClaims(
             client_id=str(data["client_id"]),
