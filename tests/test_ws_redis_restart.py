@@ -19,7 +19,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from api.embedded import _redis_binary, _redis_ping
+from api.embedded_redis import _redis_binary, _redis_ping
 from tests.conftest import GQL, Services, Tenant, _free_port
 from tests.test_ws_protocol import (
     POST_ADDED,
