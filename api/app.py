@@ -30,13 +30,15 @@ from strawberry.types.graphql import OperationType
 from tortoise import connections
 
 from api.auth import AuthMiddleware
+from api.graphiql import graphiql_assets, graphiql_page
 from api.lifecycle import Lifecycle
 from api.logging import RequestContextMiddleware, configure_logging, request_id_from
-from api.metrics import metrics_endpoint
+from api.metrics import guarded_metrics_endpoint
 from api.oauth import oauth_callback
 from api.persisted import PERSISTED_QUERY_NOT_FOUND, PersistedQueryError, persisted_queries
 from api.ratelimit import RateLimitMiddleware
 from api.realtime import EventHub
+from api.security_headers import SecurityHeadersMiddleware
 from api.settings import Settings, get_settings
 from api.signin import sign_in_callback, sign_in_login
 from api.token_endpoint import token_endpoint
@@ -188,6 +190,9 @@ class GraphQLApp(GraphQL[Context, None]):
             and params.get("extensions") is None
             and "text/html" in request.headers.get("accept", "")
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql_page()  # local assets and a CSP (api/graphiql.py), no CDN
 
     async def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
         if negotiate(request.headers.get("accept")) is None:
@@ -382,6 +387,7 @@ async def readyz(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
+    configure_logging(settings)  # before uvicorn's first line (a worker process of --workers)
     state: dict[str, Any] = {}
     graphql = GraphQLApp(settings, state)
     lifecycle = Lifecycle(shutdown_delay=settings.shutdown_delay_seconds)
@@ -419,7 +425,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphiql", lambda r: RedirectResponse("/graphql"), methods=["GET"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics_endpoint),
+        Route("/metrics", guarded_metrics_endpoint(settings)),
         Route("/oauth/platforms/{platform}/callback", oauth_callback, methods=["GET"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/auth/{provider}/login", sign_in_login, methods=["GET"], name="sign_in_login"),
@@ -431,9 +437,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         Route("/oauth/token", token_endpoint(settings), methods=["POST"]),  # partner apps
     ]
+    if not settings.is_production:  # the IDE's scripts and styles (api/graphiql.py)
+        routes.append(graphiql_assets())
     return Starlette(
         routes=routes,
         middleware=[
+            Middleware(SecurityHeadersMiddleware),  # nosniff, no-store: on every answer
             *tracing_middleware(),  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
             Middleware(RequestContextMiddleware),  # outermost: sees what auth answers itself
             Middleware(AuthMiddleware, settings=settings),

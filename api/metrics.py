@@ -27,9 +27,10 @@ labels come from a fixed set and error codes are capped the same way as operatio
 from __future__ import annotations
 
 import contextlib
+import hmac
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,6 +125,10 @@ class RequestInfo:
     operation_type: str | None = None
     tenant: str | None = None
     error_codes: list[str] = field(default_factory=list)
+    # A client's bad request: its first GraphQL error message (one line, redacted) and how
+    # many there were, for the access line (api/logging.py `log_graphql_errors`).
+    error: str | None = None
+    error_count: int = 0
 
 
 current_request: ContextVar[RequestInfo | None] = ContextVar("trendscope_request", default=None)
@@ -277,3 +282,29 @@ DB_POOL.labels("max").set_function(_pool_stat("get_max_size"))
 async def metrics_endpoint(request: Request) -> Response:
     await refresh_scrape_gauges(getattr(request.app.state, "subscriptions", None))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def guarded_metrics_endpoint(settings: Any) -> Callable[[Request], Awaitable[Response]]:
+    """`/metrics` on the API port is not public: with `METRICS_TOKEN` set it answers only
+    `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise); without one it is open outside
+    production (development, tests) and 404 in production, where nothing may scrape it."""
+    token: str | None = settings.metrics_token
+
+    async def endpoint(request: Request) -> Response:
+        if token is None:
+            if settings.is_production:
+                return Response("Not Found", status_code=404, media_type="text/plain")
+            return await metrics_endpoint(request)
+        scheme, _, sent = (request.headers.get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            sent.strip().encode(), token.encode()
+        ):
+            return Response(
+                "Unauthorized",
+                status_code=401,
+                media_type="text/plain",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+        return await metrics_endpoint(request)
+
+    return endpoint

@@ -98,6 +98,7 @@ def trends_cron() -> Any:
 
 def worker_settings() -> dict[str, Any]:
     settings = get_settings()
+    configure_logging(settings)  # before ARQ's own start-up lines
     return {
         "functions": [
             func(
