@@ -288,7 +288,7 @@ def guarded_metrics_endpoint(settings: Any) -> Callable[[Request], Awaitable[Res
     """`/metrics` on the API port is not public: with `METRICS_TOKEN` set it answers only
     `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise); without one it is open outside
     production (development, tests) and 404 in production, where nothing may scrape it."""
-    token: str | None = settings.metrics_token
+    token: str | None = settings.metrics_token or None
 
     async def endpoint(request: Request) -> Response:
         if token is None:

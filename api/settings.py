@@ -164,7 +164,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # `/metrics` on the API port answers only `Authorization: Bearer <METRICS_TOKEN>` when set;
     # unset, it is open outside production and 404 in production (docs/operations.md).
-    metrics_token: str | None = Field(default=None, min_length=16)
+    # An empty value (compose's `${METRICS_TOKEN:-}`) counts as unset.
+    metrics_token: str | None = None
     # Fernet keys (comma-separated, the first is current) that encrypt platform credentials at
     # rest; rotate by prepending a new key. Required in production; elsewhere a key derived
     # from SECRET_KEY is used, with a warning.
