@@ -23,7 +23,7 @@ import structlog
 from graphql import GraphQLError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.metrics import RequestInfo, current_request, observe_request
+from api.request_info import RequestInfo, current_request
 from api.settings import Settings
 
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -98,6 +98,10 @@ def configure_logging(settings: Settings) -> None:
         library.propagate = True
     # Tortoise says "Tortoise-ORM shutdown" at INFO on every close (each CLI command): noise.
     logging.getLogger("tortoise").setLevel(max(level, logging.WARNING))
+    # httpx logs every outbound request at INFO with its full URL (tokens in query strings,
+    # URL-encoded where redaction cannot read them): only its warnings.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
     # Warnings become log lines in the same format instead of bare multi-line text.
     logging.captureWarnings(True)
     structlog.configure(
@@ -256,7 +260,11 @@ class RequestContextMiddleware:
     Outermost, so it sees responses that inner middleware (auth) answers itself."""
 
     def __init__(self, app: ASGIApp) -> None:
+        # Imported here: prometheus-client must not load with this module (api/request_info.py).
+        from api.metrics import observe_request
+
         self.app = app
+        self.observe_request = observe_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -301,7 +309,7 @@ class RequestContextMiddleware:
                 fields["error"] = info.error
                 fields["error_count"] = info.error_count
             if kind == "http":
-                observe_request(info, path, status, seconds)
+                self.observe_request(info, path, status, seconds)
                 access_log.info("request", **fields)
             else:
                 access_log.info("websocket_closed", **fields)

@@ -31,8 +31,7 @@ import hmac
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextvars import ContextVar, Token
-from dataclasses import dataclass, field
+from contextvars import Token
 from typing import Any
 
 import structlog
@@ -41,6 +40,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
+
+from api.request_info import RequestInfo, current_request  # re-exported (bench/ops_overhead)
 
 MAX_OPERATION_LABELS = 200
 MAX_ERROR_CODES = 50
@@ -112,26 +113,6 @@ class _BoundedLabels:
 
 operation_label = _BoundedLabels(MAX_OPERATION_LABELS, _NAME_RE)
 error_code_label = _BoundedLabels(MAX_ERROR_CODES, _CODE_RE)
-
-
-@dataclass
-class RequestInfo:
-    """What one request learnt about itself, filled in as it goes (one per request, held in a
-    contextvar by the request middleware, so it works whatever the GraphQL view does)."""
-
-    request_id: str
-    kind: str = "http"  # or "websocket": one info for the connection's whole life
-    operation: str | None = None
-    operation_type: str | None = None
-    tenant: str | None = None
-    error_codes: list[str] = field(default_factory=list)
-    # A client's bad request: its first GraphQL error message (one line, redacted) and how
-    # many there were, for the access line (api/logging.py `log_graphql_errors`).
-    error: str | None = None
-    error_count: int = 0
-
-
-current_request: ContextVar[RequestInfo | None] = ContextVar("trendscope_request", default=None)
 
 
 def _root_field_name(definition: OperationDefinitionNode) -> str | None:
