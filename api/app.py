@@ -137,6 +137,13 @@ def is_request_error(result: ExecutionResult) -> bool:
     )
 
 
+def _safe_host(host: str | None) -> str | None:
+    """The Host header when it is a plain host[:port] (it goes into a CSP header)."""
+    if host and all(c.isalnum() or c in ".-:[]" for c in host) and len(host) <= 255:
+        return host
+    return None
+
+
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, settings: Settings, state: dict[str, Any]) -> None:
         super().__init__(
@@ -192,7 +199,8 @@ class GraphQLApp(GraphQL[Context, None]):
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        return graphiql_page()  # local assets and a CSP (api/graphiql.py), no CDN
+        # local assets and a CSP (api/graphiql.py), no CDN
+        return graphiql_page(_safe_host(request.headers.get("host")))
 
     async def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
         if negotiate(request.headers.get("accept")) is None:

@@ -64,7 +64,7 @@ _PAGE = """<!doctype html>
 """
 
 
-def content_security_policy(nonce: str) -> str:
+def content_security_policy(nonce: str, host: str | None = None) -> str:
     """Only this origin: scripts and styles from /graphiql/static (plus the page's own inline
     script and style, by nonce; GraphiQL's editor sets inline styles itself), requests to
     /graphql over HTTP and websocket, no framing, no plugins."""
@@ -75,7 +75,8 @@ def content_security_policy(nonce: str) -> str:
             "style-src 'self' 'unsafe-inline'",
             "img-src 'self' data:",
             "font-src 'self' data:",
-            "connect-src 'self'",
+            # 'self' covers ws(s) to the same host in CSP 3; older browsers need it spelt out
+            f"connect-src 'self' ws://{host} wss://{host}" if host else "connect-src 'self'",
             "object-src 'none'",
             "base-uri 'none'",
             "form-action 'self'",
@@ -84,8 +85,9 @@ def content_security_policy(nonce: str) -> str:
     )
 
 
-def graphiql_page() -> Response:
-    """The IDE's HTML with a fresh nonce, and its Content-Security-Policy."""
+def graphiql_page(host: str | None = None) -> Response:
+    """The IDE's HTML with a fresh nonce, and its Content-Security-Policy (`host`: the
+    request's Host, for the websocket)."""
     nonce = secrets.token_urlsafe(16)
     styles = "\n".join(
         f'    <link rel="stylesheet" href="{ASSETS_PATH}/{name}" />' for name in STYLES
@@ -95,7 +97,7 @@ def graphiql_page() -> Response:
     return HTMLResponse(
         html,
         headers={
-            "Content-Security-Policy": content_security_policy(nonce),
+            "Content-Security-Policy": content_security_policy(nonce, host),
             "Cache-Control": "no-store",  # a fresh nonce each time
             "Referrer-Policy": "no-referrer",
         },

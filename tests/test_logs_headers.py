@@ -329,6 +329,8 @@ async def test_graphiql_uses_only_local_assets_under_a_csp(gql: GQL) -> None:
     assert "unpkg" not in page.text and "cdn" not in page.text.lower()
     csp = page.headers["content-security-policy"]
     assert "script-src 'self' 'nonce-" in csp and "frame-ancestors 'none'" in csp
+    host = gql.http.base_url.netloc.decode()
+    assert f"connect-src 'self' ws://{host} wss://{host}" in csp
     nonce = re.search(r"'nonce-([^']+)'", csp)
     assert nonce and f'nonce="{nonce.group(1)}"' in page.text
     assets = re.findall(r"""(?:src|href)="(/graphiql/static/[^"]+)\"""", page.text)
