@@ -344,3 +344,29 @@ async def test_graphiql_uses_only_local_assets_under_a_csp(gql: GQL) -> None:
     bundles = {p.rsplit("/", 1)[1]: (await gql.http.get(p)).text for p in assets}
     assert "createFetcher" in bundles["graphiql.min.js"]
     assert "graphqlWs" in bundles["graphql-ws.min.js"]
+
+
+async def test_an_unexpected_error_is_logged_once_with_its_traceback(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Masked for the client, one `unexpected_error` line with the traceback in the log (by
+    MaskUnexpectedErrors), and not a second time by Strawberry's own error logger."""
+    from types import SimpleNamespace
+
+    from structlog.testing import capture_logs
+
+    from schema.schema import schema
+
+    # a principal without a user id attribute: the viewer resolver fails unexpectedly
+    broken = SimpleNamespace(
+        tenant_id=None, tenant_schema=None, scopes=frozenset(), role="owner", credential="x"
+    )
+    context = SimpleNamespace(tenant_schema=None, principal=broken, request_id="unexpected-1")
+    with capture_logs() as logs, caplog.at_level(logging.DEBUG, logger="strawberry"):
+        result = await schema.execute("{ viewer { role } }", context_value=context)
+    (error,) = result.errors or []
+    assert error.extensions == {"code": "INTERNAL_SERVER_ERROR", "requestId": "unexpected-1"}
+    errors = [line for line in logs if line["log_level"] in ("error", "critical")]
+    assert [line["event"] for line in errors] == ["unexpected_error"]
+    assert isinstance(errors[0]["exc_info"], AttributeError)
+    assert not [r for r in caplog.records if r.name.startswith("strawberry")]
