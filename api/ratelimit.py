@@ -216,6 +216,11 @@ ANONYMOUS_EXEMPT_PATHS = frozenset(
 )
 
 
+def _counted_anonymous(path: str) -> bool:
+    # the development IDE's static files (api/graphiql.py) are not requests to the API
+    return path not in ANONYMOUS_EXEMPT_PATHS and not path.startswith("/graphiql/static/")
+
+
 async def anonymous_limit(settings: Settings, ip: str) -> Decision | None:
     """Count one request without a credential from `ip` (`rate_limits.anonymous_per_ip` per
     `anonymous_period_seconds`): sign-ups, log-ins and public fields cannot be flooded from
@@ -261,7 +266,7 @@ class RateLimitMiddleware:
         if principal is not None:
             decision = await request_limit(self.settings, principal)
             message = "rate limit exceeded: this credential or tenant made too many requests"
-        elif ip is not None and scope.get("path") not in ANONYMOUS_EXEMPT_PATHS:
+        elif ip is not None and _counted_anonymous(scope.get("path", "")):
             decision = await anonymous_limit(self.settings, ip)
             message = "rate limit exceeded: too many requests without a credential from here"
         if decision is None:
