@@ -31,6 +31,7 @@ from strawberry.types.graphql import OperationType
 from tortoise import connections
 
 from api.auth import AuthMiddleware
+from api.graphiql import graphiql_assets, graphiql_page
 from api.http_input import (
     GRAPHQL_RESPONSE_JSON,
     HTTP_CODES,
@@ -43,11 +44,13 @@ from api.http_input import (
 )
 from api.lifecycle import Lifecycle
 from api.logging import RequestContextMiddleware, configure_logging, request_id_from
-from api.metrics import current_request, metrics_endpoint
+from api.metrics import guarded_metrics_endpoint
 from api.oauth import oauth_callback
 from api.persisted import PERSISTED_QUERY_NOT_FOUND, PersistedQueryError, persisted_queries
 from api.ratelimit import RateLimitMiddleware
 from api.realtime import EventHub
+from api.request_info import current_request
+from api.security_headers import SecurityHeadersMiddleware
 from api.settings import Settings, get_settings
 from api.signin import sign_in_callback, sign_in_login
 from api.token_endpoint import token_endpoint
@@ -106,6 +109,13 @@ def _retry_after_if_unavailable(
         if isinstance(e, dict) and (e.get("extensions") or {}).get("code") == UNAVAILABLE
     ]
     return max(waits) if waits else None
+
+
+def _safe_host(host: str | None) -> str | None:
+    """The Host header when it is a plain host[:port] (it goes into a CSP header)."""
+    if host and all(c.isalnum() or c in ".-:[]" for c in host) and len(host) <= 255:
+        return host
+    return None
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -184,6 +194,10 @@ class GraphQLApp(GraphQL[Context, None]):
             and params.get("extensions") is None
             and "text/html" in request.headers.get("accept", "")
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # local assets and a CSP (api/graphiql.py), no CDN
+        return graphiql_page(_safe_host(request.headers.get("host")))
 
     async def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
         if negotiate(request.headers.get("accept")) is None:
@@ -438,6 +452,7 @@ READY_DB_TIMEOUT = 1.0
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
+    configure_logging(settings)  # before uvicorn's first line (a worker process of --workers)
     state: dict[str, Any] = {}
     graphql = GraphQLApp(settings, state)
     lifecycle = Lifecycle(shutdown_delay=settings.shutdown_delay_seconds)
@@ -475,7 +490,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphiql", lambda r: RedirectResponse("/graphql"), methods=["GET"]),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics_endpoint),
+        Route("/metrics", guarded_metrics_endpoint(settings)),
         Route("/oauth/platforms/{platform}/callback", oauth_callback, methods=["GET"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/auth/{provider}/login", sign_in_login, methods=["GET"], name="sign_in_login"),
@@ -487,9 +502,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ),
         Route("/oauth/token", token_endpoint(settings), methods=["POST"]),  # partner apps
     ]
+    if not settings.is_production:  # the IDE's scripts and styles (api/graphiql.py)
+        routes.append(graphiql_assets())
     return Starlette(
         routes=routes,
         middleware=[
+            Middleware(SecurityHeadersMiddleware),  # nosniff, no-store: on every answer
             *tracing_middleware(),  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
             Middleware(RequestContextMiddleware),  # outermost: sees what auth answers itself
             Middleware(DatabaseUnavailableMiddleware),  # 503, not 500, when PostgreSQL is down

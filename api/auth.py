@@ -29,7 +29,8 @@ from domain.apikeys.service import apikeys
 from domain.errors import AuthenticationFailed, DomainError, PermissionDenied, PlanLimitReached
 
 # Paths that authenticate their callers themselves (the token endpoint: HTTP Basic client auth).
-UNAUTHENTICATED_PATHS = frozenset({"/oauth/token"})
+# /metrics: its own bearer token (METRICS_TOKEN, api/metrics.py), not a user's.
+UNAUTHENTICATED_PATHS = frozenset({"/oauth/token", "/metrics"})
 
 
 async def principal_from_credentials(

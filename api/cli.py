@@ -83,9 +83,13 @@ def api(
         workers=workers,
         ws_per_message_deflate=False,  # ~40 KB per socket and 30-50 us/message (design.md)
         log_level="warning",
+        log_config=None,  # uvicorn's lines go through api/logging.py's one format
         lifespan="on",
         timeout_graceful_shutdown=graceful_timeout,
     )
+    from api.logging import configure_logging
+
+    configure_logging(get_settings())
     if workers > 1:  # uvicorn's supervisor makes its own servers: sockets are closed 1012
         uvicorn.run("api.app:create_app", **options)  # type: ignore[arg-type]
         return
@@ -144,10 +148,18 @@ def analytics_worker(
         os.environ["dramatiq_prom_port"] = str(metrics_port)
         os.environ["dramatiq_prom_host"] = os.environ.get("dramatiq_prom_host", "0.0.0.0")
         os.environ["dramatiq_prom_db"] = tempfile.mkdtemp(prefix="trendscope-dramatiq-prom-")
-    args = [sys.executable, "-m", "dramatiq", "jobs.actors"]
-    args += ["--processes", str(processes), "--threads", str(threads), "--queues", "analytics"]
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
+    from api.logging import configure_logging
+
+    # Dramatiq's CLI in this process, with our log format instead of its basicConfig (its
+    # worker processes are forked and inherit it): one console for `trendscope up`.
+    configure_logging(get_settings())
+    args = ["jobs.actors", "--skip-logging", "--processes", str(processes)]
+    args += ["--threads", str(threads), "--queues", "analytics"]
     args += ["--worker-shutdown-timeout", str(int(shutdown_timeout * 1000))]
-    os.execv(sys.executable, args)
+    raise typer.Exit(dramatiq_main(make_argument_parser().parse_args(args)))
 
 
 @app.command()

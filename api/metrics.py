@@ -28,11 +28,11 @@ labels come from a fixed set and error codes are capped the same way as operatio
 from __future__ import annotations
 
 import contextlib
+import hmac
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextvars import ContextVar, Token
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextvars import Token
 from typing import Any
 
 import structlog
@@ -41,6 +41,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
+
+from api.request_info import RequestInfo, current_request  # re-exported (bench/ops_overhead)
 
 MAX_OPERATION_LABELS = 200
 MAX_ERROR_CODES = 50
@@ -112,22 +114,6 @@ class _BoundedLabels:
 
 operation_label = _BoundedLabels(MAX_OPERATION_LABELS, _NAME_RE)
 error_code_label = _BoundedLabels(MAX_ERROR_CODES, _CODE_RE)
-
-
-@dataclass
-class RequestInfo:
-    """What one request learnt about itself, filled in as it goes (one per request, held in a
-    contextvar by the request middleware, so it works whatever the GraphQL view does)."""
-
-    request_id: str
-    kind: str = "http"  # or "websocket": one info for the connection's whole life
-    operation: str | None = None
-    operation_type: str | None = None
-    tenant: str | None = None
-    error_codes: list[str] = field(default_factory=list)
-
-
-current_request: ContextVar[RequestInfo | None] = ContextVar("trendscope_request", default=None)
 
 
 def _root_field_name(definition: OperationDefinitionNode) -> str | None:
@@ -277,3 +263,29 @@ for _stat, _key in (
 async def metrics_endpoint(request: Request) -> Response:
     await refresh_scrape_gauges(getattr(request.app.state, "subscriptions", None))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def guarded_metrics_endpoint(settings: Any) -> Callable[[Request], Awaitable[Response]]:
+    """`/metrics` on the API port is not public: with `METRICS_TOKEN` set it answers only
+    `Authorization: Bearer <METRICS_TOKEN>` (401 otherwise); without one it is open outside
+    production (development, tests) and 404 in production, where nothing may scrape it."""
+    token: str | None = settings.metrics_token or None
+
+    async def endpoint(request: Request) -> Response:
+        if token is None:
+            if settings.is_production:
+                return Response("Not Found", status_code=404, media_type="text/plain")
+            return await metrics_endpoint(request)
+        scheme, _, sent = (request.headers.get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            sent.strip().encode(), token.encode()
+        ):
+            return Response(
+                "Unauthorized",
+                status_code=401,
+                media_type="text/plain",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+        return await metrics_endpoint(request)
+
+    return endpoint

@@ -209,6 +209,31 @@ async def auth_attempt(
     return await _hit(buckets) if buckets else None
 
 
+# Not counted as anonymous traffic: probes and scrapes (health, readiness, /metrics with its
+# own token), Stripe's signed webhooks, and the token endpoint (limited by `auth_attempt`).
+ANONYMOUS_EXEMPT_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/webhooks/stripe", "/oauth/token"}
+)
+
+
+def _counted_anonymous(path: str) -> bool:
+    # the development IDE's static files (api/graphiql.py) are not requests to the API
+    return path not in ANONYMOUS_EXEMPT_PATHS and not path.startswith("/graphiql/static/")
+
+
+async def anonymous_limit(settings: Settings, ip: str) -> Decision | None:
+    """Count one request without a credential from `ip` (`rate_limits.anonymous_per_ip` per
+    `anonymous_period_seconds`): sign-ups, log-ins and public fields cannot be flooded from
+    one address. None when Redis is down (served without limits, as above)."""
+    rl = settings.rate_limits
+    bucket = Bucket(
+        f"{settings.rate_limit_key_prefix}:anon:ip:{ip}",
+        rl.anonymous_per_ip,
+        rl.anonymous_period_seconds,
+    )
+    return await _hit([bucket])
+
+
 def client_ip(scope: Scope) -> str | None:
     """The peer address (uvicorn has applied X-Forwarded-For from trusted proxies)."""
     client = scope.get("client")
@@ -224,26 +249,31 @@ def refusal_body(message: str, retry_after: float) -> bytes:
 
 
 class RateLimitMiddleware:
-    """Counts every authenticated HTTP request (pure ASGI, inside AuthMiddleware)."""
+    """Counts every HTTP request (pure ASGI, inside AuthMiddleware): an authenticated one
+    against its tenant and credential, one without a credential against its client IP."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        principal = scope.get("state", {}).get("principal") if scope["type"] == "http" else None
-        if principal is None or not self.settings.rate_limits.enabled:
+        if scope["type"] != "http" or not self.settings.rate_limits.enabled:
             await self.app(scope, receive, send)
             return
-        decision = await request_limit(self.settings, principal)
+        principal = scope.get("state", {}).get("principal")
+        ip = client_ip(scope)
+        decision: Decision | None = None
+        if principal is not None:
+            decision = await request_limit(self.settings, principal)
+            message = "rate limit exceeded: this credential or tenant made too many requests"
+        elif ip is not None and _counted_anonymous(scope.get("path", "")):
+            decision = await anonymous_limit(self.settings, ip)
+            message = "rate limit exceeded: too many requests without a credential from here"
         if decision is None:
             await self.app(scope, receive, send)
             return
         if not decision.allowed:
-            body = refusal_body(
-                "rate limit exceeded: this credential or tenant made too many requests",
-                decision.retry_after,
-            )
+            body = refusal_body(message, decision.retry_after)
             await send(
                 {
                     "type": "http.response.start",

@@ -124,6 +124,10 @@ class RateLimits(BaseModel):
     auth_per_ip: int = Field(default=100, ge=1)
     auth_per_account: int = Field(default=10, ge=1)
     auth_period_seconds: float = Field(default=900, gt=0)
+    # Requests without a credential (GraphQL, OAuth callbacks...), per client IP, in
+    # `anonymous_period_seconds`; probes, /metrics and signed webhooks are not counted.
+    anonymous_per_ip: int = Field(default=600, ge=1)
+    anonymous_period_seconds: float = Field(default=3600, gt=0)
 
 
 class Settings(BaseSettings):
@@ -181,6 +185,10 @@ class Settings(BaseSettings):
     # An API key's last_used_at is written at most this often (one write per key per minute).
     api_key_touch_seconds: float = Field(default=60, ge=0)
     log_level: str = "INFO"
+    # `/metrics` on the API port answers only `Authorization: Bearer <METRICS_TOKEN>` when set;
+    # unset, it is open outside production and 404 in production (docs/operations.md).
+    # An empty value (compose's `${METRICS_TOKEN:-}`) counts as unset.
+    metrics_token: str | None = None
     # Fernet keys (comma-separated, the first is current) that encrypt platform credentials at
     # rest; rotate by prepending a new key. Required in production; elsewhere a key derived
     # from SECRET_KEY is used, with a warning.

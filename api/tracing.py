@@ -8,15 +8,23 @@ is imported and no middleware is added.
 What is traced: every HTTP/websocket request (the ASGI middleware: one server span, health and
 metrics routes excluded) and every asyncpg query (a child span each). Nothing per GraphQL
 field: Strawberry's tracing extension has a per-field hook, which design.md measured at 20-80%.
+
+A GET request carries its GraphQL `variables` in the query string, which the ASGI middleware
+records (`http.url`, `http.target`): its request hook redacts secret-named variables and
+query parameters there before the span ends, as the logs do (api/logging.py).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import structlog
 from starlette.middleware import Middleware
+
+from api.logging import REDACTED, is_secret_name, redact
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -61,6 +69,41 @@ def setup_tracing(exporter: SpanExporter | None = None, service_name: str = "tre
     return provider
 
 
+# Span attributes that hold a request's URL or query string (old and new semantic conventions).
+URL_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query")
+
+
+def redact_url(value: str) -> str:
+    """`value` (a URL, a path with a query or a bare query) with secret-named parameters and
+    secret-named GraphQL variables (inside `variables` / `extensions` JSON) redacted."""
+    bare = "?" not in value and "/" not in value
+    parts = urlsplit("?" + value if bare else value)
+    if not parts.query:
+        return value
+    params = []
+    for name, raw in parse_qsl(parts.query, keep_blank_values=True):
+        if is_secret_name(name):
+            raw = REDACTED
+        elif name in ("variables", "extensions"):
+            try:
+                raw = json.dumps(redact(json.loads(raw)), separators=(",", ":"))
+            except ValueError:
+                raw = REDACTED  # not JSON: cannot tell what is in it
+        params.append((name, raw))
+    redacted = urlunsplit(parts._replace(query=urlencode(params)))
+    return redacted[1:] if bare else redacted
+
+
+def redact_span_urls(span: Any, scope: Any = None) -> None:
+    """The ASGI middleware's `server_request_hook`: it runs after the middleware has set the
+    request's attributes (a span processor's `on_start` would run before they are all set)."""
+    attributes = getattr(span, "attributes", None) or {}
+    for key in URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and value:
+            span.set_attribute(key, redact_url(value))
+
+
 def shutdown_tracing() -> None:
     """Flush spans, stop instrumenting asyncpg (process exit, or the end of a test)."""
     global _provider
@@ -81,5 +124,10 @@ def tracing_middleware() -> list[Middleware]:
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
     return [
-        Middleware(OpenTelemetryMiddleware, excluded_urls=EXCLUDED_URLS, tracer_provider=provider)
+        Middleware(
+            OpenTelemetryMiddleware,
+            excluded_urls=EXCLUDED_URLS,
+            tracer_provider=provider,
+            server_request_hook=redact_span_urls,
+        )
     ]

@@ -8,9 +8,11 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware.asyncio import AsyncIO
 
+from api.logging import configure_logging
 from api.settings import get_settings
 
 _settings = get_settings()
+configure_logging(_settings)  # a Dramatiq worker process started without `trendscope`
 broker = RedisBroker(
     url=os.environ.get("REDIS_URL") or _settings.redis_url or "redis://127.0.0.1:6379/0",
     namespace=_settings.dramatiq_namespace,

@@ -104,6 +104,7 @@ def job(name: str, fn: JobFn) -> WorkerCoroutine:
 
 def worker_settings() -> dict[str, Any]:
     settings = get_settings()
+    configure_logging(settings)  # before ARQ's own start-up lines
     # A collection task's own bound (JOB_MAX_ATTEMPTS, domain/collection/retries.py) decides
     # when it fails, with the reason; ARQ's max_tries is only a backstop above it.
     task_tries = settings.job_max_attempts + 5

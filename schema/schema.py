@@ -9,6 +9,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from api.logging import log_graphql_errors
 from api.metrics import OperationMetrics
 from domain.errors import DomainError
 from schema.accounts.mutations import AccountMutations
@@ -107,8 +108,8 @@ class TrendscopeSchema(strawberry.Schema):
             and (e.extensions or {}).get("code") not in LIMIT_CODES
             and not _unavailable(e)
         ]
-        if unexpected:
-            super().process_errors(unexpected, execution_context)
+        if unexpected:  # one line, no traceback for a client's mistake (api/logging.py)
+            log_graphql_errors(unexpected, execution_context)
 
 
 schema = TrendscopeSchema(

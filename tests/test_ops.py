@@ -384,7 +384,20 @@ async def test_with_otel_endpoint_requests_and_queries_are_traced(
             # is not attached to this app (so 503), which is enough to produce both spans
             await http.get("/readyz")
             await http.get("/graphql?query=%7B__typename%7D")
-        names = [span.name for span in exporter.get_finished_spans()]
+            # a GET's variables are in the URL the span records: secrets are redacted
+            await http.get(
+                "/graphql",
+                params={
+                    "query": "query($i: LogInInput!) { __typename }",
+                    "variables": '{"i": {"email": "e@x", "password": "hunter2-span"}}',
+                    "token": "hunter2-param",
+                },
+            )
+        spans = exporter.get_finished_spans()
+        recorded = repr([dict(span.attributes or {}) for span in spans])
+        assert "hunter2" not in recorded and "REDACTED" in recorded, recorded
+        assert "e%40x" in recorded or "e@x" in recorded, recorded
+        names = [span.name for span in spans]
         assert any(n.startswith("GET /graphql") for n in names), names
         assert any("SELECT" in n or n == "postgresql" for n in names), names
         assert not any("readyz" in n for n in names if n.startswith("GET")), names

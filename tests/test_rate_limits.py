@@ -127,10 +127,14 @@ async def test_the_tenant_budget_is_shared_by_its_credentials(
     assert refused.headers["retry-after"] == "900"
 
 
-async def test_anonymous_requests_are_not_metered(gql: GQL) -> None:
-    response = await gql.raw("{ __typename }")
+async def test_anonymous_requests_are_metered_per_ip_not_per_tenant(
+    gql: GQL, limits: RateLimits
+) -> None:
+    # no tenant's budget: the client address's own (tests/test_logs_headers.py refuses one)
+    limits.anonymous_per_ip = 50
+    response = await gql.raw("{ __typename }", headers=an_ip())
     assert response.status_code == 200
-    assert "ratelimit-limit" not in response.headers
+    assert rl(response)[:2] == ("50", "49")
 
 
 async def test_log_in_brute_force_is_blocked_per_ip(
