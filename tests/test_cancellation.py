@@ -116,3 +116,23 @@ async def test_cancelled_at_every_step_of_a_transaction_gives_the_connection_bac
     assert completed >= 5  # the later runs got through whole, so every step was covered
     async with public_tx() as tx:  # and the pool still works
         assert (await tx.conn.execute_query("SELECT 1"))[0] == 1
+
+
+async def test_every_connection_runs_under_the_server_side_timeouts(server: Server) -> None:
+    """Statement and idle-in-transaction timeouts as startup parameters of pooled
+    connections; behind PgBouncer (which refuses them) set per transaction instead."""
+    from tenants import tx as txmod
+
+    conn = connections.get("default")
+    rows = await conn.execute_query_dict(
+        "SELECT current_setting('statement_timeout') AS s,"
+        " current_setting('idle_in_transaction_session_timeout') AS i"
+    )
+    assert rows == [{"s": "1min", "i": "1min"}]  # the 60,000 ms defaults
+    txmod.set_local_settings({"statement_timeout": "1234"})
+    try:
+        async with public_tx() as tx:
+            _, rows = await tx.conn.execute_query("SELECT current_setting('statement_timeout')")
+        assert list(rows[0].values()) == ["1234ms"]
+    finally:
+        txmod.set_local_settings({})
