@@ -16,10 +16,10 @@ per user per `session_check_seconds` per process.
 from __future__ import annotations
 
 import dataclasses
-import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.http_input import send_error
 from api.settings import Settings
 from domain.accounts import rules, tokens
 from domain.accounts.service import Principal, accounts
@@ -102,22 +102,8 @@ class AuthMiddleware:
             )
         except DomainError as exc:
             status = 403 if isinstance(exc, PermissionDenied | PlanLimitReached) else 401
-            body = json.dumps(
-                {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]}
-            ).encode()
             extra = [(b"www-authenticate", b"Bearer")] if status == 401 else []
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        *extra,
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, status, exc.message, {"code": exc.code}, extra)
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from cross_web import HTTPException
-from starlette.types import Message, Receive
+from starlette.types import Message, Receive, Send
 from strawberry.http.parse_content_type import parse_content_type
 
 # GraphQL-over-HTTP (https://graphql.github.io/graphql-over-http/draft/) response media types
@@ -104,3 +105,28 @@ def negotiate(accept: str | None) -> str | None:
         if best is None or candidate > best:
             best = candidate
     return best[3] if best else None
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    message: str,
+    extensions: dict[str, Any],
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """Answer a request refused by a middleware, before any GraphQL runs (401/403 at auth,
+    429 at the rate limiter, 503 with the database down): GraphQL-shaped, like every other
+    refusal, so a client reads the code the same way."""
+    body = orjson.dumps({"errors": [{"message": message, "extensions": extensions}]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or ()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -22,7 +22,6 @@ not take the API down.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.http_input import send_error
 from api.settings import Settings
 from billing.plans import plan_for
 from domain.accounts.service import Principal
@@ -240,14 +240,6 @@ def client_ip(scope: Scope) -> str | None:
     return str(client[0]) if client else None
 
 
-def refusal_body(message: str, retry_after: float) -> bytes:
-    error = {
-        "message": message,
-        "extensions": {"code": "RATE_LIMITED", "retryAfter": round(retry_after, 3)},
-    }
-    return json.dumps({"errors": [error]}).encode()
-
-
 class RateLimitMiddleware:
     """Counts every HTTP request (pure ASGI, inside AuthMiddleware): an authenticated one
     against its tenant and credential, one without a credential against its client IP."""
@@ -273,19 +265,8 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         if not decision.allowed:
-            body = refusal_body(message, decision.retry_after)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 429,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        *decision.headers(),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            extensions = {"code": "RATE_LIMITED", "retryAfter": round(decision.retry_after, 3)}
+            await send_error(send, 429, message, extensions, decision.headers())
             return
         extra = decision.headers()
 

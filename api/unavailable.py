@@ -10,19 +10,14 @@ is back (docs/operations.md, failure modes).
 
 from __future__ import annotations
 
-import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.http_input import send_error
 from schema.errors import UNAVAILABLE
 from tenants.pgclient import is_database_unavailable, retry_after
 
 log = structlog.get_logger(__name__)
-
-
-def unavailable_body(message: str, seconds: int) -> bytes:
-    error = {"message": message, "extensions": {"code": UNAVAILABLE, "retryAfter": seconds}}
-    return orjson.dumps({"errors": [error]})
 
 
 class DatabaseUnavailableMiddleware:
@@ -48,16 +43,10 @@ class DatabaseUnavailableMiddleware:
                 raise
             seconds = retry_after(exc)
             log.warning("database_unavailable", error=f"{type(exc).__name__}: {exc}")
-            body = unavailable_body("The database is unavailable; retry shortly.", seconds)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"retry-after", str(seconds).encode()),
-                    ],
-                }
+            await send_error(
+                send,
+                503,
+                "The database is unavailable; retry shortly.",
+                {"code": UNAVAILABLE, "retryAfter": seconds},
+                [(b"retry-after", str(seconds).encode())],
             )
-            await send({"type": "http.response.body", "body": body})

@@ -5,9 +5,12 @@ its own ARQ queue / Dramatiq namespace, and starts the real app on a loopback po
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -370,3 +373,52 @@ async def stop_analytics_worker(worker: asyncio.subprocess.Process) -> None:
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(worker.pid, signal.SIGKILL)
+
+
+@dataclass
+class ApiProcess:
+    """A `trendscope api` subprocess: its URLs and the process (to signal or kill it)."""
+
+    http_url: str
+    ws_url: str
+    proc: asyncio.subprocess.Process
+
+
+@contextlib.asynccontextmanager
+async def api_process(services: Services, **env: str) -> AsyncIterator[ApiProcess]:
+    """`trendscope api` (the real CLI, signals and all) on a free port, on this run's
+    database and Redis unless `env` says otherwise (e.g. REDIS_URL of a throwaway server)."""
+    port = _free_port()
+    environ = {
+        **os.environ,
+        "DATABASE_URL": services.database_url,
+        "REDIS_URL": services.redis_url,
+        **env,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "api.cli", "api", "--port", str(port)),
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(600):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"{url}/healthz")).status_code == 200:
+                        break
+                assert proc.returncode is None, "trendscope api exited"
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("trendscope api did not start")
+        yield ApiProcess(url, f"ws://127.0.0.1:{port}/graphql", proc)
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()

@@ -130,7 +130,8 @@ def test_a_bad_query_is_one_json_line_and_secrets_are_redacted(
     ):
         rid = f"bad-query-{i}-{time.monotonic_ns()}"
         ids.append(rid)
-        response = httpx.post(url + "/graphql", json=body, headers={"X-Request-Id": rid})
+        headers = {"X-Request-Id": rid, "Accept": "application/graphql-response+json"}
+        response = httpx.post(url + "/graphql", json=body, headers=headers)
         assert response.status_code == 400
         assert response.json()["errors"]
     time.sleep(0.5)  # the access line is written after the response

@@ -7,17 +7,12 @@ Mechanism: domain/accounts/sessions.py."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 
 import httpx
 
 from domain.accounts import tokens
 from domain.accounts.sessions import SessionVersions, revocation_channel, version_key
-from tests.conftest import GQL, Server, Services, Tenant, _free_port
+from tests.conftest import GQL, Server, Services, Tenant, api_process
 from tests.test_members import ACCEPT, CHANGE, LOG_IN, MEMBERS, REMOVE, invite
 from tests.test_ws_protocol import POST_ADDED, close_code, connected, subscribe
 
@@ -170,42 +165,11 @@ async def test_versions_only_grow_and_are_announced(services: Services, server: 
         await listener.aclose()
 
 
-@contextlib.asynccontextmanager
-async def another_api_process(services: Services) -> AsyncIterator[tuple[str, str]]:
-    """`trendscope api` on the same database and Redis: (http url, websocket url)."""
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "api.cli", "api", "--port", str(port)),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(600):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                assert proc.returncode is None, "trendscope api exited"
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("trendscope api did not start")
-        yield f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/graphql"
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 30)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
 async def test_another_api_process_closes_the_socket_and_refuses_the_token(
     services: Services, gql: GQL, tenant: Tenant
 ) -> None:
-    async with another_api_process(services) as (http_url, ws_url):
+    async with api_process(services) as other:
+        http_url, ws_url = other.http_url, other.ws_url
         ws = await connected(ws_url, tenant.token)
         await subscribe(ws, "1", POST_ADDED)
         async with httpx.AsyncClient(base_url=http_url, timeout=30) as http:

@@ -68,10 +68,8 @@ class Up:
 
     def child(self, command: str) -> psutil.Process:
         """The live child running `python -m api.cli <command>` (analytics-worker: Dramatiq's
-        main process, which the command execs)."""
-        wanted = (
-            ["dramatiq", "jobs.actors"] if command == "analytics-worker" else ["api.cli", command]
-        )
+        main process, which runs Dramatiq's CLI in-process and forks its workers)."""
+        wanted = ["api.cli", command]
         for proc in psutil.Process(self.proc.pid).children():
             if proc.cmdline()[2:4] == wanted and proc.status() != psutil.STATUS_ZOMBIE:
                 return proc
@@ -230,7 +228,7 @@ def test_sigkill_of_up_leaves_no_process_behind(up_factory: Callable[..., Up]) -
     wait_for(lambda: up.child_pid("demo-replay") is not None, 30, "the demo replay", up)
     children = up.descendants()
     commands = " | ".join(" ".join(p.cmdline()) for p in children)
-    for expected in ("api.cli api", "api.cli worker", "dramatiq jobs.actors", "demo-replay"):
+    for expected in ("api.cli api", "api.cli worker", "api.cli analytics-worker", "demo-replay"):
         assert expected in commands, commands
     assert {"postgres", "redis-server"} <= {p.name() for p in children}
 

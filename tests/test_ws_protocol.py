@@ -33,7 +33,16 @@ from api.ws import SubscriptionServer
 from domain import events
 from domain.posts.models import Post
 from tenants.tx import tenant_tx
-from tests.conftest import GQL, Server, Services, Tenant, _free_port, import_file, run_jobs
+from tests.conftest import (
+    GQL,
+    Server,
+    Services,
+    Tenant,
+    _free_port,
+    api_process,
+    import_file,
+    run_jobs,
+)
 from tests.test_import import add_accounts, jsonl, rows_for
 
 PROTO = [Subprotocol("graphql-transport-ws")]
@@ -439,35 +448,11 @@ async def test_shutdown_closes_sockets_with_1001(endpoint: Endpoint, tenant: Ten
 
 async def test_trendscope_api_closes_sockets_with_1001_on_sigterm(services: Services) -> None:
     """`trendscope api` closes our sockets with 1001 before uvicorn's own shutdown (1012)."""
-    import os
     import signal
-    import subprocess
-    import sys
 
-    import httpx
-
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": services.redis_url}
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "api.cli", "api", "--port", str(port)),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(300):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
-        ws = await open_ws(f"ws://127.0.0.1:{port}/graphql")
+    async with api_process(services) as api:
+        ws = await open_ws(api.ws_url)
         await send(ws, {"type": "ping"})
         assert await recv(ws) == {"type": "pong"}
-        proc.send_signal(signal.SIGTERM)
+        api.proc.send_signal(signal.SIGTERM)
         assert await close_code(ws) == 1001
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-        await proc.wait()

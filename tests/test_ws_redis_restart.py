@@ -6,21 +6,17 @@ restart, one opened while Redis was down and one opened after, receive the next 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from redis.asyncio import Redis
 
 from api.embedded_redis import _redis_binary, _redis_ping
-from tests.conftest import GQL, Services, Tenant, _free_port
+from tests.conftest import GQL, Services, Tenant, _free_port, api_process
 from tests.test_ws_protocol import (
     POST_ADDED,
     a_post,
@@ -83,38 +79,6 @@ async def throwaway_redis() -> AsyncIterator[ThrowawayRedis]:
         await server.stop()
 
 
-@contextlib.asynccontextmanager
-async def api_process(services: Services, redis_url: str) -> AsyncIterator[str]:
-    """`trendscope api` on a free port; its websocket URL."""
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": services.database_url, "REDIS_URL": redis_url}
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "api.cli", "api", "--port", str(port)),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(600):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                assert proc.returncode is None, "trendscope api exited"
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("trendscope api did not start")
-        yield f"ws://127.0.0.1:{port}/graphql"
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 30)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
 async def outage() -> None:
     """Keep Redis down long enough for the hub to fail several reconnect attempts (its first
     retry comes after 0.1 s): a restart quicker than that hides a hub that gives up."""
@@ -137,7 +101,8 @@ async def test_subscriptions_receive_again_after_redis_restarts(
     services: Services, gql: GQL, tenant: Tenant, throwaway_redis: ThrowawayRedis
 ) -> None:
     post_id, influencer_id = await a_post(gql, tenant)  # stored through the session's app
-    async with api_process(services, throwaway_redis.url) as ws_url:
+    async with api_process(services, REDIS_URL=throwaway_redis.url) as api:
+        ws_url = api.ws_url
         before = await connected(ws_url, tenant.token)
         await subscribe(before, "1", POST_ADDED)
         redis = Redis.from_url(throwaway_redis.url)
@@ -176,7 +141,8 @@ async def test_a_socket_is_told_when_events_were_missed(
 ) -> None:
     """Never silent: after the hub resubscribes, every socket with a subscription gets a
     protocol `ping` saying that events published meanwhile were lost."""
-    async with api_process(services, throwaway_redis.url) as ws_url:
+    async with api_process(services, REDIS_URL=throwaway_redis.url) as api:
+        ws_url = api.ws_url
         ws = await connected(ws_url, tenant.token)
         await subscribe(ws, "1", POST_ADDED)
         await throwaway_redis.kill()
