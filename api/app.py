@@ -427,7 +427,6 @@ async def readyz(request: Request) -> Response:
     if lifecycle is not None and lifecycle.shutting_down:
         return JSONResponse({"status": "shutting down"}, status_code=503)
     checks: dict[str, Any] = {}
-    pool = pool_stats()
     try:
         await asyncio.wait_for(
             connections.get("default").execute_query("SELECT 1"), READY_DB_TIMEOUT
@@ -442,6 +441,7 @@ async def readyz(request: Request) -> Response:
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
     ok = checks["database"] == "ok" and checks["redis"] == "ok"
+    pool = pool_stats()  # after the check: the pool opens on first use
     if pool is not None:
         checks["pool"] = pool
     return JSONResponse(checks, status_code=200 if ok else 503)

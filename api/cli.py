@@ -360,11 +360,14 @@ def up(
     demo tenant, the API, both workers and the demo replay, restarting what crashes
     (api/supervisor.py). Ctrl-C stops it all."""
     from api.embedded import start_embedded
+    from api.logging import configure_logging
     from api.supervisor import Stop, Supervisor
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = get_settings()
+    # The supervisor's and the embedded servers' lines in the children's format: one console.
+    configure_logging(settings)
     embedded = start_embedded(
         data_dir,
         postgres=not settings.database_url,
