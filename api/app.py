@@ -43,29 +43,29 @@ from api.http_input import (
     too_large,
 )
 from api.lifecycle import Lifecycle
-from api.logging import RequestContextMiddleware, configure_logging, request_id_from
-from api.metrics import guarded_metrics_endpoint
 from api.oauth import oauth_callback
 from api.persisted import PERSISTED_QUERY_NOT_FOUND, PersistedQueryError, persisted_queries
 from api.ratelimit import RateLimitMiddleware
-from api.realtime import EventHub
-from api.request_info import current_request
 from api.security_headers import SecurityHeadersMiddleware
-from api.settings import Settings, get_settings
 from api.signin import sign_in_callback, sign_in_login
 from api.token_endpoint import token_endpoint
 from api.tracing import tracing_middleware
 from api.unavailable import DatabaseUnavailableMiddleware
 from api.ws import SubscriptionServer
 from billing.webhooks import stripe_webhook
+from core.hub import EventHub
+from core.logging import RequestContextMiddleware, configure_logging, request_id_from
+from core.metrics import guarded_metrics_endpoint, pool_stats
+from core.request_info import current_request
+from core.runtime import runtime
+from core.settings import Settings, get_settings
 from domain.audit.service import Origin, bind_origin
-from jobs.runtime import runtime
 from schema.context import Context
 from schema.dataloaders import Loaders
 from schema.errors import UNAVAILABLE, as_unavailable
 from schema.limits import CostBudget, batch_budget
 from schema.schema import schema
-from tenants.db import close_db, init_db, pool_stats
+from tenants.db import close_db, init_db
 
 log = structlog.get_logger(__name__)
 

@@ -20,7 +20,7 @@ import dataclasses
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.http_input import send_error
-from api.settings import Settings
+from core.settings import Settings
 from domain.accounts import rules, tokens
 from domain.accounts.service import Principal, accounts
 from domain.accounts.sessions import sessions
@@ -29,7 +29,7 @@ from domain.apikeys.service import apikeys
 from domain.errors import AuthenticationFailed, DomainError, PermissionDenied, PlanLimitReached
 
 # Paths that authenticate their callers themselves (the token endpoint: HTTP Basic client auth).
-# /metrics: its own bearer token (METRICS_TOKEN, api/metrics.py), not a user's.
+# /metrics: its own bearer token (METRICS_TOKEN, core/metrics.py), not a user's.
 UNAUTHENTICATED_PATHS = frozenset({"/oauth/token", "/metrics"})
 
 

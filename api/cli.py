@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 import httpx
 import typer
 
-from api.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 app = typer.Typer(help="Trendscope: social-media trend and influencer intelligence API.")
 tenants_app = typer.Typer(help="Tenant registry.")
@@ -31,14 +31,14 @@ T = TypeVar("T")
 
 def _with_db(fn: Callable[[Settings], Awaitable[T]]) -> T:
     """Run `fn` with the database initialised (and closed afterwards)."""
-    from api.logging import configure_logging
+    from core.logging import configure_logging
     from tenants.db import close_db, init_db
 
     settings = get_settings()
     configure_logging(settings)
 
     async def run() -> T:
-        from jobs.runtime import runtime
+        from core.runtime import runtime
 
         await init_db(settings)
         if settings.redis_url:  # so that events and jobs of CLI work reach the workers
@@ -83,11 +83,11 @@ def api(
         workers=workers,
         ws_per_message_deflate=False,  # ~40 KB per socket and 30-50 us/message (design.md)
         log_level="warning",
-        log_config=None,  # uvicorn's lines go through api/logging.py's one format
+        log_config=None,  # uvicorn's lines go through core/logging.py's one format
         lifespan="on",
         timeout_graceful_shutdown=graceful_timeout,
     )
-    from api.logging import configure_logging
+    from core.logging import configure_logging
 
     configure_logging(get_settings())
     if workers > 1:  # uvicorn's supervisor makes its own servers: sockets are closed 1012
@@ -119,7 +119,7 @@ def worker(
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
-        import api.metrics  # noqa: F401  (registers the job and pool metrics)
+        import core.metrics  # noqa: F401  (registers the job and pool metrics)
 
         start_http_server(metrics_port)
     Worker(**worker_settings()).run()
@@ -151,7 +151,7 @@ def analytics_worker(
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 
-    from api.logging import configure_logging
+    from core.logging import configure_logging
 
     # Dramatiq's CLI in this process, with our log format instead of its basicConfig (its
     # worker processes are forked and inherit it): one console for `trendscope up`.
@@ -360,8 +360,8 @@ def up(
     demo tenant, the API, both workers and the demo replay, restarting what crashes
     (api/supervisor.py). Ctrl-C stops it all."""
     from api.embedded import start_embedded
-    from api.logging import configure_logging
     from api.supervisor import Stop, Supervisor
+    from core.logging import configure_logging
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -551,7 +551,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float) -> No
 def check_config() -> None:
     """Check the settings for production: list every insecure or missing one (exit 1), or
     say that production would start (exit 0). Reads the same environment and .env."""
-    from api.settings import insecure_settings
+    from core.settings import insecure_settings
 
     problems = insecure_settings(Settings.model_construct(**_raw_settings()))
     if problems:

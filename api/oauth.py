@@ -9,7 +9,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from api.settings import get_settings
+from core.settings import get_settings
 from domain.collection import oauth
 
 log = structlog.get_logger(__name__)

@@ -26,9 +26,9 @@ import structlog
 from graphql import GraphQLError, parse, validate
 from redis.exceptions import RedisError
 
-from api.settings import Settings
+from core.runtime import runtime
+from core.settings import Settings
 from domain.accounts.service import Principal
-from jobs.runtime import runtime
 from tenants.models import AllowedQuery, Tenant
 from tenants.policy import policies
 from tenants.tx import public_tx

@@ -23,7 +23,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from api.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from domain.accounts import oidc
 from domain.accounts.service import accounts
 from domain.errors import DomainError

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.ratelimit import auth_attempt, client_ip
-from api.settings import Settings
+from core.settings import Settings
 from domain.apikeys.service import OAuthError, apikeys
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -11,7 +11,7 @@ field: Strawberry's tracing extension has a per-field hook, which design.md meas
 
 A GET request carries its GraphQL `variables` in the query string, which the ASGI middleware
 records (`http.url`, `http.target`): its request hook redacts secret-named variables and
-query parameters there before the span ends, as the logs do (api/logging.py).
+query parameters there before the span ends, as the logs do (core/logging.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import structlog
 from starlette.middleware import Middleware
 
-from api.logging import REDACTED, is_secret_name, redact
+from core.logging import REDACTED, is_secret_name, redact
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

@@ -22,9 +22,9 @@ Protocol: https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md, kept 
   (expired, revoked, key deleted: 4403), and a revocation (domain/accounts/sessions.py)
   closes the user's sockets with 4403 within seconds: heard on Redis pub/sub, and checked
   every `session_check_seconds` in case that message was lost (api/ws_watch.py);
-- a browser `Origin` not allowed by ALLOWED_ORIGINS (api/settings.py) is refused before the
+- a browser `Origin` not allowed by ALLOWED_ORIGINS (core/settings.py) is refused before the
   handshake (HTTP 403); clients without `Origin` are not browsers and pass;
-- after the event hub lost Redis and subscribed again (api/realtime.py), every socket with a
+- after the event hub lost Redis and subscribed again (core/hub.py), every socket with a
   subscription gets a `ping` with payload `{"event": "events_missed", "from", "until"}`:
   events published meanwhile were lost, and a client that needs them re-queries.
 
@@ -72,8 +72,6 @@ from strawberry.utils.aio import aclosing
 
 from api.auth import principal_from_credentials
 from api.ratelimit import request_limit
-from api.realtime import REPLAY_LATEST, EventHub
-from api.settings import Settings
 from api.ws_guard import (
     bad_unicode_error,
     clean_text,
@@ -85,6 +83,8 @@ from api.ws_guard import (
 from api.ws_watch import SocketWatch
 from billing.entitlements import check_within
 from billing.plans import plan_for
+from core.hub import REPLAY_LATEST, EventHub
+from core.settings import Settings
 from domain.accounts.service import Principal
 from domain.errors import DomainError, PlanLimitReached
 from schema.context import Context

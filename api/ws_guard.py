@@ -10,7 +10,7 @@ from typing import Any
 from graphql import GraphQLError
 from starlette.types import Scope
 
-from api.settings import Settings
+from core.settings import Settings
 from schema.limits import without_suggestions
 
 # A JSON text can only produce a lone surrogate through a \uD800-\uDFFF escape (the socket's
@@ -65,7 +65,7 @@ def bad_unicode_error() -> GraphQLError:
 
 def request_error_code(error: GraphQLError) -> str:
     """The code of a request error (refused before execution) that has none: the same rule
-    as over HTTP (api/metrics.py): parse and validation errors are the client's to fix."""
+    as over HTTP (core/metrics.py): parse and validation errors are the client's to fix."""
     if error.original_error is not None:
         return "INTERNAL_SERVER_ERROR"
     if error.message.startswith("Variable '$"):  # graphql-core's variable coercion errors

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from api.realtime import EventHub, SubscriberTooSlow
-from api.settings import Settings
+from core.hub import EventHub, SubscriberTooSlow
+from core.settings import Settings
 from domain.accounts.service import Principal
 from domain.accounts.sessions import parse_revocation, revocation_channel, sessions
 

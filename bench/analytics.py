@@ -67,7 +67,7 @@ def load_texts() -> tuple[str, list[tuple[str, str]]]:
 async def setup(database_url: str, n: int, influencers: int, texts: list[str]) -> None:
     """A fresh tenant with `influencers` influencers (one account each, 120 days of follower
     snapshots) and `n` posts over the last 180 days, written with COPY (not timed)."""
-    from api.settings import get_settings
+    from core.settings import get_settings
     from tenants.db import init_db
     from tenants.migrate import migrate_public
     from tenants.provisioning import create_tenant
@@ -173,9 +173,9 @@ def predict_baseline(pairs: list[tuple[str, str]]) -> tuple[float, float]:
 async def run(database_url: str, n: int, batch: int, influencers: int) -> str:
     from redis.asyncio import Redis
 
+    from core.runtime import runtime
     from domain.analytics.sentiment import sentiment_model
     from jobs.analytics import analyze_tenant, compute_scores
-    from jobs.runtime import runtime
     from tenants.db import close_db
 
     # score_updated events are published as in the worker (to a channel nobody listens to)

@@ -159,8 +159,8 @@ class Seeded:
 
 async def seed(database_url: str, redis_url: str) -> Seeded:
     """Migrate, sign up a tenant, add the influencers; all through the app's own code."""
-    from api.logging import configure_logging
-    from api.settings import Settings
+    from core.logging import configure_logging
+    from core.settings import Settings
     from domain.accounts.service import accounts
     from domain.influencers.models import PLATFORMS
     from domain.influencers.rules import AccountInput, InfluencerInput

@@ -61,7 +61,7 @@ def make_rows(n: int, seed: int = 7) -> list[ImportRow]:
 
 
 async def setup(database_url: str) -> dict[tuple[str, str], tuple[int, int]]:
-    from api.settings import get_settings
+    from core.settings import get_settings
     from domain.influencers.models import Influencer, InfluencerAccount
     from tenants.db import init_db
     from tenants.migrate import migrate_public

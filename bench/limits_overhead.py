@@ -46,7 +46,7 @@ def baseline_schema() -> Any:
 
 async def measure(rounds: int, per_round: int, database_url: str, redis_url: str) -> str:
     from api.auth import principal_from_credentials
-    from api.settings import Settings
+    from core.settings import Settings
     from schema.context import Context
     from schema.dataloaders import Loaders
     from schema.schema import schema as limited

@@ -66,7 +66,7 @@ def _schemas() -> tuple[Any, Any]:
     """The app's schema without and with `OperationMetrics` (a shallow copy: Strawberry reads
     `schema.extensions` at every execution; building a second schema from the same types is
     not possible with Relay fields)."""
-    from api.metrics import OperationMetrics
+    from core.metrics import OperationMetrics
     from schema.schema import schema
 
     assert OperationMetrics in schema.extensions
@@ -76,8 +76,8 @@ def _schemas() -> tuple[Any, Any]:
 
 
 async def measure(n: int) -> dict[str, float]:
-    from api.logging import RequestContextMiddleware
-    from api.metrics import RequestInfo, current_request
+    from core.logging import RequestContextMiddleware
+    from core.metrics import RequestInfo, current_request
 
     wrapped = RequestContextMiddleware(_inner)
     plain_schema, metrics_schema = _schemas()
@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=20_000)
     args = parser.parse_args(argv)
-    from api.logging import configure_logging
-    from api.settings import Settings
+    from core.logging import configure_logging
+    from core.settings import Settings
 
     # JSON lines rendered as in production, written to /dev/null (the logger factory takes
     # sys.stderr as it is when logging is configured).

@@ -85,8 +85,8 @@ class Seeded:
 
 
 async def seed(database_url: str, redis_url: str, posts: int) -> Seeded:
-    from api.logging import configure_logging
-    from api.settings import Settings
+    from core.logging import configure_logging
+    from core.settings import Settings
     from domain.accounts.service import accounts
     from domain.collection.rules import ImportRow
     from domain.influencers.rules import AccountInput, InfluencerInput
@@ -169,8 +169,8 @@ def serve_strawberry(port: int) -> None:
 
     from api.app import create_app
     from api.auth import principal_from_credentials
-    from api.settings import get_settings
     from api.ws import credentials
+    from core.settings import get_settings
     from domain.errors import DomainError
     from schema.context import Context
     from schema.dataloaders import Loaders

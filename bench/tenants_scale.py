@@ -87,8 +87,8 @@ def slug(i: int) -> str:
 
 
 async def _setup(database_url: str, redis_url: str) -> tuple[object, Tokens]:
-    from api.logging import configure_logging
-    from api.settings import Settings
+    from core.logging import configure_logging
+    from core.settings import Settings
     from tenants.db import init_db
 
     settings = Settings(
@@ -105,7 +105,7 @@ async def _setup(database_url: str, redis_url: str) -> tuple[object, Tokens]:
 async def add_tenants(settings: object, tokens: Tokens, first: int, last: int) -> None:
     """Tenants `first`..`last` (1-based, inclusive): tenant 1 through sign-up, the others
     through `create_tenant`, each seeded and with a membership and token for the owner."""
-    from api.settings import Settings
+    from core.settings import Settings
     from domain.accounts import tokens as jwt_tokens
     from domain.accounts.models import Membership, User
     from domain.accounts.service import accounts

@@ -23,10 +23,10 @@ import stripe
 import structlog
 from tortoise.exceptions import IntegrityError
 
-from api.settings import Settings
 from billing.models import StripeEvent
 from billing.plans import PLANS
 from billing.stripe_client import stripe_client
+from core.settings import Settings
 from domain.errors import FieldError, NotFound, ValidationFailed
 from tenants.models import Tenant
 from tenants.policy import policies
@@ -395,8 +395,8 @@ class BillingService:
 
 
 def enqueue_event_after_commit(event_id: str, attempt: int = 0) -> None:
+    from core.runtime import runtime
     from jobs.enqueue import scoped_job_id
-    from jobs.runtime import runtime
 
     job_id = f"{HANDLE_EVENT_JOB}:{event_id}" + (f":retry{attempt}" if attempt else "")
 

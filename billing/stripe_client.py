@@ -9,7 +9,7 @@ from __future__ import annotations
 import stripe
 from stripe._base_address import BaseAddresses
 
-from api.settings import Settings
+from core.settings import Settings
 from domain.errors import ValidationFailed
 
 _clients: dict[tuple[str, str | None], stripe.StripeClient] = {}

@@ -15,8 +15,8 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.settings import get_settings
 from billing.service import billing
+from core.settings import get_settings
 
 log = structlog.get_logger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import structlog
 
+from core.runtime import runtime
 from domain.webhooks.service import webhooks
-from jobs.runtime import runtime
 from tenants.tx import current_tx
 
 log = structlog.get_logger(__name__)

@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from api.settings import get_settings
+from core.settings import get_settings
 from domain.accounts import mail
 from domain.accounts.members import members
 from domain.accounts.models import User

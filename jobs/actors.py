@@ -7,12 +7,12 @@ import asyncio
 import dramatiq
 import structlog
 
-from api.settings import get_settings
+from core.runtime import runtime
+from core.settings import get_settings
 from domain.analytics.service import analytics
 from jobs import analytics as analytics_jobs
 from jobs import insights as insight_jobs
 from jobs.broker import broker  # noqa: F401  (sets the broker before the actors below)
-from jobs.runtime import runtime
 from tenants.db import init_db
 from tenants.tx import tenant_tx, validate_schema_name
 

@@ -8,8 +8,8 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware.asyncio import AsyncIO
 
-from api.logging import configure_logging
-from api.settings import get_settings
+from core.logging import configure_logging
+from core.settings import get_settings
 
 _settings = get_settings()
 configure_logging(_settings)  # a Dramatiq worker process started without `trendscope`

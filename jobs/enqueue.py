@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from jobs.runtime import runtime
+from core.runtime import runtime
 from tenants.tx import current_tx
 
 log = structlog.get_logger(__name__)

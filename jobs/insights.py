@@ -12,7 +12,7 @@ import structlog
 from arq import cron
 from arq.cron import CronJob
 
-from api.settings import get_settings
+from core.settings import get_settings
 from domain.insights.prose import ProseRewriter
 from domain.insights.service import insights
 from tenants.registry import list_tenant_schemas

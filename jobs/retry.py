@@ -17,7 +17,7 @@ import asyncpg
 import structlog
 from arq import Retry
 
-from api.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from tenants.pgclient import is_database_unavailable
 
 log = structlog.get_logger(__name__)

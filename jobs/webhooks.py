@@ -9,11 +9,11 @@ import httpx
 import structlog
 from standardwebhooks.webhooks import Webhook
 
-from api.settings import get_settings
+from core.runtime import runtime
+from core.settings import get_settings
 from domain.errors import ValidationFailed
 from domain.webhooks.service import DELIVER_JOB, check_destination, webhooks
 from jobs.enqueue import enqueue_after_commit
-from jobs.runtime import runtime
 from tenants.registry import list_tenant_schemas
 from tenants.tx import tenant_tx
 

@@ -15,9 +15,10 @@ from arq.connections import RedisSettings
 from arq.typing import WorkerCoroutine
 from arq.worker import Retry, RetryJob
 
-from api.logging import configure_logging
-from api.metrics import observe_job, observe_job_wait
-from api.settings import get_settings
+from core.logging import configure_logging
+from core.metrics import observe_job, observe_job_wait
+from core.runtime import runtime
+from core.settings import get_settings
 from jobs.accounts import (
     SEND_INVITATION_JOB,
     SEND_RESET_JOB,
@@ -31,7 +32,6 @@ from jobs.billing import apply_retention, enforce_dunning, handle_event, requeue
 from jobs.collection import collect, import_file, requeue_stale, schedule_collections
 from jobs.insights import insight_crons
 from jobs.retry import retry_transient_db_errors
-from jobs.runtime import runtime
 from jobs.trends import schedule_trend_detection
 from jobs.webhooks import deliver, requeue_due
 from tenants.db import close_db, init_db

@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from api.realtime import EventHub
-from api.settings import Settings
+from core.hub import EventHub
+from core.settings import Settings
 from domain.accounts.service import Principal
 from schema.dataloaders import Loaders
 

@@ -11,7 +11,7 @@ Every limit runs on parse or validation, never per field, and is cached with the
   `extensions.cost`. Pricing is compiled once per document and evaluated per request with
   the request's variables (`first: $n`).
 
-Configured in one place, `Settings.limits` (api/settings.py); see docs/api-limits.md.
+Configured in one place, `Settings.limits` (core/settings.py); see docs/api-limits.md.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import ParserCache, ValidationCache
 
 from api.persisted import PERSISTED_QUERY_NOT_ALLOWED, persisted_queries, sha256_hex
-from api.settings import Limits, Settings, get_settings
+from billing.plans import plan_for
+from core.settings import DEFAULT_MAX_COST, Limits, Settings, get_settings
 from schema.global_ids import global_id_errors
 from tenants.policy import TenantPolicy, policies
 
@@ -81,6 +82,18 @@ LIMIT_CODES = frozenset(
 
 # Arguments whose value is the number of items a list or connection field returns.
 SIZE_ARGUMENTS = ("first", "last", "limit")
+
+
+def cost_limit(limits: Limits, plan: str | None) -> int:
+    """The cost ceiling for a tenant on `plan` (None: no tenant or no plan): `plan_max_cost`
+    for the plans it names, else `max_cost` when set, else the plan's own ceiling."""
+    if plan is not None and plan in limits.plan_max_cost:
+        return limits.plan_max_cost[plan]
+    if limits.max_cost is not None:
+        return limits.max_cost
+    if plan is None:
+        return DEFAULT_MAX_COST
+    return plan_for(plan).max_query_cost
 
 
 def limit_error(message: str, code: str, **extra: Any) -> GraphQLError:
@@ -551,7 +564,7 @@ class LimitedValidationCache(ValidationCache):
             variables=ec.variables,
             limits=settings.limits,
         )
-        limit = settings.limits.cost_limit(policy.plan if policy else None)
+        limit = cost_limit(settings.limits, policy.plan if policy else None)
         self.cost = {"requested": requested, "limit": limit}
         if not errors:
             budget = batch_budget.get()

@@ -9,8 +9,8 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
-from api.logging import log_graphql_errors
-from api.metrics import OperationMetrics
+from core.logging import log_graphql_errors
+from core.metrics import OperationMetrics
 from domain.errors import DomainError
 from schema.accounts.mutations import AccountMutations
 from schema.accounts.queries import AccountQueries
@@ -108,7 +108,7 @@ class TrendscopeSchema(strawberry.Schema):
             and (e.extensions or {}).get("code") not in LIMIT_CODES
             and not _unavailable(e)
         ]
-        if unexpected:  # one line, no traceback for a client's mistake (api/logging.py)
+        if unexpected:  # one line, no traceback for a client's mistake (core/logging.py)
             log_graphql_errors(unexpected, execution_context)
 
 
@@ -117,7 +117,7 @@ schema = TrendscopeSchema(
     mutation=Mutation,
     subscription=Subscription,
     extensions=[
-        OperationMetrics,  # first = outermost: sees errors after masking (api/metrics.py)
+        OperationMetrics,  # first = outermost: sees errors after masking (core/metrics.py)
         MaskUnexpectedErrors,
         TenantTransaction,
         # Strawberry's parser and validation caches plus the abuse limits (schema/limits.py);

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tortoise import Tortoise, connections
+from tortoise import Tortoise
 
-from api.settings import Settings
+from core.settings import Settings
 from tenants.config import tortoise_config
 from tenants.tx import set_local_settings
 
@@ -60,22 +60,3 @@ async def close_db() -> None:
     _users = max(0, _users - 1)
     if _users == 0 and Tortoise.is_inited():
         await Tortoise.close_connections()
-
-
-def pool_stats() -> dict[str, int] | None:
-    """The shared pool's figures (for /readyz and /metrics), or None before it exists."""
-    if not Tortoise.is_inited():
-        return None
-    try:
-        pool = getattr(connections.get("default"), "_pool", None)
-    except Exception:  # no connection configured (yet)
-        return None
-    if pool is None:
-        return None
-    return {
-        "size": pool.get_size(),
-        "idle": pool.get_idle_size(),
-        "max": pool.get_max_size(),
-        "waiting": getattr(pool, "waiting", 0),
-        "acquireTimeouts": getattr(pool, "timeouts", 0),
-    }

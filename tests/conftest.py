@@ -84,7 +84,7 @@ def services() -> Iterator[Services]:
     }
     old = {k: os.environ.get(k) for k in settings_env}
     os.environ.update(settings_env)
-    from api.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
     try:
@@ -120,7 +120,7 @@ def services() -> Iterator[Services]:
             embedded.stop()
 
 
-# Settings that production accepts (api/settings.py `insecure_settings`), for tests that
+# Settings that production accepts (core/settings.py `insecure_settings`), for tests that
 # build production Settings objects.
 SECURE_PRODUCTION = {
     "env": "production",
@@ -134,7 +134,7 @@ SECURE_PRODUCTION = {
 
 
 def production_settings(**changes: Any) -> Any:
-    from api.settings import Settings
+    from core.settings import Settings
 
     return Settings(**{**SECURE_PRODUCTION, **changes})
 
@@ -152,7 +152,7 @@ class Server:
 async def server(services: Services) -> AsyncIterator[Server]:
     """The real app (lifespan included) served by uvicorn on a loopback port, in this loop."""
     from api.app import create_app
-    from api.settings import get_settings
+    from core.settings import get_settings
     from tenants.migrate import migrate_all
 
     app_settings = get_settings()
@@ -293,7 +293,7 @@ async def run_jobs() -> None:
 async def expire_dead_worker_jobs() -> int:
     """Delete the in-progress keys of every job in this run's queue: what happens by itself
     once a SIGKILLed worker's keys expire (after the job timeout). Returns how many."""
-    from jobs.runtime import runtime
+    from core.runtime import runtime
 
     assert runtime.redis is not None
     deleted = 0

@@ -6,7 +6,7 @@ import time
 
 import jwt
 
-from api.settings import get_settings
+from core.settings import get_settings
 from domain.accounts.tokens import issue_access_token
 from tests.conftest import GQL, Tenant
 

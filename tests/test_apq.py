@@ -66,7 +66,7 @@ async def cli(*args: str) -> tuple[int, str, str]:
 async def run_in_schema(tenant: Tenant, query: str) -> list[Any]:
     """Execute through the schema itself (no HTTP view), as the websocket handler does."""
     from api.auth import principal_from_credentials
-    from api.settings import get_settings
+    from core.settings import get_settings
     from schema.context import Context
     from schema.dataloaders import Loaders
     from schema.schema import schema
@@ -219,7 +219,7 @@ async def test_apq_degrades_to_a_miss_when_redis_is_down(
 ) -> None:
     from redis.asyncio import Redis
 
-    from jobs.runtime import runtime
+    from core.runtime import runtime
 
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
     monkeypatch.setattr(runtime, "redis", dead)

@@ -45,7 +45,7 @@ LIST = "{ influencers(first: 50) { edges { node { displayName } } } }"
 @pytest.fixture
 async def stripe_fake() -> AsyncIterator[FakeStripe]:
     """The fake Stripe on a loopback port; the app's Stripe settings point at it."""
-    from api.settings import get_settings
+    from core.settings import get_settings
 
     fake = FakeStripe()
     port = _free_port()
@@ -348,7 +348,7 @@ async def test_checkout_refuses_unknown_plans_and_a_second_subscription(
 async def test_billing_needs_the_billing_scope(
     gql: GQL, tenant: Tenant, stripe_fake: FakeStripe
 ) -> None:
-    from api.settings import get_settings
+    from core.settings import get_settings
     from domain.accounts import tokens
 
     settings = get_settings()
@@ -383,7 +383,7 @@ async def test_billing_needs_the_billing_scope(
 async def test_stripe_refusals_and_missing_objects(
     gql: GQL, tenant: Tenant, stripe_fake: FakeStripe
 ) -> None:
-    from api.settings import get_settings
+    from core.settings import get_settings
 
     # a price id configured here but unknown to Stripe: a typed refusal, not a crash
     os.environ["STRIPE_PRICES"] = json.dumps({"pro": {"month": "price_deleted"}})

@@ -43,7 +43,7 @@ HISTORY = """query($id: ID!) { influencer(id: $id) { totalFollowers
 async def fake_platform(app: Any, platform: str, path: str = "") -> AsyncIterator[str]:
     """Serve a fake platform API on a loopback port and point `platform`'s connector at it
     (CONNECTOR_BASE_URLS) for the duration; yields the base URL."""
-    from api.settings import get_settings
+    from core.settings import get_settings
 
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -511,7 +511,7 @@ async def test_collect_x_renews_an_expiring_oauth_token_first(
                 }
             ),
         )
-        from api.settings import get_settings
+        from core.settings import get_settings
 
         get_settings.cache_clear()
         secrets = [

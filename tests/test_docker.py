@@ -14,7 +14,7 @@ import typer
 import yaml
 
 from api.cli import app as cli_app
-from api.settings import Settings
+from core.settings import Settings
 
 DOCKER = Path(__file__).resolve().parents[1] / "docker"
 # Variables read by something other than Settings (uvicorn, OpenTelemetry).

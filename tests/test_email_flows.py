@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
-from api.settings import Smtp, get_settings
+from core.settings import Smtp, get_settings
 from tests.conftest import GQL, Services, Tenant, production_settings, run_jobs
 from tests.fakes.smtp import Mailbox, local_smtp_server
 
@@ -250,7 +250,7 @@ async def test_tokens_of_one_tenants_user_touch_nothing_of_another(
 async def test_without_an_smtp_host_production_refuses_and_development_logs() -> None:
     from email.message import EmailMessage
 
-    from api.settings import Settings
+    from core.settings import Settings
     from domain.accounts import mail
 
     message = EmailMessage()

@@ -24,10 +24,10 @@ import asyncpg
 import pytest
 from strawberry.relay import GlobalID
 
+from core.runtime import runtime
 from domain.collection.models import CollectionTask
 from domain.collection.service import IMPORT_JOB
 from jobs.enqueue import job_id, scoped_job_id
-from jobs.runtime import runtime
 from tenants.tx import tenant_tx
 from tests.conftest import GQL, Server, Services, Tenant, import_file, run_jobs
 from tests.test_collection import connect, influencer, start
@@ -42,7 +42,7 @@ WATCH = """subscription($id: ID!) { collectionTaskUpdated(id: $id) { status atte
 @pytest.fixture
 def job_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Set job settings (env) for one test; the worker reads them through get_settings()."""
-    from api.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
     yield monkeypatch
@@ -51,7 +51,7 @@ def job_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, **values: Any) -> None:
-    from api.settings import get_settings
+    from core.settings import get_settings
 
     for name, value in values.items():
         monkeypatch.setenv(name.upper(), str(value))

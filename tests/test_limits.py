@@ -109,7 +109,7 @@ async def test_too_costly_reports_the_cost(gql: GQL, tenant: Tenant) -> None:
 
 async def client_for(**changes: Any) -> httpx.AsyncClient:
     from api.app import create_app
-    from api.settings import get_settings
+    from core.settings import get_settings
 
     settings = get_settings().model_copy(update=changes)
     # No lifespan: the shared server already opened the database and Redis in this process.
@@ -124,7 +124,7 @@ async def production(server: Any) -> AsyncIterator[GQL]:
 
 
 async def test_cost_ceiling_per_plan(gql: GQL, tenant: Tenant, other_tenant: Tenant) -> None:
-    from api.settings import Limits
+    from core.settings import Limits
     from tenants.models import Tenant as TenantRow
     from tenants.policy import policies
 
@@ -196,7 +196,7 @@ async def test_mutations_are_refused_over_get(gql: GQL, tenant: Tenant) -> None:
 
 
 async def test_a_batch_shares_the_cost_ceiling(gql: GQL, tenant: Tenant) -> None:
-    from api.settings import Limits
+    from core.settings import Limits
 
     auth = {"Authorization": f"Bearer {tenant.token}"}
     async with await client_for(limits=Limits(max_cost=150)) as http:

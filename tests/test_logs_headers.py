@@ -29,8 +29,8 @@ import httpx
 import pytest
 import structlog
 
-from api.logging import formatter, redact_secrets
-from api.settings import RateLimits
+from core.logging import formatter, redact_secrets
+from core.settings import RateLimits
 from tests.conftest import GQL, Server, Services, Tenant, _free_port
 from tests.test_rate_limits import Clock, an_ip, clock, limits  # noqa: F401  (fixtures)
 

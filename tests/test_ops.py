@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
-from api.metrics import _NAME_RE, OTHER, _BoundedLabels
-from api.settings import Settings
+from core.metrics import _NAME_RE, OTHER, _BoundedLabels
+from core.settings import Settings
 from tenants.config import tortoise_config
 from tenants.db import statement_cache_size
 from tests.conftest import GQL, Server, Services, Tenant, _free_port, import_file, run_jobs
@@ -93,7 +93,7 @@ async def test_graphql_context_uses_the_middlewares_request_id(server: Server) -
     from starlette.requests import Request
 
     from api.app import GraphQLApp
-    from api.settings import get_settings
+    from core.settings import get_settings
 
     scope = {
         "type": "http",
@@ -233,7 +233,7 @@ async def test_log_lines_during_an_operation_carry_tenant_and_operation() -> Non
     import structlog
     from strawberry.extensions import SchemaExtension
 
-    from api.metrics import OperationMetrics
+    from core.metrics import OperationMetrics
     from schema.schema import schema
 
     class Probe(SchemaExtension):  # a test probe, listed after the extension under test
@@ -369,8 +369,8 @@ async def test_with_otel_endpoint_requests_and_queries_are_traced(
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from api.app import create_app
-    from api.settings import get_settings
     from api.tracing import setup_tracing, shutdown_tracing
+    from core.settings import get_settings
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")  # never contacted
     exporter = InMemorySpanExporter()

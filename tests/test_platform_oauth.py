@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from api.settings import get_settings
+from core.settings import get_settings
 from domain.collection import oauth
 from domain.collection.connections import connections
 from domain.collection.connectors import CredentialBroken

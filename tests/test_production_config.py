@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from api.settings import DEV_SECRET_KEY, Settings
+from core.settings import DEV_SECRET_KEY, Settings
 from tests.conftest import SECURE_PRODUCTION, production_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from api.ratelimit import limiter
-from api.settings import RateLimits
+from core.settings import RateLimits
 from tests.conftest import GQL, Server, Tenant, set_plan
 from tests.test_api_keys import NAMES, create_key
 from tests.test_partner_apps import basic, create_app, token

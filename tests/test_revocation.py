@@ -134,7 +134,7 @@ async def test_versions_only_grow_and_are_announced(services: Services, server: 
     handed out before (it is at least the time in ms), and is published."""
     from redis.asyncio import Redis
 
-    from jobs.runtime import runtime
+    from core.runtime import runtime
 
     assert runtime.redis is not None
     settings = server.settings
@@ -186,7 +186,7 @@ async def test_a_lost_revocation_message_still_closes_the_socket(
     """The version raised in Redis without the pub/sub message (as when Redis restarts in
     between): the periodic check closes the socket, and HTTP refuses the token once the
     process's cached version is older than `session_check_seconds`."""
-    from jobs.runtime import runtime
+    from core.runtime import runtime
 
     assert runtime.redis is not None
     settings = server.settings

@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
-from api.settings import SignInProvider, get_settings
+from core.settings import SignInProvider, get_settings
 from tests.conftest import GQL, Server, Services, Tenant
 from tests.fakes.oidc import CLIENT_ID, CLIENT_SECRET, FakeProvider, GitHubUser, running_provider
 from tests.test_members import AUDIT

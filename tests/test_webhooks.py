@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from api.settings import get_settings
+from core.settings import get_settings
 from domain.webhooks import rules
 from domain.webhooks.models import WebhookDelivery
 from jobs.webhooks import requeue_due

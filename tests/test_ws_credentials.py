@@ -236,7 +236,7 @@ def test_origins_in_production_and_development(server: Server) -> None:
 
 
 def test_allowed_origins_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from api.settings import Settings
+    from core.settings import Settings
 
     monkeypatch.setenv("ALLOWED_ORIGINS", "https://a.example, https://b.example")
     assert Settings().allowed_origins == ["https://a.example", "https://b.example"]

@@ -27,9 +27,9 @@ from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
-from api.realtime import EventHub
-from api.settings import get_settings
 from api.ws import SubscriptionServer
+from core.hub import EventHub
+from core.settings import get_settings
 from domain import events
 from domain.posts.models import Post
 from tenants.tx import tenant_tx
@@ -426,7 +426,7 @@ async def test_subscriptions_survive_a_killed_pubsub_connection(
     else:
         raise AssertionError("the hub did not reconnect")
     await wait_subscribed(redis, tenant)
-    # the socket is told that events may have been missed meanwhile (api/realtime.py)
+    # the socket is told that events may have been missed meanwhile (core/hub.py)
     notice = await recv(ws)
     assert notice["type"] == "ping" and notice["payload"]["event"] == "events_missed", notice
     await publish(redis, tenant, post_id, influencer_id)

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import aiosmtplib
 import structlog
 
-from api.settings import Settings
+from core.settings import Settings
 from domain.accounts.models import OneTimeToken, User
 from domain.accounts.tokens import hash_refresh_token as hash_token
 

@@ -36,7 +36,7 @@ from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 from redis.asyncio import Redis
 
-from api.settings import Settings
+from core.settings import Settings
 from domain.accounts.tokens import hash_refresh_token
 
 Intent = Literal["login", "link"]

@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from redis.asyncio import Redis
 from tortoise.exceptions import IntegrityError
 
-from api.settings import Settings
+from core.settings import Settings
 from domain.accounts import mail, oidc, rules, tokens
 from domain.accounts.models import Membership, OneTimeToken, RefreshToken, User, UserIdentity
 from domain.accounts.sessions import sessions

@@ -30,9 +30,9 @@ from collections.abc import Callable, Iterable
 import structlog
 from redis.exceptions import RedisError
 
-from api.settings import Settings, get_settings
+from core.runtime import runtime
+from core.settings import Settings, get_settings
 from domain.errors import AuthenticationFailed
-from jobs.runtime import runtime
 from tenants.tx import current_tx_or_none
 
 log = structlog.get_logger(__name__)

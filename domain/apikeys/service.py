@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 from tortoise.expressions import Q
 
-from api.settings import Settings
 from billing.entitlements import check_within, ensure_feature
 from billing.plans import plan_for
+from core.settings import Settings
 from domain.accounts import tokens
 from domain.accounts.service import Principal
 from domain.apikeys import rules

@@ -264,7 +264,7 @@ class CollectService:
         await self._save(task, state, units)
 
     async def _recent_post_ids(self, account_id: int, limit: int) -> list[str]:
-        from api.settings import get_settings
+        from core.settings import get_settings
 
         if limit <= 0:
             return []

@@ -68,6 +68,6 @@ class CredentialCipher:
 
 
 def cipher_from_settings() -> CredentialCipher:
-    from api.settings import get_settings
+    from core.settings import get_settings
 
     return CredentialCipher(get_settings().credential_key_list())

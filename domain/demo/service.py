@@ -6,7 +6,7 @@ import json
 import random
 from datetime import UTC, datetime, timedelta
 
-from api.settings import Settings
+from core.settings import Settings
 from domain.accounts import tokens
 from domain.accounts.models import Membership, User
 from domain.accounts.service import accounts

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import structlog
 
-from api.settings import Settings
+from core.settings import Settings
 
 log = structlog.get_logger(__name__)
 

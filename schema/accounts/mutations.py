@@ -7,12 +7,12 @@ from starlette.responses import Response
 from strawberry.types import Info
 
 from api.ratelimit import auth_attempt, client_ip
-from api.settings import get_settings
+from core.runtime import runtime
+from core.settings import get_settings
 from domain import errors as de
 from domain.accounts import oidc
 from domain.accounts.service import TokenPair, accounts
 from domain.errors import RateLimited
-from jobs.runtime import runtime
 from schema.accounts.types import (
     AuthPayload,
     CompleteIdentityLinkSuccess,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from api.settings import get_settings
+from core.settings import get_settings
 from domain.accounts import oidc
 from domain.accounts.service import accounts
 from schema.accounts.types import (

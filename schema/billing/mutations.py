@@ -5,8 +5,8 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from api.settings import get_settings
 from billing.service import billing, request_key
+from core.settings import get_settings
 from schema.billing.types import BillingInterval, BillingPortalSession, CheckoutSession
 from schema.errors import NotFound, ValidationFailed, run_mutation
 from schema.permissions import requires

@@ -3,9 +3,9 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from api.settings import get_settings
 from billing.plans import plan_for
 from billing.service import billing
+from core.settings import get_settings
 from domain.pagination import check_first
 from schema.billing.types import (
     BillingSubscription,

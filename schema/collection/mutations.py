@@ -10,7 +10,8 @@ from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from api.oauth import callback_url
-from api.settings import get_settings
+from core.runtime import runtime
+from core.settings import get_settings
 from domain.audit import service as actions
 from domain.audit.service import Actor, audit
 from domain.collection import oauth
@@ -19,7 +20,6 @@ from domain.collection.connections import connections
 from domain.collection.service import collection
 from domain.errors import FieldError
 from domain.errors import ValidationFailed as DomainValidationFailed
-from jobs.runtime import runtime
 from schema.collection.types import CollectionTask, ConnectionPlatform, PlatformConnection
 from schema.context import Context
 from schema.errors import NotFound, ValidationFailed, run_mutation

@@ -12,7 +12,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from api.realtime import REPLAY_LATEST
+from core.hub import REPLAY_LATEST
 from domain import events
 from domain.collection.models import PlatformConnection as PlatformConnectionRow
 from schema.collection.types import CollectionTask, PlatformConnection

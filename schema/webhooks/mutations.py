@@ -6,7 +6,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from api.settings import get_settings
+from core.settings import get_settings
 from domain.audit import service as actions
 from domain.audit.service import Actor, audit
 from domain.webhooks.service import webhooks

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
-from api.settings import Settings
+from core.settings import Settings
 from domain.collection.secrets import CredentialCipher, CredentialDecryptFailed
 from tests.conftest import production_settings
 

@@ -23,8 +23,8 @@ import structlog
 from graphql import GraphQLError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.request_info import RequestInfo, current_request
-from api.settings import Settings
+from core.request_info import RequestInfo, current_request
+from core.settings import Settings
 
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
@@ -260,8 +260,8 @@ class RequestContextMiddleware:
     Outermost, so it sees responses that inner middleware (auth) answers itself."""
 
     def __init__(self, app: ASGIApp) -> None:
-        # Imported here: prometheus-client must not load with this module (api/request_info.py).
-        from api.metrics import observe_request
+        # Imported here: prometheus-client must not load with this module (core/request_info.py).
+        from core.metrics import observe_request
 
         self.app = app
         self.observe_request = observe_request

@@ -4,7 +4,7 @@ What is measured, and where:
 
 - `trendscope_requests_total{operation,type,status}` and
   `trendscope_request_duration_seconds{operation,type}`: every HTTP request, observed once in
-  `api.logging.RequestContextMiddleware` (no per-field hook). For GraphQL requests `operation`
+  `core.logging.RequestContextMiddleware` (no per-field hook). For GraphQL requests `operation`
   is the operation name and `type` query/mutation/subscription, reported by the
   `OperationMetrics` schema extension; for other routes `operation` is the route path and
   `type` is `http`.
@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.extensions import SchemaExtension
 
-from api.request_info import RequestInfo, current_request  # re-exported (bench/ops_overhead)
+from core.request_info import RequestInfo, current_request  # re-exported (bench/ops_overhead)
 
 MAX_OPERATION_LABELS = 200
 MAX_ERROR_CODES = 50
@@ -225,7 +225,7 @@ def observe_job_wait(job: str, seconds: float) -> None:
 async def refresh_scrape_gauges(subscriptions: object | None) -> None:
     """Read the values that need I/O or the app at scrape time (cheap: one ZCARD, no SQL).
     `subscriptions` is the websocket endpoint (api/ws.py SubscriptionServer)."""
-    from jobs.runtime import runtime
+    from core.runtime import runtime
 
     count = getattr(subscriptions, "active_subscriptions", None)
     ACTIVE_SUBSCRIPTIONS.set(count if isinstance(count, int) else 0)
@@ -238,11 +238,32 @@ async def refresh_scrape_gauges(subscriptions: object | None) -> None:
             JOB_QUEUE_DEPTH.labels(runtime.queue_name).set(depth)
 
 
-def _pool_stat(stat: str) -> Callable[[], float]:
-    def read() -> float:
-        from tenants.db import pool_stats
+def pool_stats() -> dict[str, int] | None:
+    """The shared database pool's figures (for /readyz and the gauges below), or None before
+    it exists. Read from Tortoise's `default` connection (tenants/pgclient.py adds `waiting`
+    and `timeouts` to asyncpg's pool)."""
+    from tortoise import Tortoise, connections
 
-        return float((pool_stats() or {}).get(stat, 0))
+    if not Tortoise.is_inited():
+        return None
+    try:
+        pool = getattr(connections.get("default"), "_pool", None)
+    except Exception:  # no connection configured (yet)
+        return None
+    if pool is None:
+        return None
+    return {
+        "size": pool.get_size(),
+        "idle": pool.get_idle_size(),
+        "max": pool.get_max_size(),
+        "waiting": getattr(pool, "waiting", 0),
+        "acquireTimeouts": getattr(pool, "timeouts", 0),
+    }
+
+
+def _pool_stat(key: str) -> Callable[[], float]:
+    def read() -> float:
+        return float((pool_stats() or {}).get(key, 0))
 
     return read
 
@@ -250,14 +271,14 @@ def _pool_stat(stat: str) -> Callable[[], float]:
 # Read synchronously at every scrape, in any process that has a pool (api, ARQ worker).
 # `waiting` above 0 for long means the pool is saturated (requests then get 503 after
 # DB_ACQUIRE_TIMEOUT_SECONDS, counted in `acquire_timeouts`).
-for _stat, _key in (
+for _state, _key in (
     ("size", "size"),
     ("idle", "idle"),
     ("max", "max"),
     ("waiting", "waiting"),
     ("acquire_timeouts", "acquireTimeouts"),
 ):
-    DB_POOL.labels(_stat).set_function(_pool_stat(_key))
+    DB_POOL.labels(_state).set_function(_pool_stat(_key))
 
 
 async def metrics_endpoint(request: Request) -> Response:

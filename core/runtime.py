@@ -9,7 +9,7 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from redis.asyncio import Redis
 
-from api.settings import Settings
+from core.settings import Settings
 
 
 @dataclass

@@ -53,18 +53,6 @@ class Limits(BaseModel):
     # How long an api process trusts its copy of a tenant's plan and allow-list switch.
     tenant_policy_ttl_seconds: float = Field(default=10.0, ge=0)
 
-    def cost_limit(self, plan: str | None) -> int:
-        """The cost ceiling for a tenant on `plan` (None: no tenant or no plan)."""
-        if plan is not None and plan in self.plan_max_cost:
-            return self.plan_max_cost[plan]
-        if self.max_cost is not None:
-            return self.max_cost
-        if plan is None:
-            return DEFAULT_MAX_COST
-        from billing.plans import plan_for  # billing imports nothing from api
-
-        return plan_for(plan).max_query_cost
-
 
 class Smtp(BaseModel):
     """Outgoing mail (verification and password-reset links), e.g. `SMTP__HOST=smtp.example`.

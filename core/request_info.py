@@ -1,5 +1,5 @@
-"""What one request learnt about itself, shared by the access log (api/logging.py) and the
-metrics (api/metrics.py). Its own module, without prometheus-client: api/logging.py is
+"""What one request learnt about itself, shared by the access log (core/logging.py) and the
+metrics (core/metrics.py). Its own module, without prometheus-client: core/logging.py is
 imported by Dramatiq worker processes, where prometheus-client must not be imported before
 Dramatiq's Prometheus middleware has set its multiprocess directory."""
 
@@ -21,7 +21,7 @@ class RequestInfo:
     tenant: str | None = None
     error_codes: list[str] = field(default_factory=list)
     # A client's bad request: its first GraphQL error message (one line, redacted) and how
-    # many there were, for the access line (api/logging.py `log_graphql_errors`).
+    # many there were, for the access line (core/logging.py `log_graphql_errors`).
     error: str | None = None
     error_count: int = 0
 
