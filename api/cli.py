@@ -313,16 +313,28 @@ def schema_check(
     current: Annotated[
         Path | None, typer.Option(help="SDL file to check (default: the code's schema)")
     ] = None,
+    against_file: Annotated[
+        Path | None,
+        typer.Option(help="released SDL to compare with instead of a git ref (CI: the release)"),
+    ] = None,
 ) -> None:
-    """Fail on breaking GraphQL schema changes against a git ref unless the changelog
-    acknowledges them; dangerous changes are warnings (api/schema_check.py has the format)."""
+    """Fail on breaking GraphQL schema changes against the released SDL (--against-file) or a
+    git ref unless the changelog acknowledges them; dangerous changes are warnings
+    (api/schema_check.py has the format)."""
     from api.schema_check import SchemaUnavailable, acknowledgement, check_schema, schema_at
 
-    try:
-        old_sdl = schema_at(against)
-    except SchemaUnavailable as exc:
-        typer.echo(f"schema-check skipped: no schema at {against!r} ({exc})")
-        return
+    if against_file is not None:
+        # No skipping here: without the released SDL the gate would pass by guarding nothing.
+        if not against_file.is_file():
+            typer.echo(f"schema-check: no released schema at {against_file}", err=True)
+            raise typer.Exit(2)
+        old_sdl, against = against_file.read_text(), str(against_file)
+    else:
+        try:
+            old_sdl = schema_at(against)
+        except SchemaUnavailable as exc:
+            typer.echo(f"schema-check skipped: no schema at {against!r} ({exc})")
+            return
     if current is not None:
         new_sdl = current.read_text()
     else:
@@ -348,6 +360,20 @@ def schema_check(
         f"schema-check against {against}: {acknowledged} acknowledged breaking, "
         f"{len(report.dangerous)} dangerous change(s)"
     )
+
+
+@app.command("schema-release")
+def schema_release(
+    path: Annotated[Path, typer.Option(help="where the released SDL is kept")] = Path(
+        "schema/released.graphql"
+    ),
+) -> None:
+    """Record the code's SDL as released: what `schema-check --against-file` guards from now
+    on (the release procedure is in docs/schema-changelog.md)."""
+    from schema.schema import sdl
+
+    path.write_text(sdl())
+    typer.echo(f"released the schema to {path}")
 
 
 @app.command()

@@ -1,4 +1,9 @@
-"""Schema discipline: compare the GraphQL schema with a git ref's `schema/schema.graphql`.
+"""Schema discipline: compare the GraphQL schema with the last released SDL.
+
+CI compares with `schema/released.graphql` (`trendscope schema-check --against-file`), the SDL
+clients were last given, updated only by the release step (`trendscope schema-release`,
+docs/schema-changelog.md). Comparing with a git ref (`--against main`) cannot guard CI: CI
+runs on a clone of main, where main is compared with itself.
 
 graphql-core's `find_breaking_changes` decides what breaks clients (a removed field or type,
 a changed type, a new required argument, ...); `find_dangerous_changes` gives warnings (a new
@@ -33,6 +38,7 @@ from graphql import (
 )
 
 SCHEMA_PATH = "schema/schema.graphql"
+RELEASED_PATH = Path("schema/released.graphql")
 CHANGELOG_PATH = Path("docs/schema-changelog.md")
 
 _COORDINATE_RE = re.compile(r"\b[A-Za-z_]\w*\.[A-Za-z_]\w*\b")

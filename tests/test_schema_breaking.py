@@ -1,5 +1,6 @@
-"""Schema discipline: `trendscope schema-check` finds breaking changes against a git ref and
-lets through only those the changelog acknowledges."""
+"""Schema discipline: `trendscope schema-check` finds breaking changes against the released SDL
+(schema/released.graphql, what CI checks) or a git ref, and lets through only those the changelog
+acknowledges."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.schema_check import acknowledged, acknowledgement, check_schema
+from api.schema_check import RELEASED_PATH, acknowledged, acknowledgement, check_schema
 from schema.schema import sdl
 
 OLD = """
@@ -76,7 +77,7 @@ def test_dangerous_changes_are_warnings_not_failures() -> None:
 
 def test_the_changelogs_own_example_acknowledges_nothing() -> None:
     text = (Path(__file__).resolve().parents[1] / "docs" / "schema-changelog.md").read_text()
-    assert acknowledged(text) == set()
+    assert all("legacyScore" not in description for _, description in acknowledged(text))
 
 
 # --- the CLI against a real git repository ----------------------------------------------------
@@ -147,6 +148,61 @@ def test_cli_skips_outside_git_or_without_the_ref(
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     code, output = run()
     assert code == 0 and "skipped" in output
+
+
+# --- the CLI against the released SDL (what .ci/run runs) ------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_cli_fails_on_a_break_against_the_released_file_unless_acknowledged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No git involved: the gate holds on a clone of main, where `--against main` compares
+    main with itself."""
+    monkeypatch.chdir(tmp_path)
+    released, current = tmp_path / "released.graphql", tmp_path / "current.graphql"
+    released.write_text(OLD)
+    current.write_text(OLD.replace("  displayName: String!\n", ""))
+    code, output = run("--against-file", str(released), "--current", str(current))
+    assert code == 1, output
+    line = next(x for x in output.splitlines() if x.startswith("- BREAKING(FIELD_REMOVED)"))
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "schema-changelog.md").write_text(f"## Unreleased\n\n{line}\n")
+    code, output = run("--against-file", str(released), "--current", str(current))
+    assert code == 0 and "1 acknowledged breaking" in output, output
+
+
+def test_cli_fails_when_the_released_file_is_missing(tmp_path: Path) -> None:
+    code, output = run("--against-file", str(tmp_path / "nope.graphql"))
+    assert code == 2 and "no released schema" in output and "skipped" not in output
+
+
+def test_schema_release_records_the_codes_sdl_and_a_later_break_fails(tmp_path: Path) -> None:
+    released = tmp_path / "released.graphql"
+    result = CliRunner().invoke(app, ["schema-release", "--path", str(released)])
+    assert result.exit_code == 0, result.output
+    assert released.read_text() == sdl()
+    empty = tmp_path / "changelog.md"
+    empty.write_text("")
+    assert run("--against-file", str(released), "--changelog", str(empty))[0] == 0
+    # the real schema with a field removed: breaking against what was released
+    assert "  totalFollowers: Int!\n" in sdl()
+    current = tmp_path / "current.graphql"
+    current.write_text(sdl().replace("  totalFollowers: Int!\n", "", 1))
+    code, output = run(
+        "--against-file", str(released), "--changelog", str(empty), "--current", str(current)
+    )
+    assert code == 1 and "totalFollowers was removed" in output, output
+
+
+def test_the_repositorys_gate_passes_against_the_released_sdl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What .ci/run runs: breaking changes since the release are all acknowledged."""
+    monkeypatch.chdir(ROOT)
+    code, output = run("--against-file", str(RELEASED_PATH))
+    assert code == 0, output
 
 
 def test_the_codes_schema_has_no_unacknowledged_break_against_the_checked_in_file() -> None:
