@@ -34,10 +34,10 @@ from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.http_input import send_error
-from billing.plans import plan_for
 from core.runtime import runtime
 from core.settings import Settings
 from domain.accounts.service import Principal
+from tenants.plans import plan_for
 from tenants.policy import policies
 
 log = structlog.get_logger(__name__)

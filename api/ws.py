@@ -81,15 +81,15 @@ from api.ws_guard import (
     request_errors,
 )
 from api.ws_watch import SocketWatch
-from billing.entitlements import check_within
-from billing.plans import plan_for
 from core.hub import REPLAY_LATEST, EventHub
 from core.settings import Settings
 from domain.accounts.service import Principal
+from domain.entitlements import check_within
 from domain.errors import DomainError, PlanLimitReached
 from schema.context import Context
 from schema.dataloaders import Loaders
 from schema.schema import schema as default_schema
+from tenants.plans import plan_for
 from tenants.policy import policies
 
 log = structlog.get_logger(__name__)

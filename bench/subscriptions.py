@@ -114,7 +114,7 @@ async def seed(database_url: str, redis_url: str, posts: int) -> Seeded:
             tenant_name="Bench",
             tenant_slug="bench",
         )
-        # Enterprise: 10,000 live subscriptions per tenant (Free allows 5, billing/plans.py)
+        # Enterprise: 10,000 live subscriptions per tenant (Free allows 5, tenants/plans.py)
         tenant.plan = "enterprise"
         await tenant.save(update_fields=["plan"])
         start = datetime(2026, 11, 1, tzinfo=UTC)

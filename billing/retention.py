@@ -1,5 +1,5 @@
 """Data retention: a tenant keeps posts, comments and follower snapshots for its plan's
-`retention_days` (billing/plans.py); older rows are deleted by the nightly
+`retention_days` (tenants/plans.py); older rows are deleted by the nightly
 `billing.apply_retention` job (jobs/billing.py), in batches, each batch its own short
 transaction, so a large backlog never holds locks or a long transaction.
 """

@@ -24,11 +24,11 @@ import structlog
 from tortoise.exceptions import IntegrityError
 
 from billing.models import StripeEvent
-from billing.plans import PLANS
 from billing.stripe_client import stripe_client
 from core.settings import Settings
 from domain.errors import FieldError, NotFound, ValidationFailed
 from tenants.models import Tenant
+from tenants.plans import PLANS
 from tenants.policy import policies
 from tenants.tx import current_tx, public_tx
 

@@ -33,7 +33,7 @@ class Limits(BaseModel):
     max_query_length: int = Field(default=100_000, ge=1)
     max_directives: int = Field(default=25, ge=0)
     # Query cost: objects 1, scalars 0, lists and connections x `first`/`last`/`limit`.
-    # Each plan has its ceiling (billing/plans.py `max_query_cost`); `max_cost`, when set,
+    # Each plan has its ceiling (tenants/plans.py `max_query_cost`); `max_cost`, when set,
     # overrides it for every plan, and `plan_max_cost` overrides both for the plans it names.
     # Requests without a tenant get `max_cost`, else DEFAULT_MAX_COST.
     max_cost: int | None = Field(default=None, ge=1)
@@ -105,7 +105,7 @@ class RateLimits(BaseModel):
     # One credential (a user's token, an API key, a partner app) may use this share of the
     # tenant's budget, so one runaway integration cannot exhaust the whole tenant's.
     credential_share: float = Field(default=0.5, gt=0, le=1)
-    # Requests per hour by plan name, overriding billing/plans.py (staging, tests).
+    # Requests per hour by plan name, overriding tenants/plans.py (staging, tests).
     plan_requests_per_hour: dict[str, int] = Field(default_factory=dict)
     # logIn / signUp / refreshToken and POST /oauth/token: attempts per client IP and per
     # account (e-mail) or client id, in `auth_period_seconds`.

@@ -61,7 +61,7 @@ class LimitReached(DomainError):
 
 
 class PlanLimitReached(DomainError):
-    """The tenant's plan does not allow this (billing/plans.py names the limits)."""
+    """The tenant's plan does not allow this (tenants/plans.py names the limits)."""
 
     code = "PLAN_LIMIT_REACHED"
 

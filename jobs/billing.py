@@ -8,11 +8,11 @@ from typing import Any
 import structlog
 from arq import Retry
 
-from billing.entitlements import plans_by_schema
 from billing.retention import Purged, purge_older_than
 from billing.service import billing, enqueue_event_after_commit
 from core.settings import get_settings
 from jobs.analytics_dispatch import send_recount_after_commit
+from tenants.entitlements import plans_by_schema
 from tenants.tx import public_tx, tenant_tx
 
 log = structlog.get_logger(__name__)

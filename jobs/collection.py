@@ -9,8 +9,6 @@ import structlog
 from arq import Retry
 from arq.worker import RetryJob
 
-from billing.entitlements import plans_by_schema
-from billing.plans import Plan
 from core.runtime import runtime
 from core.settings import Settings, get_settings
 from domain.collection import oauth, retries, rules
@@ -32,6 +30,8 @@ from domain.errors import NotFound
 from jobs.analytics_dispatch import send_analysis_after_commit, send_recount_after_commit
 from jobs.enqueue import enqueue_after_commit, scoped_job_id
 from jobs.retry import is_transient_db_error, job_retry_delay
+from tenants.entitlements import plans_by_schema
+from tenants.plans import Plan
 from tenants.registry import list_tenant_schemas
 from tenants.tx import tenant_tx
 

@@ -16,11 +16,11 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
-from billing.entitlements import is_restricted
 from domain.errors import TenantRestricted
 from schema.compiled import compile_query
 from schema.errors import user_facing
 from schema.limits import coded_syntax_error, settings_of, without_suggestions
+from tenants.entitlements import is_restricted
 from tenants.tx import tenant_tx
 
 log = structlog.get_logger(__name__)

@@ -265,7 +265,7 @@ async def other_tenant(gql: GQL) -> Tenant:
 
 
 async def set_plan(slug: str, plan: str) -> None:
-    """Put a test tenant on another plan (billing/plans.py), as a Stripe webhook would."""
+    """Put a test tenant on another plan (tenants/plans.py), as a Stripe webhook would."""
     from tenants.models import Tenant as TenantRow
     from tenants.policy import policies
 

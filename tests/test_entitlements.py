@@ -10,14 +10,14 @@ from typing import Any
 
 import websockets
 
-from billing import entitlements
-from billing.plans import PLANS
+from domain import entitlements
 from domain.collection.models import CollectionTask, FollowerSnapshot, PlatformConnection
 from domain.errors import PlanLimitReached
 from domain.influencers.models import InfluencerAccount
 from domain.posts.models import Comment, Post
 from jobs.billing import apply_retention
 from jobs.collection import collect_interval
+from tenants.plans import PLANS
 from tenants.tx import tenant_tx
 from tests.conftest import GQL, Server, Tenant, set_plan
 from tests.test_ws_protocol import PROTO, connected, recv, send, subscribe

@@ -15,8 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.queryset import QuerySet
 
-from billing import entitlements
-from billing.plans import plan_for
+from domain import entitlements
 from domain.accounts import mail, rules
 from domain.accounts.models import Invitation, Membership, RefreshToken, User
 from domain.accounts.service import Principal, _hasher
@@ -32,6 +31,7 @@ from domain.errors import (
 from domain.pagination import Page, check_first, decode_cursor, encode_cursor, newest_first
 from jobs.enqueue import enqueue_after_commit
 from tenants.models import Tenant
+from tenants.plans import plan_for
 from tenants.tx import public_tx
 
 

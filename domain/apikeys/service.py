@@ -14,8 +14,6 @@ from typing import Any, TypeVar
 
 from tortoise.expressions import Q
 
-from billing.entitlements import check_within, ensure_feature
-from billing.plans import plan_for
 from core.settings import Settings
 from domain.accounts import tokens
 from domain.accounts.service import Principal
@@ -23,6 +21,7 @@ from domain.apikeys import rules
 from domain.apikeys.models import ApiKey, PartnerApp
 from domain.audit import service as actions
 from domain.audit.service import Actor, audit
+from domain.entitlements import check_within, ensure_feature
 from domain.errors import (
     AuthenticationFailed,
     FieldError,
@@ -30,6 +29,7 @@ from domain.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from tenants.plans import plan_for
 from tenants.tx import public_tx
 
 

@@ -3,10 +3,12 @@ platform refuses them. Runs inside the caller's tenant transaction; never commit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from domain import events
+from domain.audit import service as actions
+from domain.audit.service import Actor, audit
 from domain.collection.connectors import OPTIONAL_SECRET_FIELDS, SECRET_FIELDS
 from domain.collection.models import PlatformConnection
 from domain.collection.secrets import CredentialCipher, cipher_from_settings
@@ -55,29 +57,60 @@ class ConnectionService:
         return self._cipher
 
     async def connect(
-        self, platform: str, secrets: Mapping[str, str], label: str = ""
+        self,
+        platform: str,
+        secrets: Mapping[str, str],
+        label: str = "",
+        *,
+        tenant_id: int,
+        actor: Actor | None = None,
+        via: str | None = None,
     ) -> PlatformConnection:
-        """Store (or replace) the tenant's credential for `platform`; it starts `active`."""
+        """Store (or replace) the tenant's credential for `platform`; it starts `active`.
+        Audited as `credential.connected` (`via`, e.g. "oauth", when not typed in)."""
         clean = check_secrets(platform, secrets)
         token = self.cipher.encrypt_json(clean)
         conn = await PlatformConnection.filter(platform=platform).select_for_update().first()
         if conn is None:
-            return await PlatformConnection.create(
+            conn = await PlatformConnection.create(
                 platform=platform, label=label[:100], secret=token, status="active"
             )
-        conn.secret, conn.label, conn.status = token, label[:100], "active"
-        conn.broken_reason = None  # type: ignore[assignment]
-        await conn.save()
+        else:
+            conn.secret, conn.label, conn.status = token, label[:100], "active"
+            conn.broken_reason = None  # type: ignore[assignment]
+            await conn.save()
+        metadata = {"platform": platform} | ({"via": via} if via else {})
+        await audit.record(
+            actions.CREDENTIAL_CONNECTED,
+            tenant_id=tenant_id,
+            actor=actor,
+            target=("PlatformConnection", conn.id),
+            metadata=metadata,
+        )
         return conn
 
-    async def disconnect(self, platform: str) -> PlatformConnection:
-        """Forget the credential (the row stays, status `disconnected`, for the history)."""
+    async def disconnect(
+        self, platform: str, *, tenant_id: int, actor: Actor | None = None
+    ) -> PlatformConnection:
+        """Forget the credential (the row stays, status `disconnected`, for the history).
+        Audited as `credential.disconnected`."""
         conn = await PlatformConnection.filter(platform=platform).select_for_update().first()
         if conn is None or conn.status == "disconnected":
             raise NotFound("PlatformConnection", platform)
         conn.status, conn.secret = "disconnected", ""
         await conn.save()
+        await audit.record(
+            actions.CREDENTIAL_DISCONNECTED,
+            tenant_id=tenant_id,
+            actor=actor,
+            target=("PlatformConnection", conn.id),
+            metadata={"platform": conn.platform},
+        )
         return conn
+
+    async def by_ids(self, ids: Sequence[int]) -> dict[int, PlatformConnection]:
+        """The tenant's connections with these ids (the read side: nodes, subscriptions)."""
+        return {c.id: c for c in await PlatformConnection.filter(id__in=list(ids))}
 
     async def list(self) -> list[PlatformConnection]:
         return await PlatformConnection.all().order_by("platform")

@@ -23,8 +23,6 @@ from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from redis.asyncio import Redis
 
-from domain.audit import service as actions
-from domain.audit.service import audit
 from domain.collection.connections import connections
 from domain.collection.connectors import CredentialBroken
 from domain.collection.models import PlatformConnection
@@ -278,12 +276,8 @@ async def finish(
             "ig_user_id": await _instagram_user_id(provider, long_lived["access_token"])
         }
     async with tenant_tx(record["schema"]):
-        conn = await connections.connect(platform, secrets, label="oauth")
         tenant = await Tenant.get(schema_name=record["schema"])
-        await audit.record(
-            actions.CREDENTIAL_CONNECTED,
-            tenant_id=tenant.id,
-            target=("PlatformConnection", conn.id),
-            metadata={"platform": platform, "via": "oauth"},
+        await connections.connect(
+            platform, secrets, label="oauth", tenant_id=tenant.id, via="oauth"
         )
     return str(record["schema"])

@@ -47,7 +47,7 @@ class DemoService:
             tenant_slug=DEMO_SLUG,
         )
         # The demo shows everything: Pro (its ~60 seed influencers are beyond Free's 5, and the
-        # walkthrough adds more). billing/plans.py
+        # walkthrough adds more). tenants/plans.py
         async with public_tx():
             await Tenant.filter(slug=DEMO_SLUG).update(plan=DEMO_PLAN)
         seeds = load_seed_influencers()

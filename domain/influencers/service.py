@@ -12,6 +12,7 @@ from typing import Any
 from tortoise.expressions import Q, Subquery
 
 from domain.collection.models import FollowerSnapshot
+from domain.entitlements import ensure_within
 from domain.errors import FieldError, NotFound, ValidationFailed
 from domain.influencers import rules
 from domain.influencers.models import Influencer, InfluencerAccount
@@ -122,6 +123,13 @@ class InfluencerService:
 
     async def count(self) -> int:
         return await Influencer.all().count()
+
+    async def track(self, tenant_id: int, data: rules.InfluencerInput) -> Influencer:
+        """Add an influencer within the plan's `tracked_influencers` (what addInfluencer
+        does): the tenant row is locked until commit, so two concurrent additions cannot
+        both take the last place. `add` itself does not check (seeding, benchmarks)."""
+        await ensure_within(tenant_id, "tracked_influencers", await self.count())
+        return await self.add(data)
 
     async def add(self, data: rules.InfluencerInput) -> Influencer:
         errors = rules.check_influencer(data)

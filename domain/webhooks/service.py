@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from domain.audit import service as actions
+from domain.audit.service import Actor, audit
 from domain.collection.secrets import CredentialCipher, cipher_from_settings
 from domain.errors import FieldError, NotFound, ValidationFailed
 from domain.pagination import Page, newest_first
@@ -73,9 +75,16 @@ class WebhookService:
     # -- endpoints -------------------------------------------------------------------------
 
     async def create(
-        self, *, url: str, events: Sequence[str], description: str, allow_private: bool
+        self,
+        *,
+        url: str,
+        events: Sequence[str],
+        description: str,
+        allow_private: bool,
+        tenant_id: int,
+        actor: Actor | None = None,
     ) -> tuple[WebhookEndpoint, str]:
-        """A new endpoint and its signing secret (returned once; stored encrypted)."""
+        """A new endpoint and its signing secret (returned once; stored encrypted). Audited."""
         url = url.strip()
         chosen = await self._check(url, events, description, allow_private)
         secret = rules.new_secret()
@@ -85,6 +94,7 @@ class WebhookService:
             description=description.strip(),
             secret=self.cipher.encrypt(secret).encode(),
         )
+        await _audit(actions.WEBHOOK_ENDPOINT_CREATED, endpoint.id, endpoint.url, tenant_id, actor)
         return endpoint, secret
 
     async def update(
@@ -92,11 +102,14 @@ class WebhookService:
         endpoint_id: int,
         *,
         allow_private: bool,
+        tenant_id: int,
+        actor: Actor | None = None,
         url: str | None = None,
         events: Sequence[str] | None = None,
         description: str | None = None,
         is_active: bool | None = None,
     ) -> WebhookEndpoint:
+        """Change an endpoint (what is given); audited."""
         endpoint = await self._endpoint(endpoint_id)
         new_url = endpoint.url if url is None else url.strip()
         chosen = await self._check(
@@ -111,12 +124,17 @@ class WebhookService:
         if is_active is not None:
             endpoint.is_active = is_active
         await endpoint.save()
+        await _audit(actions.WEBHOOK_ENDPOINT_UPDATED, endpoint.id, endpoint.url, tenant_id, actor)
         return endpoint
 
-    async def delete(self, endpoint_id: int) -> WebhookEndpoint:
-        """Delete the endpoint and its delivery log; queued attempts find nothing to send."""
+    async def delete(
+        self, endpoint_id: int, *, tenant_id: int, actor: Actor | None = None
+    ) -> WebhookEndpoint:
+        """Delete the endpoint and its delivery log; queued attempts find nothing to send.
+        Audited."""
         endpoint = await self._endpoint(endpoint_id)
         await endpoint.delete()
+        await _audit(actions.WEBHOOK_ENDPOINT_DELETED, endpoint_id, endpoint.url, tenant_id, actor)
         return endpoint
 
     async def list_endpoints(self) -> list[WebhookEndpoint]:
@@ -312,6 +330,18 @@ class WebhookService:
         if endpoint is None:
             raise NotFound("WebhookEndpoint", endpoint_id)
         return endpoint
+
+
+async def _audit(
+    action: str, endpoint_id: int, url: str, tenant_id: int, actor: Actor | None
+) -> None:
+    await audit.record(
+        action,
+        tenant_id=tenant_id,
+        actor=actor,
+        target=("WebhookEndpoint", endpoint_id),
+        metadata={"url": url},
+    )
 
 
 webhooks = WebhookService()

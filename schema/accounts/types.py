@@ -4,10 +4,10 @@ from datetime import datetime
 
 import strawberry
 
-from billing import entitlements
-from billing.plans import plan_for
+from domain import entitlements
 from domain.accounts.models import UserIdentity
 from schema.billing.types import PlanInfo, PlanLimits, TenantUsage
+from tenants.plans import plan_for
 
 
 @strawberry.type

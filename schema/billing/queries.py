@@ -3,7 +3,6 @@ from __future__ import annotations
 import strawberry
 from strawberry.types import Info
 
-from billing.plans import plan_for
 from billing.service import billing
 from core.settings import get_settings
 from domain.pagination import check_first
@@ -16,6 +15,7 @@ from schema.billing.types import (
     PlanInfo,
 )
 from schema.permissions import requires
+from tenants.plans import plan_for
 
 
 @strawberry.type

@@ -5,9 +5,11 @@ from enum import Enum
 
 import strawberry
 
-from billing.plans import Plan
+from tenants.plans import Plan
 
 
+# The description is part of the published SDL, so it keeps the plans' old path (they now
+# live in tenants/plans.py); changing it would change the schema clients see.
 @strawberry.type(description="A plan (billing/plans.py).")
 class PlanInfo:
     name: str

@@ -12,8 +12,7 @@ from strawberry.types import Info
 from api.oauth import callback_url
 from core.runtime import runtime
 from core.settings import get_settings
-from domain.audit import service as actions
-from domain.audit.service import Actor, audit
+from domain.audit.service import Actor
 from domain.collection import oauth
 from domain.collection.collect import collector
 from domain.collection.connections import connections
@@ -104,17 +103,6 @@ StartCollectionPayload = Annotated[
 ]
 
 
-async def audit_credential(info: Info, action: str, connection_id: int, platform: str) -> None:
-    principal = info.context.principal
-    await audit.record(
-        action,
-        tenant_id=principal.tenant_id,
-        actor=Actor(user_id=principal.user_id),
-        target=("PlatformConnection", connection_id),
-        metadata={"platform": platform},
-    )
-
-
 @strawberry.type
 class CollectionMutations:
     @strawberry.mutation(
@@ -151,8 +139,14 @@ class CollectionMutations:
                 if item.name in secrets:
                     raise DomainValidationFailed(FieldError(f"secrets.{item.name}", "given twice"))
                 secrets[item.name] = item.value
-            conn = await connections.connect(input.platform.value, secrets, input.label)
-            await audit_credential(info, actions.CREDENTIAL_CONNECTED, conn.id, conn.platform)
+            principal = info.context.principal
+            conn = await connections.connect(
+                input.platform.value,
+                secrets,
+                input.label,
+                tenant_id=principal.tenant_id,
+                actor=Actor(user_id=principal.user_id),
+            )
             return ConnectPlatformSuccess(connection=PlatformConnection.from_model(conn))
 
         return await run_mutation(run)  # type: ignore[return-value]
@@ -165,8 +159,12 @@ class CollectionMutations:
         self, info: Info, platform: ConnectionPlatform
     ) -> DisconnectPlatformPayload:
         async def run() -> DisconnectPlatformSuccess:
-            conn = await connections.disconnect(platform.value)
-            await audit_credential(info, actions.CREDENTIAL_DISCONNECTED, conn.id, conn.platform)
+            principal = info.context.principal
+            conn = await connections.disconnect(
+                platform.value,
+                tenant_id=principal.tenant_id,
+                actor=Actor(user_id=principal.user_id),
+            )
             return DisconnectPlatformSuccess(connection=PlatformConnection.from_model(conn))
 
         return await run_mutation(run)  # type: ignore[return-value]

@@ -14,7 +14,7 @@ from strawberry.types import Info
 
 from core.hub import REPLAY_LATEST
 from domain import events
-from domain.collection.models import PlatformConnection as PlatformConnectionRow
+from domain.collection.connections import connections
 from schema.collection.types import CollectionTask, PlatformConnection
 from schema.context import subscription_tenant
 from schema.dataloaders import Loaders
@@ -87,7 +87,8 @@ class CollectionSubscriptions:
         channel = events.channel(schema, events.PLATFORM_CONNECTION_BROKEN)
         async with info.context.hub.subscribe(channel) as feed:
             async for event in feed:
+                connection_id = int(event["id"])
                 async with tenant_tx(schema):
-                    row = await PlatformConnectionRow.get_or_none(id=int(event["id"]))
+                    row = (await connections.by_ids([connection_id])).get(connection_id)
                 if row is not None:
                     yield PlatformConnection.from_model(row)

@@ -12,7 +12,8 @@ from strawberry import relay
 from strawberry.types import Info
 
 from domain.collection import models
-from schema.dataloaders import tenant_scope
+from domain.collection.connections import connections
+from schema.dataloaders import tenant_nodes
 
 
 @strawberry.enum
@@ -76,11 +77,9 @@ class PlatformConnection(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[PlatformConnection | None]:
-        wanted = {int(i) for i in node_ids}
-        async with tenant_scope(info.context.tenant_schema):
-            found = await models.PlatformConnection.filter(id__in=list(wanted))
-        rows = {c.id: c for c in found}
-        return [cls.from_model(rows[int(i)]) if int(i) in rows else None for i in node_ids]
+        return await tenant_nodes(
+            info.context.tenant_schema, node_ids, connections.by_ids, cls.from_model
+        )
 
 
 @strawberry.type

@@ -6,7 +6,6 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from billing.entitlements import ensure_within
 from domain.influencers import rules
 from domain.influencers.service import influencers
 from schema.errors import NotFound, PlanLimitReached, ValidationFailed, run_mutation
@@ -67,14 +66,8 @@ class InfluencerMutations:
         )
 
         async def run() -> AddInfluencerSuccess:
-            # The plan's tracked_influencers (the tenant row is locked until commit, so two
-            # concurrent additions cannot both take the last place).
-            await ensure_within(
-                info.context.principal.tenant_id, "tracked_influencers", await influencers.count()
-            )
-            return AddInfluencerSuccess(
-                influencer=Influencer.from_model(await influencers.add(data))
-            )
+            row = await influencers.track(info.context.principal.tenant_id, data)
+            return AddInfluencerSuccess(influencer=Influencer.from_model(row))
 
         return await run_mutation(run)  # type: ignore[return-value]
 

@@ -7,8 +7,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from core.settings import get_settings
-from domain.audit import service as actions
-from domain.audit.service import Actor, audit
+from domain.audit.service import Actor
 from domain.webhooks.service import webhooks
 from schema.errors import NotFound, ValidationFailed, run_mutation
 from schema.permissions import requires
@@ -80,15 +79,9 @@ RedeliverWebhookPayload = Annotated[
 ]
 
 
-async def _audit(info: Info, action: str, endpoint_id: int, url: str) -> None:
-    principal = info.context.principal
-    await audit.record(
-        action,
-        tenant_id=principal.tenant_id,
-        actor=Actor(user_id=principal.user_id),
-        target=("WebhookEndpoint", endpoint_id),
-        metadata={"url": url},
-    )
+def _actor(info: Info) -> Actor:
+    """Who the service audits the change under."""
+    return Actor(user_id=info.context.principal.user_id)
 
 
 @strawberry.type
@@ -106,8 +99,9 @@ class WebhookMutations:
                 events=input.events,
                 description=input.description,
                 allow_private=get_settings().webhook_private_urls_allowed,
+                tenant_id=info.context.principal.tenant_id,
+                actor=_actor(info),
             )
-            await _audit(info, actions.WEBHOOK_ENDPOINT_CREATED, endpoint.id, endpoint.url)
             return CreateWebhookEndpointSuccess(
                 endpoint=WebhookEndpoint.from_model(endpoint), secret=secret
             )
@@ -126,8 +120,9 @@ class WebhookMutations:
                 events=input.events,
                 description=input.description,
                 is_active=input.is_active,
+                tenant_id=info.context.principal.tenant_id,
+                actor=_actor(info),
             )
-            await _audit(info, actions.WEBHOOK_ENDPOINT_UPDATED, endpoint.id, endpoint.url)
             return UpdateWebhookEndpointSuccess(endpoint=WebhookEndpoint.from_model(endpoint))
 
         return await run_mutation(run)  # type: ignore[return-value]
@@ -141,8 +136,9 @@ class WebhookMutations:
     ) -> DeleteWebhookEndpointPayload:
         async def run() -> DeleteWebhookEndpointSuccess:
             endpoint_id = decode_id(id, "WebhookEndpoint")
-            endpoint = await webhooks.delete(endpoint_id)
-            await _audit(info, actions.WEBHOOK_ENDPOINT_DELETED, endpoint_id, endpoint.url)
+            endpoint = await webhooks.delete(
+                endpoint_id, tenant_id=info.context.principal.tenant_id, actor=_actor(info)
+            )
             endpoint.id = endpoint_id
             return DeleteWebhookEndpointSuccess(endpoint=WebhookEndpoint.from_model(endpoint))
 

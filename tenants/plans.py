@@ -1,8 +1,10 @@
 """Plans and what each includes, in one place (issue 5: plans and entitlements).
 
-Every limit is enforced where it bites; this module only says what the limits are. `None`
-means unlimited. Prices live in Stripe (a price id per plan and interval, from settings); the
-plan names here are the keys Stripe metadata and `tenant.plan` use.
+Every limit is enforced where it bites (domain/entitlements.py raises the refusal); this
+module only says what the limits are. `None` means unlimited. It sits below the domain, beside
+tenants/policy.py, so every floor can read a plan without importing billing/ (Stripe).
+Prices live in Stripe (a price id per plan and interval, from settings); the plan names here
+are the keys Stripe metadata and `tenant.plan` use.
 """
 
 from __future__ import annotations
