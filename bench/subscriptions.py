@@ -12,7 +12,7 @@
    all, each `connection_init` + `subscribe` to
    `subscription { postAdded { id externalId likes publishedAt } }` (the same document for
    everyone: one multiplexed group); once all are subscribed, one event per second for
-   `--seconds` s is published to Redis as `domain.events.emit` does after a commit
+   `--seconds` s is published to Redis as `tenants.outbox.publish` does after a commit
    (`t:<schema>:post_added` with the post's id). The server's RSS before the clients
    connect and after the last event gives the memory per subscriber;
 3. phases `ours_small` (same server) and `strawberry` (a server whose /graphql websocket is

@@ -27,10 +27,11 @@ from billing.models import StripeEvent
 from billing.stripe_client import stripe_client
 from core.settings import Settings
 from domain.errors import FieldError, NotFound, ValidationFailed
+from tenants import outbox
 from tenants.models import Tenant
 from tenants.plans import PLANS
 from tenants.policy import policies
-from tenants.tx import current_tx, public_tx
+from tenants.tx import public_tx
 
 log = structlog.get_logger(__name__)
 
@@ -237,7 +238,7 @@ class BillingService:
                     livemode=bool(event.get("livemode")),
                     payload=event,
                 )
-                enqueue_event_after_commit(event["id"])
+                outbox.enqueue(HANDLE_EVENT_JOB, event["id"])
         except IntegrityError:
             return False
         return True
@@ -392,26 +393,6 @@ class BillingService:
             policies.invalidate(tenant_id)
             log.info("tenant_restricted", tenant=tenant_id)
         return len(ids)
-
-
-def enqueue_event_after_commit(event_id: str, attempt: int = 0) -> None:
-    from core.runtime import runtime
-    from jobs.enqueue import scoped_job_id
-
-    job_id = f"{HANDLE_EVENT_JOB}:{event_id}" + (f":retry{attempt}" if attempt else "")
-
-    async def enqueue() -> None:
-        if runtime.arq is None:  # the `billing.requeue_events` cron picks it up
-            log.warning("job_not_enqueued_no_pool", job=HANDLE_EVENT_JOB, job_id=job_id)
-            return
-        await runtime.arq.enqueue_job(
-            HANDLE_EVENT_JOB,
-            event_id,
-            _job_id=scoped_job_id(job_id),
-            _queue_name=runtime.queue_name,
-        )
-
-    current_tx().on_commit(enqueue)
 
 
 def request_key(request_id: str | None) -> str:

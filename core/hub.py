@@ -46,6 +46,12 @@ _LOST = (RedisError, OSError, TimeoutError)
 ResubscribedCallback = Callable[[float, float], None]
 
 
+def channel(tenant_schema: str, event: str) -> str:
+    """A tenant's channel of one domain event: the outbox publishes on it (tenants/outbox.py),
+    subscriptions subscribe to it. Namespaced by tenant so that no tenant hears another's."""
+    return f"t:{tenant_schema}:{event}"
+
+
 class SubscriberTooSlow(Exception):
     pass
 

@@ -15,15 +15,13 @@ from core.settings import get_settings
 from domain.accounts import mail
 from domain.accounts.members import members
 from domain.accounts.models import User
+from jobs.registry import job
 from tenants.tx import public_tx
 
 log = structlog.get_logger(__name__)
 
-SEND_VERIFICATION_JOB = mail.SEND_VERIFICATION_JOB
-SEND_RESET_JOB = mail.SEND_RESET_JOB
-SEND_INVITATION_JOB = mail.SEND_INVITATION_JOB
 
-
+@job(mail.SEND_VERIFICATION_JOB, max_tries=5, timeout=60)
 async def send_email_verification(ctx: dict[str, Any], schema: str, user_id: int) -> str:
     settings = get_settings()
     async with public_tx():
@@ -36,6 +34,7 @@ async def send_email_verification(ctx: dict[str, Any], schema: str, user_id: int
     return "sent"
 
 
+@job(mail.SEND_RESET_JOB, max_tries=5, timeout=60)
 async def send_password_reset(ctx: dict[str, Any], schema: str, user_id: int) -> str:
     settings = get_settings()
     async with public_tx():
@@ -48,6 +47,7 @@ async def send_password_reset(ctx: dict[str, Any], schema: str, user_id: int) ->
     return "sent"
 
 
+@job(mail.SEND_INVITATION_JOB, max_tries=5, timeout=60)
 async def send_invitation(ctx: dict[str, Any], schema: str, invitation_id: int) -> str:
     """Mail a pending invitation's accept link (a fresh token, committed before it leaves)."""
     settings = get_settings()

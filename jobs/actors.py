@@ -7,16 +7,20 @@ import asyncio
 import dramatiq
 import structlog
 
+from core.broker import get_broker
+from core.logging import configure_logging
 from core.runtime import runtime
 from core.settings import get_settings
-from domain.analytics.service import analytics
+from domain.analytics.service import ANALYZE_POSTS, RECOUNT_TOTALS, analytics
 from jobs import analytics as analytics_jobs
 from jobs import insights as insight_jobs
-from jobs.broker import broker  # noqa: F401  (sets the broker before the actors below)
 from tenants.db import init_db
 from tenants.tx import tenant_tx, validate_schema_name
 
 log = structlog.get_logger(__name__)
+
+configure_logging(get_settings())  # a Dramatiq worker process started without `trendscope`
+get_broker()  # Dramatiq's global broker, before the actors below are declared on it
 
 TRENDS_AFTER_ANALYSIS_SECONDS = 300
 
@@ -39,7 +43,7 @@ async def _ensure_db() -> None:
             _initialised = True
 
 
-@dramatiq.actor(actor_name="analytics.recount_totals", queue_name="analytics", max_retries=5)
+@dramatiq.actor(actor_name=RECOUNT_TOTALS.name, queue_name=RECOUNT_TOTALS.queue, max_retries=5)
 async def recount_totals(tenant_schema: str) -> None:
     """Recount a tenant's influencers, accounts, posts and comments into `tenant_totals`."""
     validate_schema_name(tenant_schema)
@@ -77,8 +81,8 @@ async def evaluate_alerts(tenant_schema: str) -> None:
 # about 4 minutes on a loaded 2-core machine, bench/analytics.py); killed or not, every batch
 # it committed stays done and a retry resumes with the rest.
 @dramatiq.actor(
-    actor_name="analytics.analyze_posts",
-    queue_name="analytics",
+    actor_name=ANALYZE_POSTS.name,
+    queue_name=ANALYZE_POSTS.queue,
     max_retries=5,
     time_limit=3_600_000,
 )

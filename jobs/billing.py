@@ -9,9 +9,11 @@ import structlog
 from arq import Retry
 
 from billing.retention import Purged, purge_older_than
-from billing.service import billing, enqueue_event_after_commit
+from billing.service import HANDLE_EVENT_JOB, billing
 from core.settings import get_settings
-from jobs.analytics_dispatch import send_recount_after_commit
+from domain.analytics.service import RECOUNT_TOTALS
+from jobs.registry import job
+from tenants import outbox
 from tenants.entitlements import plans_by_schema
 from tenants.tx import public_tx, tenant_tx
 
@@ -21,6 +23,7 @@ STALE_EVENT_AFTER = timedelta(seconds=60)
 RETENTION_BATCH = 1000
 
 
+@job(HANDLE_EVENT_JOB, max_tries=12, timeout=120)
 async def handle_event(ctx: dict[str, Any], event_id: str) -> str:
     """`billing.handle_event`: apply one stored Stripe event (re-reading from Stripe).
     A Stripe or network failure is retried with back-off (ARQ `Retry`)."""
@@ -38,7 +41,7 @@ async def requeue_events(ctx: dict[str, Any], stale_after: timedelta = STALE_EVE
     pending = await billing.pending_events(datetime.now(UTC) - stale_after)
     for event_id, attempts in pending:
         async with public_tx():
-            enqueue_event_after_commit(event_id, attempt=attempts + 1)
+            outbox.enqueue(HANDLE_EVENT_JOB, event_id, suffix=f"retry{attempts + 1}")
     return len(pending)
 
 
@@ -64,7 +67,7 @@ async def apply_retention(
         totals["snapshots"] += purged.snapshots
         if purged.posts or purged.comments:
             async with tenant_tx(schema):
-                send_recount_after_commit(schema)
+                outbox.send(RECOUNT_TOTALS, schema)
         if purged.total:
             log.info(
                 "retention_applied", schema=schema, days=plan.retention_days, **_counts(purged)

@@ -11,6 +11,7 @@ from arq.worker import RetryJob
 
 from core.runtime import runtime
 from core.settings import Settings, get_settings
+from domain.analytics.service import ANALYZE_POSTS, RECOUNT_TOTALS
 from domain.collection import oauth, retries, rules
 from domain.collection.collect import COLLECT_JOB, SCRAPER_ROUTES, account_ref, collector
 from domain.collection.connections import connections
@@ -27,9 +28,9 @@ from domain.collection.connectors import (
 )
 from domain.collection.service import IMPORT_JOB, collection
 from domain.errors import NotFound
-from jobs.analytics_dispatch import send_analysis_after_commit, send_recount_after_commit
-from jobs.enqueue import enqueue_after_commit, scoped_job_id
+from jobs.registry import job
 from jobs.retry import is_transient_db_error, job_retry_delay
+from tenants import outbox
 from tenants.entitlements import plans_by_schema
 from tenants.plans import Plan
 from tenants.registry import list_tenant_schemas
@@ -69,8 +70,8 @@ async def _import_file(ctx: dict[str, Any], tenant_schema: str, task_id: int) ->
         log.info("import_progress", schema=tenant_schema, task=task_id, processed=start)
     async with tenant_tx(tenant_schema):
         task = await collection.finish(task_id)
-        send_recount_after_commit(tenant_schema)
-        send_analysis_after_commit(tenant_schema)
+        outbox.send(RECOUNT_TOTALS, tenant_schema)
+        outbox.send(ANALYZE_POSTS, tenant_schema)
     return f"created={task.created} updated={task.updated} skipped={task.skipped}"
 
 
@@ -91,10 +92,10 @@ async def requeue_stale(ctx: dict[str, Any], stale_after: timedelta = STALE_AFTE
     for schema in await list_tenant_schemas():
         async with tenant_tx(schema):
             for task_id, kind, status, attempts in await collection.stale_tasks(cutoff):
-                job = COLLECT_JOB if kind == "collect" else IMPORT_JOB
+                job_name = COLLECT_JOB if kind == "collect" else IMPORT_JOB
                 if status == "pending":
                     queued = await _queued_jobs() if queued is None else queued
-                    if (job, schema, str(task_id)) in queued:
+                    if (job_name, schema, str(task_id)) in queued:
                         continue  # waiting its turn (or a deferred retry): not lost
                     reason = "its job was lost before it ran"
                 else:
@@ -107,9 +108,9 @@ async def requeue_stale(ctx: dict[str, Any], stale_after: timedelta = STALE_AFTE
                 if verdict.retry_in is None:
                     continue  # finished meanwhile, or this was one failure too many
                 if status == "pending":
-                    enqueue_after_commit(job, schema, task_id)
+                    outbox.enqueue(job_name, schema, task_id)
                 else:
-                    enqueue_after_commit(job, schema, task_id, suffix=f"retry{attempts}")
+                    outbox.enqueue(job_name, schema, task_id, suffix=f"retry{attempts}")
                 count += 1
     return count
 
@@ -119,7 +120,7 @@ async def _queued_jobs() -> set[tuple[str, str, str]]:
     its suffix (retry, quota): queued, deferred or running."""
     if runtime.arq is None:
         return set()
-    prefix = scoped_job_id("")
+    prefix = outbox.job_id_prefix()
     found = set()
     for raw in await runtime.arq.zrange(runtime.queue_name, 0, -1):
         jid = raw.decode() if isinstance(raw, bytes) else str(raw)
@@ -179,6 +180,14 @@ async def retry_or_fail(
     raise exc
 
 
+def task_tries(settings: Settings) -> int:
+    """ARQ's tries for a collection task's job: the task's own bound (JOB_MAX_ATTEMPTS,
+    domain/collection/retries.py) decides when it fails, with the reason; ARQ's max_tries is
+    only a backstop above it."""
+    return settings.job_max_attempts + 5
+
+
+@job(IMPORT_JOB, max_tries=task_tries, timeout=600)
 async def import_file(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
     try:
         return await _import_file(ctx, tenant_schema, task_id)
@@ -188,6 +197,7 @@ async def import_file(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> 
         return await retry_or_fail(ctx, tenant_schema, task_id, exc)
 
 
+@job(COLLECT_JOB, max_tries=task_tries, timeout=1800)
 async def collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str:
     try:
         return await _collect(ctx, tenant_schema, task_id)
@@ -302,7 +312,7 @@ async def _collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str
             async with tenant_tx(tenant_schema):
                 t = await retries.defer(task_id, exc.retry_after + 1)
                 if t is not None:
-                    enqueue_after_commit(
+                    outbox.enqueue(
                         COLLECT_JOB,
                         tenant_schema,
                         task_id,
@@ -317,8 +327,8 @@ async def _collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str
             return "failed"
     async with tenant_tx(tenant_schema):
         task = await collector.finish(task_id)
-        send_recount_after_commit(tenant_schema)
-        send_analysis_after_commit(tenant_schema)
+        outbox.send(RECOUNT_TOTALS, tenant_schema)
+        outbox.send(ANALYZE_POSTS, tenant_schema)
     return f"created={task.created} updated={task.updated} skipped={task.skipped}"
 
 

@@ -17,6 +17,7 @@ import asyncpg
 import structlog
 from arq import Retry
 
+from core.backoff import retry_delay
 from core.settings import Settings, get_settings
 from tenants.pgclient import is_database_unavailable
 
@@ -50,11 +51,6 @@ def is_transient_db_error(exc: BaseException) -> bool:
     if is_database_unavailable(exc):
         return True
     return any(isinstance(err, TRANSIENT_DB_ERRORS) for err in _chain(exc))
-
-
-def retry_delay(failures: int, base: float, cap: float) -> float:
-    """Seconds to wait after the `failures`-th failure in a row: base, 2*base, 4*base ... cap."""
-    return float(min(cap, base * 2 ** max(0, failures - 1)))
 
 
 def job_retry_delay(job_try: int, settings: Settings | None = None) -> float:

@@ -13,7 +13,8 @@ from core.runtime import runtime
 from core.settings import get_settings
 from domain.errors import ValidationFailed
 from domain.webhooks.service import DELIVER_JOB, check_destination, webhooks
-from jobs.enqueue import enqueue_after_commit
+from jobs.registry import job
+from tenants import outbox
 from tenants.registry import list_tenant_schemas
 from tenants.tx import tenant_tx
 
@@ -36,6 +37,7 @@ def signed_headers(secret: str, message_id: str, at: datetime, body: str) -> dic
     }
 
 
+@job(DELIVER_JOB, max_tries=3, timeout=120)  # retries are the delivery row's own
 async def deliver(ctx: dict[str, Any], tenant_schema: str, delivery_id: int) -> str:
     """`webhooks.deliver`: one attempt of one delivery, if it is still due and unclaimed."""
     settings = get_settings()
@@ -101,7 +103,7 @@ async def requeue_due(ctx: dict[str, Any]) -> int:
     for schema in await list_tenant_schemas():
         async with tenant_tx(schema):
             for delivery_id, attempts in await webhooks.due_ids(now):
-                enqueue_after_commit(
+                outbox.enqueue(
                     DELIVER_JOB,
                     schema,
                     delivery_id,

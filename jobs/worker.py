@@ -19,21 +19,15 @@ from core.logging import configure_logging
 from core.metrics import observe_job, observe_job_wait
 from core.runtime import runtime
 from core.settings import get_settings
-from jobs.accounts import (
-    SEND_INVITATION_JOB,
-    SEND_RESET_JOB,
-    SEND_VERIFICATION_JOB,
-    send_email_verification,
-    send_invitation,
-    send_password_reset,
-)
+from jobs import accounts  # noqa: F401  (declares its @job functions)
 from jobs.analytics import schedule_analysis, schedule_scores
-from jobs.billing import apply_retention, enforce_dunning, handle_event, requeue_events
-from jobs.collection import collect, import_file, requeue_stale, schedule_collections
+from jobs.billing import apply_retention, enforce_dunning, requeue_events
+from jobs.collection import requeue_stale, schedule_collections
 from jobs.insights import insight_crons
+from jobs.registry import JOBS
 from jobs.retry import retry_transient_db_errors
 from jobs.trends import schedule_trend_detection
-from jobs.webhooks import deliver, requeue_due
+from jobs.webhooks import requeue_due
 from tenants.db import close_db, init_db
 
 log = structlog.get_logger(__name__)
@@ -97,7 +91,7 @@ def trends_cron() -> Any:
     )
 
 
-def job(name: str, fn: JobFn) -> WorkerCoroutine:
+def on_demand(name: str, fn: JobFn) -> WorkerCoroutine:
     """An on-demand job: instrumented, and a brief database fault retried (jobs/retry.py)."""
     return instrumented(name, retry_transient_db_errors(name, fn))
 
@@ -105,53 +99,16 @@ def job(name: str, fn: JobFn) -> WorkerCoroutine:
 def worker_settings() -> dict[str, Any]:
     settings = get_settings()
     configure_logging(settings)  # before ARQ's own start-up lines
-    # A collection task's own bound (JOB_MAX_ATTEMPTS, domain/collection/retries.py) decides
-    # when it fails, with the reason; ARQ's max_tries is only a backstop above it.
-    task_tries = settings.job_max_attempts + 5
     return {
+        # Every `@job` of the modules imported above (jobs/registry.py), under its one name.
         "functions": [
             func(
-                job("collection.import", import_file),
-                name="collection.import",
-                max_tries=task_tries,
-                timeout=600,
-            ),
-            func(
-                job("collection.collect", collect),
-                name="collection.collect",
-                max_tries=task_tries,
-                timeout=1800,
-            ),
-            func(
-                job("billing.handle_event", handle_event),
-                name="billing.handle_event",
-                max_tries=12,
-                timeout=120,
-            ),
-            func(
-                job(SEND_VERIFICATION_JOB, send_email_verification),
-                name=SEND_VERIFICATION_JOB,
-                max_tries=5,
-                timeout=60,
-            ),
-            func(
-                job(SEND_RESET_JOB, send_password_reset),
-                name=SEND_RESET_JOB,
-                max_tries=5,
-                timeout=60,
-            ),
-            func(
-                job(SEND_INVITATION_JOB, send_invitation),
-                name=SEND_INVITATION_JOB,
-                max_tries=5,
-                timeout=60,
-            ),
-            func(
-                job("webhooks.deliver", deliver),
-                name="webhooks.deliver",
-                max_tries=3,  # retries are the delivery row's own (jobs/webhooks.py)
-                timeout=120,
-            ),
+                on_demand(spec.name, spec.fn),
+                name=spec.name,
+                max_tries=spec.tries(settings),
+                timeout=spec.timeout,
+            )
+            for spec in JOBS.values()
         ],
         "cron_jobs": [
             cron(

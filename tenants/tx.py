@@ -6,16 +6,19 @@ public`. The setting dies with the transaction, which is what keeps it correct b
 in transaction mode (see docs/tenancy.md). Never use session-level `SET`.
 
 Work that must happen only once the data is durable (publishing events, enqueueing jobs) is
-registered with `on_commit()` and runs after COMMIT; a rollback drops it.
+registered with `on_commit()` and runs after COMMIT; a rollback drops it. Code above this
+module registers it through the outbox (tenants/outbox.py).
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import asyncpg
@@ -61,8 +64,15 @@ class TenantTx:
     after_commit: list[AfterCommit] = field(default_factory=list)
     before_commit: list[AfterCommit] = field(default_factory=list)
     rollback_only: bool = False
-    # Per-transaction buffers of work that flushes before commit (e.g. webhook fan-out).
+    # Per-transaction buffers (lists or insertion-ordered dicts) of registered work, e.g. the
+    # webhook fan-out or the outbox's message ids; a savepoint's rollback cuts them back.
     buffers: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def id(self) -> str:
+        """A random id of this transaction, made on first use (the outbox derives the ids of
+        messages that have no natural key from it)."""
+        return uuid.uuid4().hex
 
     def on_commit(self, fn: AfterCommit) -> None:
         self.after_commit.append(fn)
@@ -77,7 +87,7 @@ class TenantTx:
         return TxMark(
             len(self.after_commit),
             len(self.before_commit),
-            {k: len(v) for k, v in self.buffers.items() if isinstance(v, list)},
+            {k: len(v) for k, v in self.buffers.items() if isinstance(v, list | dict)},
         )
 
     def rollback_to(self, mark: TxMark) -> None:
@@ -88,6 +98,9 @@ class TenantTx:
         for key in list(self.buffers):
             if key not in mark.buffers:
                 del self.buffers[key]  # created since: its flush hook went with before_commit
+            elif isinstance(self.buffers[key], dict):
+                for added in list(self.buffers[key])[mark.buffers[key] :]:
+                    del self.buffers[key][added]
             else:
                 del self.buffers[key][mark.buffers[key] :]
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from core.broker import get_broker
 from domain.analytics.models import InfluencerScore
 from domain.collection.models import FollowerSnapshot
 from domain.influencers.models import InfluencerAccount
@@ -98,8 +99,7 @@ async def set_followers(schema: str, followers: int) -> None:
 async def sent_messages(actor_name: str) -> list[list[Any]]:
     """The args of every `actor_name` message waiting in this run's Dramatiq queue, which is
     then emptied of them: what a worker would consume."""
-    from jobs.actors import broker
-
+    broker = get_broker()
     client = broker.client
     key = f"{broker.namespace}:analytics.msgs"
     found = []

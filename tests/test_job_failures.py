@@ -27,7 +27,7 @@ from strawberry.relay import GlobalID
 from core.runtime import runtime
 from domain.collection.models import CollectionTask
 from domain.collection.service import IMPORT_JOB
-from jobs.enqueue import job_id, scoped_job_id
+from tenants import outbox
 from tenants.tx import tenant_tx
 from tests.conftest import GQL, Server, Services, Tenant, import_file, run_jobs
 from tests.test_collection import connect, influencer, start
@@ -124,7 +124,7 @@ async def test_brief_database_error_is_retried_and_the_task_can_be_queued_again(
     # Its deterministic job id is free again: no result refuses it, a new job is taken and
     # finds nothing left to do.
     assert runtime.arq is not None and runtime.redis is not None
-    jid = scoped_job_id(job_id(IMPORT_JOB, tenant.schema, pk(task_id)))
+    jid = outbox.job_id(IMPORT_JOB, tenant.schema, pk(task_id))
     assert not await runtime.redis.exists(f"arq:result:{jid}")
     again = await runtime.arq.enqueue_job(
         IMPORT_JOB, tenant.schema, pk(task_id), _job_id=jid, _queue_name=runtime.queue_name
@@ -157,11 +157,12 @@ async def _until_finished(ws: Any, seen: list[dict[str, Any]]) -> None:
 @pytest.fixture
 async def task_events(tenant: Tenant) -> AsyncIterator[list[dict[str, Any]]]:
     """Every `collection_task_updated` event of the tenant, as published on Redis."""
+    from core import hub
     from domain import events
 
     assert runtime.redis is not None
     pubsub = runtime.redis.pubsub()
-    await pubsub.subscribe(events.channel(tenant.schema, events.COLLECTION_TASK_UPDATED))
+    await pubsub.subscribe(hub.channel(tenant.schema, events.COLLECTION_TASK_UPDATED))
     received: list[dict[str, Any]] = []
 
     async def listen() -> None:
@@ -262,7 +263,7 @@ async def test_a_task_whose_job_keeps_getting_lost_ends_failed(
     )
     created = await import_file(gql, tenant.token, "posts.jsonl", jsonl(rows_for(["lost"], 2)))
     task_pk = pk(created["task"]["id"])
-    jid = scoped_job_id(job_id(IMPORT_JOB, tenant.schema, task_pk))
+    jid = outbox.job_id(IMPORT_JOB, tenant.schema, task_pk)
     assert runtime.arq is not None
 
     async def task_row() -> CollectionTask:

@@ -28,6 +28,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
 from api.ws import SubscriptionServer
+from core import hub
 from core.hub import EventHub
 from core.settings import get_settings
 from domain import events
@@ -107,13 +108,13 @@ async def a_post(gql: GQL, tenant: Tenant, text_size: int = 0) -> tuple[int, int
 
 
 async def publish(redis: Redis, tenant: Tenant, post_id: int, influencer_id: int) -> None:
-    """What `domain.events.emit` publishes after the commit that stored a post."""
+    """What `tenants.outbox.publish` publishes after the commit that stored a post."""
     payload = json.dumps({"id": post_id, "influencer_id": influencer_id})
-    await redis.publish(events.channel(tenant.schema, events.POST_ADDED), payload)
+    await redis.publish(hub.channel(tenant.schema, events.POST_ADDED), payload)
 
 
 async def wait_subscribed(redis: Redis, tenant: Tenant, count: int = 1) -> None:
-    channel = events.channel(tenant.schema, events.POST_ADDED)
+    channel = hub.channel(tenant.schema, events.POST_ADDED)
     for _ in range(500):
         got = dict(await redis.pubsub_numsub(channel))
         if got.get(channel.encode(), got.get(channel, 0)) >= count:  # type: ignore[call-overload]

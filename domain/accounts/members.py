@@ -29,7 +29,7 @@ from domain.errors import (
     ValidationFailed,
 )
 from domain.pagination import Page, check_first, decode_cursor, encode_cursor, newest_first
-from jobs.enqueue import enqueue_after_commit
+from tenants import outbox
 from tenants.models import Tenant
 from tenants.plans import plan_for
 from tenants.tx import public_tx
@@ -107,7 +107,7 @@ class MemberService:
                 metadata={"email": email, "role": role, "emailed": send_email},
             )
             if send_email:
-                enqueue_after_commit(mail.SEND_INVITATION_JOB, "public", invitation.id)
+                outbox.enqueue(mail.SEND_INVITATION_JOB, "public", invitation.id)
                 return invitation, None
         return invitation, token
 

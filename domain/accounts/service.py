@@ -32,7 +32,7 @@ from domain.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from jobs.enqueue import enqueue_after_commit
+from tenants import outbox
 from tenants.models import Tenant
 from tenants.provisioning import provision_in_tx
 from tenants.registry import schema_for_slug
@@ -285,9 +285,7 @@ class AccountService:
                 raise AuthenticationFailed("authentication required")
             if user.email_verified_at is not None:
                 return False
-            enqueue_after_commit(
-                mail.SEND_VERIFICATION_JOB, "public", user.id, suffix=uuid.uuid4().hex
-            )
+            outbox.enqueue(mail.SEND_VERIFICATION_JOB, "public", user.id, suffix=uuid.uuid4().hex)
         return True
 
     async def verify_email(self, token: str) -> User:
@@ -312,9 +310,7 @@ class AccountService:
         async with public_tx():
             user = await User.get_or_none(email=email, is_active=True)
             if user is not None:
-                enqueue_after_commit(
-                    mail.SEND_RESET_JOB, "public", user.id, suffix=uuid.uuid4().hex
-                )
+                outbox.enqueue(mail.SEND_RESET_JOB, "public", user.id, suffix=uuid.uuid4().hex)
 
     async def reset_password(self, token: str, new_password: str) -> User:
         """Set a new password with a reset token; every refresh token of the user is revoked

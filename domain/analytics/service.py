@@ -30,7 +30,14 @@ from domain.analytics.scoring import FORMULA_VERSION
 from domain.analytics.text import TextAnalysis, analyze_texts
 from domain.influencers.models import Influencer, InfluencerAccount
 from domain.posts.models import Comment, Post
+from tenants import outbox
 from tenants.tx import current_tx
+
+# The Dramatiq actors that follow new or removed data (jobs/actors.py declares them with these
+# names): senders go through the outbox and never import the actors.
+ANALYTICS_QUEUE = "analytics"
+RECOUNT_TOTALS = outbox.ActorRef("analytics.recount_totals", ANALYTICS_QUEUE)
+ANALYZE_POSTS = outbox.ActorRef("analytics.analyze_posts", ANALYTICS_QUEUE)
 
 ANALYSIS_BATCH = 1000  # rows analysed and written per transaction
 POSTS_PER_ACCOUNT = 100  # the recent posts an account's figures are computed from
@@ -303,7 +310,7 @@ class AnalyticsService:
                 "influencer_score", records=records, columns=_SCORE_COLUMNS
             )
         for f in figures:
-            events.emit(
+            outbox.publish(
                 events.SCORE_UPDATED,
                 {
                     "influencer_id": f.influencer_id,

@@ -35,6 +35,7 @@ from domain.errors import FieldError, NotFound, ValidationFailed
 from domain.influencers.models import Influencer, InfluencerAccount
 from domain.posts.models import Post
 from domain.posts.service import posts
+from tenants import outbox
 from tenants.tx import current_tx
 
 COLLECT_JOB = "collection.collect"
@@ -74,7 +75,6 @@ class CollectService:
         high_priority: bool = True,
     ) -> CollectionTask:
         """A pending collect task, enqueued after commit. Needs an active connection."""
-        from jobs.enqueue import enqueue_after_commit
 
         if platform not in COLLECT_PLATFORMS:
             raise ValidationFailed(
@@ -101,8 +101,8 @@ class CollectService:
         )
         schema = current_tx().schema
         assert schema is not None
-        enqueue_after_commit(COLLECT_JOB, schema, task.id, high_priority=high_priority)
-        events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+        outbox.enqueue(COLLECT_JOB, schema, task.id, high_priority=high_priority)
+        outbox.publish(events.COLLECTION_TASK_UPDATED, task_event(task))
         return task
 
     async def begin(self, task_id: int) -> CollectionTask | None:
@@ -127,7 +127,7 @@ class CollectService:
         task.next_attempt_at = None  # type: ignore[assignment]
         task.started_at = task.started_at or datetime.now(UTC)
         await task.save()
-        events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+        outbox.publish(events.COLLECTION_TASK_UPDATED, task_event(task))
         return task
 
     async def step(self, task_id: int) -> Step:
@@ -159,7 +159,7 @@ class CollectService:
         task.units_spent += units
         progressed(task)
         await task.save()
-        events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+        outbox.publish(events.COLLECTION_TASK_UPDATED, task_event(task))
 
     def _record_errors(self, task: CollectionTask, errors: Sequence[ItemError], where: str) -> None:
         room = MAX_ROW_ERRORS - len(task.errors)
@@ -243,7 +243,7 @@ class CollectService:
         task.updated += result.updated
         self._record_errors(task, page.errors, f"@{account.handle} posts")
         for post_id, influencer_id in result.created_posts:
-            events.emit(events.POST_ADDED, {"id": post_id, "influencer_id": influencer_id})
+            outbox.publish(events.POST_ADDED, {"id": post_id, "influencer_id": influencer_id})
         newest = max([p.published_at for p in page.items], default=None)
         seen = expected.get("newest")
         if newest is not None and (seen is None or newest.isoformat() > seen):
@@ -320,7 +320,7 @@ class CollectService:
         task.status, task.error, task.finished_at = "failed", error[:2000], datetime.now(UTC)
         task.next_attempt_at = None  # type: ignore[assignment]
         await task.save()
-        events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+        outbox.publish(events.COLLECTION_TASK_UPDATED, task_event(task))
 
     async def finish(self, task_id: int) -> CollectionTask:
         task = await CollectionTask.filter(id=task_id).select_for_update().first()
@@ -331,7 +331,7 @@ class CollectService:
             task.processed = task.total
             task.next_attempt_at = None  # type: ignore[assignment]
             await task.save()
-            events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+            outbox.publish(events.COLLECTION_TASK_UPDATED, task_event(task))
         return task
 
     async def due_platforms(self, interval: timedelta) -> list[str]:

@@ -13,6 +13,7 @@ from domain.collection.connectors import OPTIONAL_SECRET_FIELDS, SECRET_FIELDS
 from domain.collection.models import PlatformConnection
 from domain.collection.secrets import CredentialCipher, cipher_from_settings
 from domain.errors import FieldError, NotFound, ValidationFailed
+from tenants import outbox
 
 MAX_SECRET_LENGTH = 4096
 
@@ -148,7 +149,7 @@ class ConnectionService:
             return
         conn.status, conn.broken_reason = "broken", reason[:1000]
         await conn.save()
-        events.emit(
+        outbox.publish(
             events.PLATFORM_CONNECTION_BROKEN,
             {"id": conn.id, "platform": platform, "reason": conn.broken_reason},
         )

@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from core.backoff import retry_delay
 from domain import events
 from domain.collection.models import CollectionTask
 from domain.collection.service import task_event
-from jobs.retry import retry_delay
+from tenants import outbox
 
 FINISHED = ("succeeded", "failed")
 MAX_ERROR = 2000
@@ -75,14 +76,14 @@ async def record_failure(
         task.error = f"gave up after {why}: {error}"[:MAX_ERROR]
         task.next_attempt_at = None  # type: ignore[assignment]
         await task.save()
-        events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+        outbox.publish(events.COLLECTION_TASK_UPDATED, task_event(task))
         return Verdict(task, None, failed_now=True)
     delay = bounds.delay(task.retries) if retry_after is None else max(0.0, retry_after)
     if wait:
         task.status = "pending"
         task.next_attempt_at = now + timedelta(seconds=delay)
     await task.save()
-    events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+    outbox.publish(events.COLLECTION_TASK_UPDATED, task_event(task))
     return Verdict(task, delay)
 
 
@@ -95,5 +96,5 @@ async def defer(task_id: int, seconds: float) -> CollectionTask | None:
     task.status = "pending"
     task.next_attempt_at = datetime.now(UTC) + timedelta(seconds=seconds)
     await task.save()
-    events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+    outbox.publish(events.COLLECTION_TASK_UPDATED, task_event(task))
     return task

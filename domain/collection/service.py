@@ -15,7 +15,7 @@ from domain.collection.models import CollectionTask, ImportFile
 from domain.errors import FieldError, NotFound, ValidationFailed
 from domain.pagination import Page, newest_first
 from domain.posts.service import posts
-from jobs.enqueue import enqueue_after_commit
+from tenants import outbox
 from tenants.tx import current_tx
 
 IMPORT_JOB = "collection.import"
@@ -88,8 +88,8 @@ class CollectionService:
         await ImportFile.create(task=task, filename=filename[:255], format=fmt, content=content)
         schema = current_tx().schema
         assert schema is not None
-        enqueue_after_commit(IMPORT_JOB, schema, task.id)
-        events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+        outbox.enqueue(IMPORT_JOB, schema, task.id)
+        outbox.publish(events.COLLECTION_TASK_UPDATED, task_event(task))
         return task
 
     async def begin_import(self, task_id: int) -> tuple[CollectionTask, ImportFile] | None:
@@ -103,7 +103,7 @@ class CollectionService:
         task.next_attempt_at = None  # type: ignore[assignment]
         task.started_at = task.started_at or datetime.now(UTC)
         await task.save()
-        events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+        outbox.publish(events.COLLECTION_TASK_UPDATED, task_event(task))
         return task, file
 
     async def import_batch(
@@ -132,8 +132,8 @@ class CollectionService:
             ]
         await task.save()
         for post_id, influencer_id in result.created_posts:
-            events.emit(events.POST_ADDED, {"id": post_id, "influencer_id": influencer_id})
-        events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+            outbox.publish(events.POST_ADDED, {"id": post_id, "influencer_id": influencer_id})
+        outbox.publish(events.COLLECTION_TASK_UPDATED, task_event(task))
         return task
 
     async def finish(self, task_id: int, *, error: str | None = None) -> CollectionTask:
@@ -145,7 +145,7 @@ class CollectionService:
         task.finished_at = datetime.now(UTC)
         task.next_attempt_at = None  # type: ignore[assignment]
         await task.save()
-        events.emit(events.COLLECTION_TASK_UPDATED, task_event(task))
+        outbox.publish(events.COLLECTION_TASK_UPDATED, task_event(task))
         return task
 
     async def stale_tasks(

@@ -23,6 +23,7 @@ from domain.influencers.models import Influencer, InfluencerAccount
 from domain.insights.models import AlertEvent, AlertRule, Anomaly, Insight
 from domain.pagination import Page, newest_first
 from domain.posts.models import Post
+from tenants import outbox
 from tenants.tx import current_tx
 
 DAILY_DIGEST = "daily_digest"
@@ -186,7 +187,7 @@ class InsightService:
             period_end=digest.period_end,
             body=body,
         )
-        events.emit(events.INSIGHT_CREATED, {"id": row.id, "kind": row.kind})
+        outbox.publish(events.INSIGHT_CREATED, {"id": row.id, "kind": row.kind})
         return row
 
     async def write_daily_digest(self, now: datetime) -> Insight | None:
@@ -269,7 +270,7 @@ class InsightService:
                     message=_message(row, obs),
                     deliveries={c: "pending" for c in row.channels},
                 )
-                events.emit(events.ALERT_TRIGGERED, {"id": event.id, "rule_id": row.id})
+                outbox.publish(events.ALERT_TRIGGERED, {"id": event.id, "rule_id": row.id})
                 fired.append(event)
             await row.save(
                 update_fields=["state", "last_value", "last_evaluated_at", "last_fired_at"]

@@ -31,6 +31,7 @@ from domain.errors import FieldError, ValidationFailed
 from domain.pagination import Page, check_first, decode_cursor, encode_cursor
 from domain.posts.models import Post
 from domain.trends.models import TREND_STATUSES, Trend, TrendInfluencer, TrendPoint
+from tenants import outbox
 from tenants.tx import current_tx
 
 MATERIAL_SCORE_CHANGE = 5.0  # score points; a status change or a new trend always counts
@@ -259,7 +260,7 @@ class TrendService:
                 now - POINT_RETENTION,
             )
         for change in changes:
-            events.emit(
+            outbox.publish(
                 events.TREND_UPDATED,
                 {
                     "id": change.id,

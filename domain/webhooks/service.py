@@ -25,7 +25,7 @@ from domain.errors import FieldError, NotFound, ValidationFailed
 from domain.pagination import Page, newest_first
 from domain.webhooks import rules
 from domain.webhooks.models import WebhookDelivery, WebhookEndpoint
-from jobs.enqueue import enqueue_after_commit
+from tenants import outbox
 from tenants.tx import TenantTx
 
 DELIVER_JOB = "webhooks.deliver"
@@ -176,7 +176,7 @@ class WebhookService:
         delivery.next_attempt_at = datetime.now(UTC)
         delivery.claimed_until = None  # type: ignore[assignment]
         await delivery.save()
-        enqueue_after_commit(
+        outbox.enqueue(
             DELIVER_JOB,
             schema,
             delivery.id,
@@ -188,9 +188,10 @@ class WebhookService:
     # -- the fan-out point -----------------------------------------------------------------
 
     def fan_out(self, tx: TenantTx, internal_event: str, payload: dict[str, Any]) -> None:
-        """Called by `domain.events.emit` for every domain event: buffered per transaction and
-        written, just before COMMIT, as one delivery per subscribed endpoint (so deliveries
-        exist exactly when the change that caused them commits)."""
+        """Called by `tenants.outbox.publish` for every domain event (registered in
+        domain/events.py): buffered per transaction and written, just before COMMIT, as one
+        delivery per subscribed endpoint (so deliveries exist exactly when the change that
+        caused them commits)."""
         buffer: list[tuple[str, dict[str, Any], datetime]] | None = tx.buffers.get("webhooks")
         if buffer is None:
             buffer = tx.buffers["webhooks"] = []
@@ -229,7 +230,7 @@ class WebhookService:
             message_id__in=[r.message_id for r in rows]
         ).values_list("id", flat=True)
         for delivery_id in ids:
-            enqueue_after_commit(DELIVER_JOB, tx.schema, int(delivery_id), suffix="a0")
+            outbox.enqueue(DELIVER_JOB, tx.schema, int(delivery_id), suffix="a0")
 
     # -- attempts (the job) ----------------------------------------------------------------
 
@@ -295,7 +296,7 @@ class WebhookService:
         else:
             delay = timedelta(seconds=rules.retry_delay(delivery.attempts, base, cap))
             delivery.next_attempt_at = datetime.now(UTC) + delay
-            enqueue_after_commit(
+            outbox.enqueue(
                 DELIVER_JOB, schema, delivery.id, suffix=f"a{delivery.attempts}", defer_by=delay
             )
         await delivery.save()

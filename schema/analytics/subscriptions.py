@@ -8,6 +8,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from core import hub
 from domain import events
 from schema.analytics.types import InfluencerMetrics
 from schema.context import subscription_tenant
@@ -27,7 +28,7 @@ class AnalyticsSubscriptions:
     ) -> AsyncGenerator[InfluencerMetrics, None]:
         schema = subscription_tenant(info)
         wanted = decode_id(influencer_id, "Influencer", "influencerId") if influencer_id else None
-        async with info.context.hub.subscribe(events.channel(schema, events.SCORE_UPDATED)) as feed:
+        async with info.context.hub.subscribe(hub.channel(schema, events.SCORE_UPDATED)) as feed:
             async for event in feed:
                 if wanted is not None and event.get("influencer_id") != wanted:
                     continue

@@ -12,6 +12,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
+from core import hub
 from core.hub import REPLAY_LATEST
 from domain import events
 from domain.collection.connections import connections
@@ -35,7 +36,7 @@ class CollectionSubscriptions:
     ) -> AsyncGenerator[Post, None]:
         schema = subscription_tenant(info)
         wanted = decode_id(influencer_id, "Influencer", "influencerId") if influencer_id else None
-        async with info.context.hub.subscribe(events.channel(schema, events.POST_ADDED)) as feed:
+        async with info.context.hub.subscribe(hub.channel(schema, events.POST_ADDED)) as feed:
             async for event in feed:
                 if wanted is not None and event.get("influencer_id") != wanted:
                     continue
@@ -56,7 +57,7 @@ class CollectionSubscriptions:
     ) -> AsyncGenerator[CollectionTask, None]:
         schema = subscription_tenant(info)
         task_id = decode_id(id, "CollectionTask")
-        channel = events.channel(schema, events.COLLECTION_TASK_UPDATED)
+        channel = hub.channel(schema, events.COLLECTION_TASK_UPDATED)
         async with info.context.hub.subscribe(channel) as feed:
             info.context.loaders = Loaders(schema, cache=False)
             current = await info.context.loaders.task_by_id.load(task_id)
@@ -84,7 +85,7 @@ class CollectionSubscriptions:
         self, info: Info
     ) -> AsyncGenerator[PlatformConnection, None]:
         schema = subscription_tenant(info)
-        channel = events.channel(schema, events.PLATFORM_CONNECTION_BROKEN)
+        channel = hub.channel(schema, events.PLATFORM_CONNECTION_BROKEN)
         async with info.context.hub.subscribe(channel) as feed:
             async for event in feed:
                 connection_id = int(event["id"])

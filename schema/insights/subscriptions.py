@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
+from core import hub
 from domain import events
 from domain.insights.service import insights
 from schema.context import subscription_tenant
@@ -24,7 +25,7 @@ class InsightSubscriptions:
     )
     async def alert_triggered(self, info: Info) -> AsyncGenerator[AlertEvent, None]:
         schema = subscription_tenant(info)
-        channel = events.channel(schema, events.ALERT_TRIGGERED)
+        channel = hub.channel(schema, events.ALERT_TRIGGERED)
         async with info.context.hub.subscribe(channel) as feed:
             async for event in feed:
                 async with tenant_tx(schema):
@@ -38,7 +39,7 @@ class InsightSubscriptions:
     )
     async def insight_created(self, info: Info) -> AsyncGenerator[Insight, None]:
         schema = subscription_tenant(info)
-        channel = events.channel(schema, events.INSIGHT_CREATED)
+        channel = hub.channel(schema, events.INSIGHT_CREATED)
         async with info.context.hub.subscribe(channel) as feed:
             async for event in feed:
                 async with tenant_tx(schema):

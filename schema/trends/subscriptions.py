@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.types import Info
 
+from core import hub
 from domain import events
 from schema.context import subscription_tenant
 from schema.dataloaders import Loaders
@@ -25,7 +26,7 @@ class TrendSubscriptions:
         self, info: Info, status: TrendStatus | None = None
     ) -> AsyncGenerator[Trend, None]:
         schema = subscription_tenant(info)
-        async with info.context.hub.subscribe(events.channel(schema, events.TREND_UPDATED)) as feed:
+        async with info.context.hub.subscribe(hub.channel(schema, events.TREND_UPDATED)) as feed:
             async for event in feed:
                 if status is not None and event.get("status") != status.value:
                     continue
