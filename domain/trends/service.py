@@ -1,7 +1,7 @@
 """Trend I/O: reading posts for detection, writing its results in bulk, serving trends.
 
 Runs inside the caller's tenant transaction; never commits. The detection itself is pure
-(domain/analytics/trends.py); `jobs/actors.py` `analytics.detect_trends` drives the three steps
+(domain/trends/rules.py); `jobs/actors.py` `analytics.detect_trends` drives the three steps
 (load posts, detect outside any transaction, save).
 """
 
@@ -19,7 +19,11 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from domain import events
-from domain.analytics.trends import (
+from domain.errors import FieldError, ValidationFailed
+from domain.pagination import Page, check_first, decode_cursor, encode_cursor
+from domain.posts.models import Post
+from domain.trends.models import TREND_STATUSES, Trend, TrendInfluencer, TrendPoint
+from domain.trends.rules import (
     ALL_PLATFORMS,
     HOUR,
     Forecast,
@@ -27,10 +31,6 @@ from domain.analytics.trends import (
     TrendPost,
     TrendResult,
 )
-from domain.errors import FieldError, ValidationFailed
-from domain.pagination import Page, check_first, decode_cursor, encode_cursor
-from domain.posts.models import Post
-from domain.trends.models import TREND_STATUSES, Trend, TrendInfluencer, TrendPoint
 from tenants.tx import current_tx
 
 MATERIAL_SCORE_CHANGE = 5.0  # score points; a status change or a new trend always counts

@@ -12,7 +12,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from domain.collection import models
-from schema.dataloaders import tenant_scope
+from schema.loading import tenant_scope
 
 
 @strawberry.enum

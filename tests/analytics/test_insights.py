@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from domain.analytics.alerts import (
+from domain.analytics.engagement import FollowerSnapshot
+from domain.insights.alerts import (
     ARMED,
     FIRED,
     RuleSpec,
@@ -16,8 +17,7 @@ from domain.analytics.alerts import (
     next_state,
     observe,
 )
-from domain.analytics.engagement import FollowerSnapshot
-from domain.analytics.insights import (
+from domain.insights.rules import (
     PostPoint,
     best_posting_times,
     build_digest,

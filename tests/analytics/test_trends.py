@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from domain.analytics.trends import (
+from domain.trends.rules import (
     HOUR,
     TrendConfig,
     TrendPost,

@@ -35,7 +35,8 @@ import numpy as np
 if TYPE_CHECKING:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-# scikit-learn (and keywords.py, which imports it) and statsmodels load on first use.
+# scikit-learn (and domain/analytics/keywords.py, which imports it) and statsmodels load
+# on first use.
 
 TopicKind = Literal["hashtag", "keyword", "cluster"]
 Status = Literal["emerging", "rising", "peaking", "declining", "stable"]
