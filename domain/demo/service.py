@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from core.settings import Settings
 from domain.accounts import tokens
 from domain.accounts.models import Membership, User
-from domain.accounts.service import accounts
+from domain.accounts.service import auth
 from domain.collection.models import CollectionTask
 from domain.collection.service import collection_tasks
 from domain.demo.rules import SeedInfluencer, generate_posts, load_seed_influencers
@@ -38,7 +38,7 @@ class DemoService:
         Returns False when it already existed (seeding is idempotent)."""
         if await get_tenant_by_slug(DEMO_SLUG) is not None:
             return False
-        await accounts.sign_up(
+        await auth.sign_up(
             settings,
             email=DEMO_EMAIL,
             password=DEMO_PASSWORD,
