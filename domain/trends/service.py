@@ -22,15 +22,9 @@ from domain import events
 from domain.errors import FieldError, ValidationFailed
 from domain.pagination import Page, check_first, decode_cursor, encode_cursor
 from domain.posts.models import Post
+from domain.trends.forecast import Forecast
 from domain.trends.models import TREND_STATUSES, Trend, TrendInfluencer, TrendPoint
-from domain.trends.rules import (
-    ALL_PLATFORMS,
-    HOUR,
-    Forecast,
-    TrendConfig,
-    TrendPost,
-    TrendResult,
-)
+from domain.trends.rules import ALL_PLATFORMS, HOUR, TrendConfig, TrendPost, TrendResult
 from tenants.tx import current_tx
 
 MATERIAL_SCORE_CHANGE = 5.0  # score points; a status change or a new trend always counts
