@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 from domain.analytics.engagement import FollowerSnapshot
 from domain.errors import FieldError
-from domain.insights.rules import PostPoint, total_followers
+from domain.insights.digest import total_followers
+from domain.insights.rules import PostPoint
 
 METRICS = ("posts", "interactions", "engagement_rate", "sentiment", "followers")
 CONDITIONS = ("above", "below", "change_pct")

@@ -1,6 +1,6 @@
 """Insights, anomalies and alert rules: I/O. Runs inside the caller's tenant transaction;
-never commits. The figures come from the pure functions in domain/insights/rules.py and
-domain/insights/alerts.py."""
+never commits. The figures come from the pure functions in domain/insights/rules.py,
+digest.py and alerts.py."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from domain.analytics.engagement import FollowerSnapshot as Snap
 from domain.errors import FieldError, NotFound, ValidationFailed
 from domain.influencers.models import Influencer, InfluencerAccount
 from domain.insights import alerts, rules
+from domain.insights.digest import Digest, build_digest
 from domain.insights.models import AlertEvent, AlertRule, Anomaly, Insight
 from domain.pagination import Page, newest_first
 from domain.posts.models import Post
@@ -149,7 +150,7 @@ class InsightService:
 
     # -- jobs ----------------------------------------------------------------------------------
 
-    async def build_daily_digest(self, now: datetime) -> rules.Digest | None:
+    async def build_daily_digest(self, now: datetime) -> Digest | None:
         """The digest of the last full UTC day before `now` (None: it is already stored).
         Only reads, so a job may rewrite its prose outside any transaction."""
         end = datetime.combine(now.date(), time(), tzinfo=now.tzinfo)
@@ -158,7 +159,7 @@ class InsightService:
             return None
         points = await self.points(min(start - timedelta(days=1), end - ANOMALY_LOOKBACK), end)
         platforms = sorted({p.platform for p in points})
-        return rules.build_digest(
+        return build_digest(
             points,
             start,
             end,
@@ -168,9 +169,7 @@ class InsightService:
             posting_times=[rules.best_posting_times(points, p) for p in platforms],
         )
 
-    async def store_daily_digest(
-        self, digest: rules.Digest, prose: str | None = None
-    ) -> Insight | None:
+    async def store_daily_digest(self, digest: Digest, prose: str | None = None) -> Insight | None:
         """Write the digest once per day (None: a concurrent run stored it first) and
         publish `insight_created` after commit."""
         await _lock(DAILY_DIGEST)

@@ -17,11 +17,10 @@ from domain.insights.alerts import (
     next_state,
     observe,
 )
+from domain.insights.digest import build_digest, change_pct
 from domain.insights.rules import (
     PostPoint,
     best_posting_times,
-    build_digest,
-    change_pct,
     detect_anomalies,
     engagement_anomalies,
     sentiment_turns,
