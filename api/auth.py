@@ -22,8 +22,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.http_input import send_error
 from core.settings import Settings
 from domain.accounts import rules, tokens
-from domain.accounts.service import Principal, accounts
+from domain.accounts.service import Principal
 from domain.accounts.sessions import sessions
+from domain.accounts.users import users
 from domain.apikeys.rules import looks_like_api_key
 from domain.apikeys.service import apikeys
 from domain.errors import AuthenticationFailed, DomainError, PermissionDenied, PlanLimitReached
@@ -65,7 +66,7 @@ async def principal_from_credentials(
     if x_tenant and f"t_{x_tenant}" != claims.tenant_schema:
         if rules.check_slug(x_tenant) is not None:
             raise PermissionDenied(f"no membership in tenant {x_tenant!r}")
-        other = await accounts.principal_for(claims.user_id, x_tenant)
+        other = await users.principal_for(claims.user_id, x_tenant)
         return dataclasses.replace(
             other, expires_at=claims.expires_at, session_version=claims.session_version
         )

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from core.settings import Settings, get_settings
 from domain.accounts import oidc
-from domain.accounts.service import accounts
+from domain.accounts.identities import identities
 from domain.errors import DomainError
 
 log = structlog.get_logger(__name__)
@@ -111,7 +111,7 @@ async def sign_in_callback(request: Request) -> Response:
             )
             log.info("signin.link_ready", provider=provider, user_id=result.user_id)
             return _complete(settings, state, link_code=link_code, provider=provider)
-        user_id = await accounts.sign_in_with_identity(settings, result.identity)
+        user_id = await identities.sign_in_with_identity(settings, result.identity)
     except oidc.SignInError as exc:
         log.info("signin.refused", provider=provider, reason=str(exc))
         return _complete(settings, state, error=exc.code, error_description=str(exc))

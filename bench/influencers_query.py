@@ -161,7 +161,7 @@ async def seed(database_url: str, redis_url: str) -> Seeded:
     """Migrate, sign up a tenant, add the influencers; all through the app's own code."""
     from core.logging import configure_logging
     from core.settings import Settings
-    from domain.accounts.service import accounts
+    from domain.accounts.service import auth
     from domain.influencers.models import PLATFORMS
     from domain.influencers.rules import AccountInput, InfluencerInput
     from domain.influencers.service import influencers
@@ -179,7 +179,7 @@ async def seed(database_url: str, redis_url: str) -> Seeded:
     await init_db(settings)
     try:
         await migrate_public()
-        _, tenant, pair = await accounts.sign_up(
+        _, tenant, pair = await auth.sign_up(
             settings,
             email="bench@example.com",
             password="bench-password-0123",

@@ -87,7 +87,7 @@ class Seeded:
 async def seed(database_url: str, redis_url: str, posts: int) -> Seeded:
     from core.logging import configure_logging
     from core.settings import Settings
-    from domain.accounts.service import accounts
+    from domain.accounts.service import auth
     from domain.collection.rules import ImportRow
     from domain.influencers.rules import AccountInput, InfluencerInput
     from domain.influencers.service import influencers
@@ -106,7 +106,7 @@ async def seed(database_url: str, redis_url: str, posts: int) -> Seeded:
     await init_db(settings)
     try:
         await migrate_public()
-        _, tenant, pair = await accounts.sign_up(
+        _, tenant, pair = await auth.sign_up(
             settings,
             email="bench@example.com",
             password="bench-password-0123",

@@ -108,7 +108,7 @@ async def add_tenants(settings: object, tokens: Tokens, first: int, last: int) -
     from core.settings import Settings
     from domain.accounts import tokens as jwt_tokens
     from domain.accounts.models import Membership, User
-    from domain.accounts.service import accounts
+    from domain.accounts.service import auth
     from tenants.migrate import migrate_public
     from tenants.provisioning import create_tenant
     from tenants.tx import public_tx, tenant_tx
@@ -116,7 +116,7 @@ async def add_tenants(settings: object, tokens: Tokens, first: int, last: int) -
     assert isinstance(settings, Settings)
     if first == 1:
         await migrate_public()
-        _, tenant, pair = await accounts.sign_up(
+        _, tenant, pair = await auth.sign_up(
             settings,
             email="owner@scale.example",
             password="bench-password-0123",

@@ -13,7 +13,6 @@ from core.runtime import runtime
 from core.settings import Settings, get_settings
 from domain.analytics.service import ANALYZE_POSTS, RECOUNT_TOTALS
 from domain.collection import oauth, retries, rules
-from domain.collection.collect import COLLECT_JOB, SCRAPER_ROUTES, account_ref, collector
 from domain.collection.connections import connections
 from domain.collection.connectors import (
     AccountUnavailable,
@@ -26,7 +25,8 @@ from domain.collection.connectors import (
     RetryPolicy,
     build_connector,
 )
-from domain.collection.service import IMPORT_JOB, collection
+from domain.collection.platform_runs import COLLECT_JOB, SCRAPER_ROUTES, account_ref, platform_runs
+from domain.collection.service import IMPORT_JOB, collection_tasks
 from domain.errors import NotFound
 from jobs.registry import job
 from jobs.retry import is_transient_db_error, job_retry_delay
@@ -49,7 +49,7 @@ async def _import_file(ctx: dict[str, Any], tenant_schema: str, task_id: int) ->
     """
     batch_size = get_settings().import_batch_size
     async with tenant_tx(tenant_schema):
-        begun = await collection.begin_import(task_id)
+        begun = await collection_tasks.begin_import(task_id)
         if begun is None:
             return "nothing to do"
         task, file = begun
@@ -59,17 +59,17 @@ async def _import_file(ctx: dict[str, Any], tenant_schema: str, task_id: int) ->
         _, parsed = rules.parse_import(filename, content)
     except Exception as exc:  # the file was checked on upload; this is a real surprise
         async with tenant_tx(tenant_schema):
-            await collection.finish(task_id, error=f"cannot parse file: {exc}")
+            await collection_tasks.finish(task_id, error=f"cannot parse file: {exc}")
         raise
     start = task.processed
     while start < len(parsed):
         batch = parsed[start : start + batch_size]
         async with tenant_tx(tenant_schema):
-            task = await collection.import_batch(task_id, batch, start)
+            task = await collection_tasks.import_batch(task_id, batch, start)
         start = task.processed
         log.info("import_progress", schema=tenant_schema, task=task_id, processed=start)
     async with tenant_tx(tenant_schema):
-        task = await collection.finish(task_id)
+        task = await collection_tasks.finish(task_id)
         outbox.send(RECOUNT_TOTALS, tenant_schema)
         outbox.send(ANALYZE_POSTS, tenant_schema)
     return f"created={task.created} updated={task.updated} skipped={task.skipped}"
@@ -91,7 +91,7 @@ async def requeue_stale(ctx: dict[str, Any], stale_after: timedelta = STALE_AFTE
     cutoff = datetime.now(UTC) - stale_after
     for schema in await list_tenant_schemas():
         async with tenant_tx(schema):
-            for task_id, kind, status, attempts in await collection.stale_tasks(cutoff):
+            for task_id, kind, status, attempts in await collection_tasks.stale_tasks(cutoff):
                 job_name = COLLECT_JOB if kind == "collect" else IMPORT_JOB
                 if status == "pending":
                     queued = await _queued_jobs() if queued is None else queued
@@ -211,11 +211,11 @@ async def _collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str
     """`collection.collect`: one platform's accounts (of one influencer, or all), step by step.
 
     Platform calls happen outside any transaction; each step's rows commit together with the
-    task's cursor (see domain/collection/collect.py), so a killed worker resumes exactly.
+    task's cursor (see domain/collection/platform_runs.py), so a killed worker resumes exactly.
     """
     settings = get_settings()
     async with tenant_tx(tenant_schema):
-        task = await collector.begin(task_id)
+        task = await platform_runs.begin(task_id)
         if task is None:
             return "nothing to do"
         platform = str(task.platform)
@@ -227,7 +227,7 @@ async def _collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str
             connection = None
     if connection is None:
         async with tenant_tx(tenant_schema):
-            await collector.fail(task_id, f"no active {platform} connection")
+            await platform_runs.fail(task_id, f"no active {platform} connection")
         return "no connection"
     assert runtime.http is not None and runtime.redis is not None
     source = connection.platform  # the platform itself, or a scraper route (Apify)
@@ -237,7 +237,7 @@ async def _collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str
         )
     except CredentialBroken as exc:  # the connection is already marked broken
         async with tenant_tx(tenant_schema):
-            await collector.fail(task_id, f"{source} refused the credential: {exc.message}")
+            await platform_runs.fail(task_id, f"{source} refused the credential: {exc.message}")
         return "credential broken"
     connector = build_connector(
         source,
@@ -256,7 +256,7 @@ async def _collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str
 
     while True:
         async with tenant_tx(tenant_schema):
-            step = await collector.step(task_id)
+            step = await platform_runs.step(task_id)
         if step.task.status != "running":
             return f"task is {step.task.status}"
         account = step.account
@@ -268,19 +268,19 @@ async def _collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str
             if step.phase == "profile":
                 profile = await connector.fetch_profile(account.handle)
                 async with tenant_tx(tenant_schema):
-                    await collector.apply_profile(task_id, state, profile, spent(units_before))
+                    await platform_runs.apply_profile(task_id, state, profile, spent(units_before))
             elif step.phase == "posts":
                 since = account.collected_until
                 if since_param:
                     since = datetime.fromisoformat(since_param)
                 page = await connector.fetch_posts(account_ref(account), state["page"], since=since)
                 async with tenant_tx(tenant_schema):
-                    await collector.apply_posts_page(
+                    await platform_runs.apply_posts_page(
                         task_id, state, page, settings.collect_comment_posts, spent(units_before)
                     )
             else:
                 async with tenant_tx(tenant_schema):
-                    target = await collector.comment_target(account, state["posts"][state["p"]])
+                    target = await platform_runs.comment_target(account, state["posts"][state["p"]])
                 try:
                     comments = await connector.fetch_comments(target, state["page"])
                 except PlatformRequestFailed as exc:  # e.g. comments disabled on that post
@@ -292,19 +292,19 @@ async def _collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str
                     )
                     comments = None
                 async with tenant_tx(tenant_schema):
-                    await collector.apply_comments_page(
+                    await platform_runs.apply_comments_page(
                         task_id, state, comments, spent(units_before)
                     )
         except AccountUnavailable as exc:
             status = "removed" if exc.reason in ("not_found", "removed", "suspended") else "private"
             async with tenant_tx(tenant_schema):
-                await collector.apply_unavailable(
+                await platform_runs.apply_unavailable(
                     task_id, state, status, exc.reason, spent(units_before)
                 )
         except CredentialBroken as exc:
             async with tenant_tx(tenant_schema):
                 await connections.mark_broken(source, exc.message)
-                await collector.fail(task_id, f"{source} refused the credential: {exc.message}")
+                await platform_runs.fail(task_id, f"{source} refused the credential: {exc.message}")
             return "credential broken"
         except QuotaExhausted as exc:
             # Come back when the bucket has refilled (not a failure: no retry is counted);
@@ -323,10 +323,10 @@ async def _collect(ctx: dict[str, Any], tenant_schema: str, task_id: int) -> str
         # PlatformUnavailable goes up to `collect`: a bounded retry from the cursor.
         except PlatformRequestFailed as exc:
             async with tenant_tx(tenant_schema):
-                await collector.fail(task_id, str(exc))
+                await platform_runs.fail(task_id, str(exc))
             return "failed"
     async with tenant_tx(tenant_schema):
-        task = await collector.finish(task_id)
+        task = await platform_runs.finish(task_id)
         outbox.send(RECOUNT_TOTALS, tenant_schema)
         outbox.send(ANALYZE_POSTS, tenant_schema)
     return f"created={task.created} updated={task.updated} skipped={task.skipped}"
@@ -346,7 +346,7 @@ async def schedule_collections(ctx: dict[str, Any]) -> int:
     count = 0
     for schema, plan in await plans_by_schema():
         async with tenant_tx(schema):
-            for platform in await collector.due_platforms(collect_interval(plan, override)):
-                await collector.create(platform=platform, high_priority=False)
+            for platform in await platform_runs.due_platforms(collect_interval(plan, override)):
+                await platform_runs.create(platform=platform, high_priority=False)
                 count += 1
     return count

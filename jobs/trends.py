@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from domain.analytics.trends import TrendConfig, detect_trends
+from domain.trends.rules import TrendConfig, detect_trends
 from domain.trends.service import TrendChange, trends
 from tenants.registry import list_tenant_schemas
 from tenants.tx import current_tx, tenant_tx

@@ -34,7 +34,9 @@ from schema.limits import LIMIT_CODES, LimitedParserCache, LimitedValidationCach
 from schema.members.mutations import MemberMutations
 from schema.members.queries import MemberQueries
 from schema.permissions import guard_scoped_types, requires
+from schema.posts.mutations import PostMutations
 from schema.posts.queries import PostQueries
+from schema.posts.subscriptions import PostSubscriptions
 from schema.trends.queries import TrendQueries
 from schema.trends.subscriptions import TrendSubscriptions
 from schema.webhooks.mutations import WebhookMutations
@@ -69,6 +71,7 @@ Mutation = merge_types(
     (
         AccountMutations,
         InfluencerMutations,
+        PostMutations,
         CollectionMutations,
         InsightMutations,
         BillingMutations,
@@ -80,6 +83,7 @@ Mutation = merge_types(
 Subscription = merge_types(
     "Subscription",
     (
+        PostSubscriptions,
         CollectionSubscriptions,
         InsightSubscriptions,
         AnalyticsSubscriptions,

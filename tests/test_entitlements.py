@@ -167,7 +167,7 @@ async def test_collection_interval_follows_the_plan(
     assert collect_interval(PLANS["free"]) == timedelta(hours=24)
     assert collect_interval(PLANS["pro"]) == timedelta(hours=1)
     assert collect_interval(PLANS["pro"], override_hours=6) == timedelta(hours=6)
-    from domain.collection.collect import collector
+    from domain.collection.platform_runs import platform_runs
 
     two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
     for t in (tenant, other_tenant):
@@ -179,9 +179,9 @@ async def test_collection_interval_follows_the_plan(
             await CollectionTask.filter(id=task.id).update(created_at=two_hours_ago)
     await set_plan(tenant.slug, "pro")
     async with tenant_tx(tenant.schema):  # Pro: hourly, so due again
-        assert await collector.due_platforms(collect_interval(PLANS["pro"])) == ["youtube"]
+        assert await platform_runs.due_platforms(collect_interval(PLANS["pro"])) == ["youtube"]
     async with tenant_tx(other_tenant.schema):  # Free: daily, not yet
-        assert await collector.due_platforms(collect_interval(PLANS["free"])) == []
+        assert await platform_runs.due_platforms(collect_interval(PLANS["free"])) == []
 
 
 async def _seed(t: Tenant, gql: GQL, now: datetime, ages_days: list[int]) -> None:

@@ -14,7 +14,7 @@ same redirect URI) and returns who the provider says the user is:
 - GitHub (OAuth 2.0, no ID token): `GET /user` for the numeric id, `GET /user/emails` for a
   verified address.
 
-What happens next (sign in, create, link) is `AccountService`'s business; the browser
+What happens next (sign in, create, link) is identities.py's business; the browser
 carries back only a one-time handoff code (`issue_handoff_code` / `take_handoff_code`).
 """
 

@@ -1,5 +1,9 @@
-"""Sign-up, log-in (password or provider), token refresh and log-out, e-mail verification,
-password reset, linked identities and membership checks.
+"""Who may call: sign-up, log-in (password, or the last step of a provider sign-in), token
+issue, refresh and log-out (`auth`); the `Principal` and `TokenPair` they produce.
+
+The rest of an account's flows have their own services: e-mail verification and password
+reset (email_flows.py), linked sign-in providers (identities.py), the signed-in user's
+memberships (users.py), a tenant's members and invitations (members.py).
 
 These are the public (tenant-less) flows, so unlike tenant services they open their own
 transactions (joining the caller's when one is open): sign-up creates the tenant schema in the
@@ -9,7 +13,6 @@ same transaction as the owner's row.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,19 +23,17 @@ from redis.asyncio import Redis
 from tortoise.exceptions import IntegrityError
 
 from core.settings import Settings
-from domain.accounts import mail, oidc, rules, tokens
-from domain.accounts.models import Membership, OneTimeToken, RefreshToken, User, UserIdentity
+from domain.accounts import oidc, rules, tokens
+from domain.accounts.models import Membership, RefreshToken, User, UserIdentity
 from domain.accounts.sessions import sessions
 from domain.audit import service as actions
 from domain.audit.service import Actor, audit
 from domain.errors import (
     AuthenticationFailed,
     FieldError,
-    NotFound,
     PermissionDenied,
     ValidationFailed,
 )
-from tenants import outbox
 from tenants.models import Tenant
 from tenants.provisioning import provision_in_tx
 from tenants.registry import schema_for_slug
@@ -41,7 +42,6 @@ from tenants.tx import public_tx, tenant_tx
 _hasher = PasswordHasher()
 # Verified against when the e-mail is unknown, so both paths cost the same.
 _DUMMY_HASH = _hasher.hash("not-a-real-password-0000")
-_BAD_TOKEN = "invalid, expired or already used: ask for a new link"
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,21 @@ async def _verify(hash_: str, password: str) -> bool:
     return await asyncio.to_thread(check)
 
 
-class AccountService:
+async def active_membership(user_id: int, tenant_slug: str | None) -> Membership:
+    """The user's membership in `tenant_slug` (else their first), in an active tenant; run
+    inside a public transaction."""
+    query = Membership.filter(user_id=user_id, tenant__is_active=True)
+    if tenant_slug is not None:
+        query = query.filter(tenant__slug=tenant_slug)
+    membership = await query.order_by("id").prefetch_related("tenant").first()
+    if membership is None:
+        if tenant_slug is not None:
+            raise PermissionDenied(f"no membership in tenant {tenant_slug!r}")
+        raise AuthenticationFailed("this account has no tenant")
+    return membership
+
+
+class AuthService:
     async def sign_up(
         self,
         settings: Settings,
@@ -118,7 +132,7 @@ class AccountService:
         if problems:
             raise ValidationFailed(problems)
         password_hash = await asyncio.to_thread(_hasher.hash, password)
-        return await self._create_account(
+        return await self.create_account(
             settings,
             email=email,
             password_hash=password_hash,
@@ -127,7 +141,7 @@ class AccountService:
             tenant_slug=slug,
         )
 
-    async def _create_account(
+    async def create_account(
         self,
         settings: Settings,
         *,
@@ -181,7 +195,7 @@ class AccountService:
             raise AuthenticationFailed("invalid e-mail or password")
         version = await sessions.for_new_token(settings, user.id)  # before the role is read
         async with public_tx():
-            membership = await self._membership(user.id, tenant_slug)
+            membership = await active_membership(user.id, tenant_slug)
             pair = await self._issue(
                 settings, user, membership.tenant, membership.role, session_version=version
             )
@@ -212,6 +226,32 @@ class AccountService:
             target=("User", user.id) if user else None,
             metadata={"email": email[:320], "method": "password"},
         )
+
+    async def complete_sign_in(
+        self, settings: Settings, redis: Redis, code: str, tenant_slug: str | None = None
+    ) -> TokenPair:
+        """Trade the one-time code of a provider sign-in for a token pair."""
+        payload = await oidc.take_handoff_code(redis, settings, "login", code)
+        if payload is None:
+            raise AuthenticationFailed("unknown, expired or already used sign-in code")
+        user_id = int(payload["user_id"])
+        version = await sessions.for_new_token(settings, user_id)  # before the role is read
+        async with public_tx():
+            user = await User.get_or_none(id=user_id, is_active=True)
+            if user is None:
+                raise AuthenticationFailed("this account is disabled")
+            membership = await active_membership(user.id, tenant_slug)
+            pair = await self._issue(
+                settings, user, membership.tenant, membership.role, session_version=version
+            )
+            await audit.record(
+                actions.SIGN_IN_SUCCEEDED,
+                tenant_id=membership.tenant.id,
+                actor=Actor(user_id=user.id),
+                target=("User", user.id),
+                metadata={"method": "provider", "provider": str(payload.get("provider", ""))},
+            )
+            return pair
 
     async def refresh(self, settings: Settings, refresh_token: str) -> TokenPair:
         now = datetime.now(UTC)
@@ -275,259 +315,6 @@ class AccountService:
                 await RefreshToken.filter(family=row.family, revoked_at=None).update(revoked_at=now)
         return True
 
-    # --- e-mail verification and password reset ---------------------------------------------
-
-    async def request_email_verification(self, user_id: int) -> bool:
-        """Queue a verification mail to the user's address; False if it is verified already."""
-        async with public_tx():
-            user = await User.get_or_none(id=user_id, is_active=True)
-            if user is None:
-                raise AuthenticationFailed("authentication required")
-            if user.email_verified_at is not None:
-                return False
-            outbox.enqueue(mail.SEND_VERIFICATION_JOB, "public", user.id, suffix=uuid.uuid4().hex)
-        return True
-
-    async def verify_email(self, token: str) -> User:
-        async with public_tx():
-            try:
-                row = await mail.consume_token(mail.VERIFY_EMAIL, token)
-            except mail.InvalidOneTimeToken as exc:
-                raise ValidationFailed(FieldError("token", _BAD_TOKEN)) from exc
-            user = row.user
-            if user.email_verified_at is None:
-                user.email_verified_at = datetime.now(UTC)
-                await user.save(update_fields=["email_verified_at"])
-        return user
-
-    async def request_password_reset(self, email: str) -> None:
-        """Queue a reset mail if an active account has this address. The caller's answer is
-        the same either way (no account enumeration)."""
-        email = rules.normalize_email(email)
-        problem = rules.check_email(email)
-        if problem is not None:
-            raise ValidationFailed(problem)
-        async with public_tx():
-            user = await User.get_or_none(email=email, is_active=True)
-            if user is not None:
-                outbox.enqueue(mail.SEND_RESET_JOB, "public", user.id, suffix=uuid.uuid4().hex)
-
-    async def reset_password(self, token: str, new_password: str) -> User:
-        """Set a new password with a reset token; every refresh token of the user is revoked
-        and the user's other reset links stop working."""
-        problem = rules.check_password(new_password)
-        if problem is not None:  # checked first: a weak password leaves the token usable
-            raise ValidationFailed(FieldError("newPassword", problem.message))
-        password_hash = await asyncio.to_thread(_hasher.hash, new_password)
-        now = datetime.now(UTC)
-        async with public_tx():
-            try:
-                row = await mail.consume_token(mail.RESET_PASSWORD, token)
-            except mail.InvalidOneTimeToken as exc:
-                raise ValidationFailed(FieldError("token", _BAD_TOKEN)) from exc
-            user = row.user
-            user.password_hash = password_hash
-            fields = ["password_hash"]
-            if user.email_verified_at is None:  # the link proved they read this mailbox
-                user.email_verified_at = now
-                fields.append("email_verified_at")
-            await user.save(update_fields=fields)
-            await OneTimeToken.filter(
-                user_id=user.id, purpose=mail.RESET_PASSWORD, used_at=None
-            ).update(used_at=now)
-            await RefreshToken.filter(user_id=user.id, revoked_at=None).update(revoked_at=now)
-            sessions.revoke_after_commit(user.id)  # and the access tokens, within seconds
-        return user
-
-    # --- provider sign-in and linked identities ---------------------------------------------
-
-    async def sign_in_with_identity(
-        self, settings: Settings, identity: oidc.ExternalIdentity
-    ) -> int:
-        """The user this provider identity signs in as: the linked one, else the account with
-        the same verified address (linked now), else a new user owning a new tenant."""
-        async with public_tx():
-            linked = await UserIdentity.get_or_none(
-                provider=identity.provider, subject=identity.subject
-            ).prefetch_related("user")
-            if linked is not None:
-                if not linked.user.is_active:
-                    raise AuthenticationFailed("this account is disabled")
-                if identity.email and linked.email != identity.email:
-                    linked.email = identity.email
-                    await linked.save(update_fields=["email"])
-                return linked.user_id
-            if not identity.email or not identity.email_verified:
-                raise AuthenticationFailed(
-                    f"{identity.provider} did not confirm a verified e-mail address"
-                )
-            email = rules.normalize_email(identity.email)
-            user = await User.get_or_none(email=email)
-            if user is not None:
-                if not user.is_active:
-                    raise AuthenticationFailed("this account is disabled")
-                if user.email_verified_at is None:
-                    # Someone could have registered this address without owning it: linking
-                    # would hand them the provider's sign-in. The owner links it after logging
-                    # in with the password (or verifies the address first).
-                    raise AuthenticationFailed(
-                        "an account with this e-mail exists but its address is not verified: "
-                        f"log in with your password and link {identity.provider} from there"
-                    )
-                try:
-                    await UserIdentity.create(
-                        provider=identity.provider,
-                        subject=identity.subject,
-                        user=user,
-                        email=identity.email,
-                    )
-                except IntegrityError as exc:  # the same identity, signing in twice at once
-                    raise AuthenticationFailed("a concurrent sign-in won: try again") from exc
-                return user.id
-        local = email.split("@", 1)[0]
-        name = identity.name or local
-        slug = f"{rules.slugify(local)}_{secrets.token_hex(3)}"
-        user, _, _ = await self._create_account(
-            settings,
-            email=email,
-            password_hash=None,
-            display_name=name[:200],
-            tenant_name=f"{name}'s workspace"[:200],
-            tenant_slug=slug,
-            email_verified_at=datetime.now(UTC),
-            identity=identity,
-        )
-        return user.id
-
-    async def link_identity(self, user_id: int, identity: oidc.ExternalIdentity) -> UserIdentity:
-        async with public_tx():
-            user = await User.get_or_none(id=user_id, is_active=True)
-            if user is None:
-                raise AuthenticationFailed("authentication required")
-            existing = await UserIdentity.get_or_none(
-                provider=identity.provider, subject=identity.subject
-            )
-            if existing is not None:
-                if existing.user_id != user_id:
-                    raise PermissionDenied(
-                        f"this {identity.provider} account is linked to another user"
-                    )
-                return existing
-            try:
-                created = await UserIdentity.create(
-                    provider=identity.provider,
-                    subject=identity.subject,
-                    user_id=user_id,
-                    email=identity.email,
-                )
-            except IntegrityError as exc:  # linked by someone else a moment ago
-                raise PermissionDenied(
-                    f"this {identity.provider} account is linked to another user"
-                ) from exc
-            if (
-                identity.email_verified
-                and identity.email
-                and rules.normalize_email(identity.email) == user.email
-                and user.email_verified_at is None
-            ):
-                user.email_verified_at = datetime.now(UTC)
-                await user.save(update_fields=["email_verified_at"])
-        return created
-
-    async def complete_identity_link(
-        self, settings: Settings, redis: Redis, user_id: int, code: str
-    ) -> UserIdentity:
-        """Link the identity a provider flow ended with (`/auth/complete?link_code=`), for
-        the user who started it only: a link started by someone else (a link forwarded to
-        a victim) is refused."""
-        payload = await oidc.take_handoff_code(redis, settings, "link", code)
-        if payload is None:
-            raise ValidationFailed(FieldError("code", "unknown, expired or already used"))
-        if int(payload["user_id"]) != user_id:
-            raise PermissionDenied("this link was started by another user")
-        return await self.link_identity(user_id, oidc.identity_from_dict(payload["identity"]))
-
-    async def identities(self, user_id: int) -> list[UserIdentity]:
-        async with public_tx():
-            return await UserIdentity.filter(user_id=user_id).order_by("id")
-
-    async def unlink_identity(self, user_id: int, identity_id: int) -> None:
-        async with public_tx():
-            identity = await UserIdentity.get_or_none(id=identity_id, user_id=user_id)
-            if identity is None:
-                raise NotFound("Identity", identity_id)
-            user = await User.get(id=user_id)
-            others = await UserIdentity.filter(user_id=user_id).exclude(id=identity_id).count()
-            if user.password_hash is None and others == 0:
-                raise ValidationFailed(
-                    FieldError(
-                        "id",
-                        "this is the account's only way to sign in: set a password "
-                        "(requestPasswordReset) or link another provider first",
-                    )
-                )
-            await identity.delete()
-
-    async def complete_sign_in(
-        self, settings: Settings, redis: Redis, code: str, tenant_slug: str | None = None
-    ) -> TokenPair:
-        """Trade the one-time code of a provider sign-in for a token pair."""
-        payload = await oidc.take_handoff_code(redis, settings, "login", code)
-        if payload is None:
-            raise AuthenticationFailed("unknown, expired or already used sign-in code")
-        user_id = int(payload["user_id"])
-        version = await sessions.for_new_token(settings, user_id)  # before the role is read
-        async with public_tx():
-            user = await User.get_or_none(id=user_id, is_active=True)
-            if user is None:
-                raise AuthenticationFailed("this account is disabled")
-            membership = await self._membership(user.id, tenant_slug)
-            pair = await self._issue(
-                settings, user, membership.tenant, membership.role, session_version=version
-            )
-            await audit.record(
-                actions.SIGN_IN_SUCCEEDED,
-                tenant_id=membership.tenant.id,
-                actor=Actor(user_id=user.id),
-                target=("User", user.id),
-                metadata={"method": "provider", "provider": str(payload.get("provider", ""))},
-            )
-            return pair
-
-    async def principal_for(self, user_id: int, tenant_slug: str) -> Principal:
-        """The caller's principal in another of their tenants (`X-Tenant`), checked."""
-        async with public_tx():
-            membership = await self._membership(user_id, tenant_slug)
-        tenant = membership.tenant
-        return Principal(
-            user_id=user_id,
-            tenant_id=tenant.id,
-            tenant_schema=tenant.schema_name,
-            role=membership.role,
-            scopes=rules.scopes_for_role(membership.role),
-        )
-
-    async def memberships(self, user_id: int) -> list[Membership]:
-        async with public_tx():
-            return (
-                await Membership.filter(user_id=user_id).prefetch_related("tenant").order_by("id")
-            )
-
-    async def get_user(self, user_id: int) -> User | None:
-        async with public_tx():
-            return await User.get_or_none(id=user_id)
-
-    async def _membership(self, user_id: int, tenant_slug: str | None) -> Membership:
-        query = Membership.filter(user_id=user_id, tenant__is_active=True)
-        if tenant_slug is not None:
-            query = query.filter(tenant__slug=tenant_slug)
-        membership = await query.order_by("id").prefetch_related("tenant").first()
-        if membership is None:
-            if tenant_slug is not None:
-                raise PermissionDenied(f"no membership in tenant {tenant_slug!r}")
-            raise AuthenticationFailed("this account has no tenant")
-        return membership
-
     async def issue(self, settings: Settings, user: User, tenant: Tenant, role: str) -> TokenPair:
         """A new token pair (a new refresh family) for `user` in `tenant`."""
         async with public_tx():
@@ -572,4 +359,4 @@ class AccountService:
         )
 
 
-accounts = AccountService()
+auth = AuthService()

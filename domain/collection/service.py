@@ -1,4 +1,6 @@
-"""Collection tasks: creating imports and running them in resumable batches."""
+"""Collection tasks (`collection_tasks`): listing and finishing tasks of both kinds, the stale
+task sweep, and file imports (created here, run in resumable batches). Platform fetches step
+through platform_runs.py."""
 
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ def progressed(task: CollectionTask) -> None:
     task.next_attempt_at = None  # type: ignore[assignment]
 
 
-class CollectionService:
+class CollectionTaskService:
     async def get(self, task_id: int) -> CollectionTask:
         task = await CollectionTask.get_or_none(id=task_id)
         if task is None:
@@ -163,4 +165,4 @@ class CollectionService:
         return [(int(i), str(k), str(s), int(a)) for i, k, s, a in rows]
 
 
-collection = CollectionService()
+collection_tasks = CollectionTaskService()

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from core.settings import Settings
 from domain.accounts import tokens
 from domain.accounts.models import Membership, User
-from domain.accounts.service import accounts
+from domain.accounts.service import auth
 from domain.collection.models import CollectionTask
-from domain.collection.service import collection
+from domain.collection.service import collection_tasks
 from domain.demo.rules import SeedInfluencer, generate_posts, load_seed_influencers
 from domain.influencers.models import Influencer
 from domain.influencers.rules import AccountInput, InfluencerInput
@@ -38,7 +38,7 @@ class DemoService:
         Returns False when it already existed (seeding is idempotent)."""
         if await get_tenant_by_slug(DEMO_SLUG) is not None:
             return False
-        await accounts.sign_up(
+        await auth.sign_up(
             settings,
             email=DEMO_EMAIL,
             password=DEMO_PASSWORD,
@@ -58,7 +58,7 @@ class DemoService:
             for seed in seeds:
                 await influencers.add(self._input(seed))
                 history += generate_posts(seed, start=start, count=HISTORY_POSTS, seq=0, rng=rng)
-            await collection.create_import(
+            await collection_tasks.create_import(
                 filename="demo-history.jsonl", content=_jsonl(history), max_bytes=50_000_000
             )
         return True
@@ -76,7 +76,7 @@ class DemoService:
                 seed, start=now - timedelta(minutes=5), count=1, seq=seq, rng=rng
             )
         async with tenant_tx(schema_for_slug(DEMO_SLUG)):
-            await collection.create_import(
+            await collection_tasks.create_import(
                 filename="demo-replay.jsonl", content=_jsonl(rows), max_bytes=1_000_000
             )
         return len(rows)

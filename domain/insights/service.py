@@ -1,6 +1,6 @@
 """Insights, anomalies and alert rules: I/O. Runs inside the caller's tenant transaction;
-never commits. The figures come from the pure functions in domain/analytics/insights.py and
-domain/analytics/alerts.py."""
+never commits. The figures come from the pure functions in domain/insights/rules.py,
+digest.py and alerts.py."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tortoise.queryset import QuerySet
 
 from domain import events
-from domain.analytics import alerts as rules
-from domain.analytics import insights as calc
 from domain.analytics.engagement import FollowerSnapshot as Snap
 from domain.errors import FieldError, NotFound, ValidationFailed
 from domain.influencers.models import Influencer, InfluencerAccount
+from domain.insights import alerts, rules
+from domain.insights.digest import Digest, build_digest
 from domain.insights.models import AlertEvent, AlertRule, Anomaly, Insight
 from domain.pagination import Page, newest_first
 from domain.posts.models import Post
@@ -27,7 +27,7 @@ from tenants import outbox
 from tenants.tx import current_tx
 
 DAILY_DIGEST = "daily_digest"
-ANOMALY_LOOKBACK = timedelta(days=calc.RECENT_DAYS + calc.BASELINE_DAYS + 1)
+ANOMALY_LOOKBACK = timedelta(days=rules.RECENT_DAYS + rules.BASELINE_DAYS + 1)
 POSTING_TIMES_DAYS = 90  # best posting times use the tenant's last 90 days of posts
 
 
@@ -71,7 +71,7 @@ class InsightService:
         until: datetime | None = None,
         influencer_id: int | None = None,
         platform: str | None = None,
-    ) -> list[calc.PostPoint]:
+    ) -> list[rules.PostPoint]:
         """Posts published in [since, until) as the pure functions take them."""
         followers = dict(await InfluencerAccount.all().values_list("id", "followers"))
         query = Post.filter(published_at__gte=since)
@@ -93,7 +93,7 @@ class InsightService:
             "sentiment_score",
         )
         return [
-            calc.PostPoint(
+            rules.PostPoint(
                 post_id=pid,
                 influencer_id=inf,
                 account_id=acc,
@@ -135,7 +135,7 @@ class InsightService:
     async def names(self) -> dict[int, str]:
         return dict(await Influencer.all().values_list("id", "display_name"))
 
-    async def posting_times(self, platform: str, timezone: str = "UTC") -> calc.PostingTimes:
+    async def posting_times(self, platform: str, timezone: str = "UTC") -> rules.PostingTimes:
         """Best posting times from the platform's posts in the 90 days up to the newest one,
         in local time of the IANA `timezone`."""
         try:
@@ -144,14 +144,14 @@ class InsightService:
             raise ValidationFailed(FieldError("timezone", "not an IANA time zone")) from exc
         newest = await Post.filter(platform=platform).order_by("-published_at").first()
         if newest is None:
-            return calc.best_posting_times([], platform, tz=tz)
+            return rules.best_posting_times([], platform, tz=tz)
         since = newest.published_at - timedelta(days=POSTING_TIMES_DAYS)
         points = await self.points(since, platform=platform)
-        return calc.best_posting_times(points, platform, tz=tz)
+        return rules.best_posting_times(points, platform, tz=tz)
 
     # -- jobs ----------------------------------------------------------------------------------
 
-    async def build_daily_digest(self, now: datetime) -> calc.Digest | None:
+    async def build_daily_digest(self, now: datetime) -> Digest | None:
         """The digest of the last full UTC day before `now` (None: it is already stored).
         Only reads, so a job may rewrite its prose outside any transaction."""
         end = datetime.combine(now.date(), time(), tzinfo=now.tzinfo)
@@ -160,19 +160,17 @@ class InsightService:
             return None
         points = await self.points(min(start - timedelta(days=1), end - ANOMALY_LOOKBACK), end)
         platforms = sorted({p.platform for p in points})
-        return calc.build_digest(
+        return build_digest(
             points,
             start,
             end,
             await self.names(),
-            anomalies=calc.detect_anomalies(points, end),
+            anomalies=rules.detect_anomalies(points, end),
             snapshots=await self.snapshots(start - timedelta(days=1)),
-            posting_times=[calc.best_posting_times(points, p) for p in platforms],
+            posting_times=[rules.best_posting_times(points, p) for p in platforms],
         )
 
-    async def store_daily_digest(
-        self, digest: calc.Digest, prose: str | None = None
-    ) -> Insight | None:
+    async def store_daily_digest(self, digest: Digest, prose: str | None = None) -> Insight | None:
         """Write the digest once per day (None: a concurrent run stored it first) and
         publish `insight_created` after commit."""
         await _lock(DAILY_DIGEST)
@@ -198,7 +196,7 @@ class InsightService:
     async def detect_anomalies(self, now: datetime) -> builtins.list[Anomaly]:
         """Store the anomalies found at `now` that are not stored yet; returns the new ones."""
         await _lock("anomalies")
-        found = calc.detect_anomalies(await self.points(now - ANOMALY_LOOKBACK, now), now)
+        found = rules.detect_anomalies(await self.points(now - ANOMALY_LOOKBACK, now), now)
         if not found:
             return []
         known = set(
@@ -239,7 +237,7 @@ class InsightService:
         accounts: dict[int, int] = dict(
             await InfluencerAccount.all().values_list("id", "influencer_id")
         )
-        points_of: dict[int, list[calc.PostPoint]] = defaultdict(list)
+        points_of: dict[int, list[rules.PostPoint]] = defaultdict(list)
         for p in points:
             points_of[p.influencer_id].append(p)
         snaps_of: dict[int, dict[int, list[Snap]]] = defaultdict(dict)
@@ -253,8 +251,8 @@ class InsightService:
             if spec.influencer_id is not None:
                 scoped_points = points_of.get(spec.influencer_id, [])
                 scoped_snaps = snaps_of.get(spec.influencer_id, {})
-            obs = rules.observe(spec, scoped_points, now, scoped_snaps)
-            state, fire = rules.next_state(row.state, obs.holds)
+            obs = alerts.observe(spec, scoped_points, now, scoped_snaps)
+            state, fire = alerts.next_state(row.state, obs.holds)
             row.state = state
             row.last_value = obs.value
             row.last_evaluated_at = now
@@ -279,12 +277,12 @@ class InsightService:
 
     # -- alert rules ---------------------------------------------------------------------------
 
-    async def create_rule(self, spec: rules.RuleSpec) -> AlertRule:
+    async def create_rule(self, spec: alerts.RuleSpec) -> AlertRule:
         await self._check(spec)
         await _lock("rules")  # two concurrent creations cannot both pass the cap
-        if await AlertRule.all().count() >= rules.MAX_RULES:
+        if await AlertRule.all().count() >= alerts.MAX_RULES:
             raise ValidationFailed(
-                FieldError("input", f"a tenant has at most {rules.MAX_RULES} alert rules")
+                FieldError("input", f"a tenant has at most {alerts.MAX_RULES} alert rules")
             )
         return await AlertRule.create(
             name=spec.name.strip(),
@@ -301,7 +299,7 @@ class InsightService:
         if row is None:
             raise NotFound("AlertRule", rule_id)
         old = _spec(row)
-        spec = rules.RuleSpec(
+        spec = alerts.RuleSpec(
             name=changes.name if changes.name is not None else old.name,
             metric=changes.metric or old.metric,
             condition=changes.condition or old.condition,
@@ -316,7 +314,7 @@ class InsightService:
         )
         await self._check(spec)
         if replace(spec, name=old.name, channels=old.channels) != old:
-            row.state = rules.ARMED  # a different condition: its crossings start afresh
+            row.state = alerts.ARMED  # a different condition: its crossings start afresh
         row.name = spec.name.strip()
         row.metric, row.condition, row.threshold = spec.metric, spec.condition, spec.threshold
         row.window_hours, row.channels = spec.window_hours, list(spec.channels)
@@ -330,8 +328,8 @@ class InsightService:
         if not await AlertRule.filter(id=rule_id).delete():
             raise NotFound("AlertRule", rule_id)
 
-    async def _check(self, spec: rules.RuleSpec) -> None:
-        errors = rules.check_rule(spec)
+    async def _check(self, spec: alerts.RuleSpec) -> None:
+        errors = alerts.check_rule(spec)
         if spec.influencer_id is not None and not await Influencer.exists(id=spec.influencer_id):
             errors.append(FieldError("influencerId", "no such influencer"))
         if errors:
@@ -403,8 +401,8 @@ class InsightService:
         return await AlertEvent.get_or_none(id=event_id)
 
 
-def _spec(row: AlertRule) -> rules.RuleSpec:
-    return rules.RuleSpec(
+def _spec(row: AlertRule) -> alerts.RuleSpec:
+    return alerts.RuleSpec(
         name=row.name,
         metric=row.metric,
         condition=row.condition,
@@ -415,7 +413,7 @@ def _spec(row: AlertRule) -> rules.RuleSpec:
     )
 
 
-def _message(row: AlertRule, obs: rules.Observation) -> str:
+def _message(row: AlertRule, obs: alerts.Observation) -> str:
     value = "n/a" if obs.value is None else f"{obs.value:g}"
     if row.condition == "change_pct":
         return (

@@ -1,7 +1,7 @@
 """Trend I/O: reading posts for detection, writing its results in bulk, serving trends.
 
 Runs inside the caller's tenant transaction; never commits. The detection itself is pure
-(domain/analytics/trends.py); `jobs/actors.py` `analytics.detect_trends` drives the three steps
+(domain/trends/rules.py); `jobs/actors.py` `analytics.detect_trends` drives the three steps
 (load posts, detect outside any transaction, save).
 """
 
@@ -19,18 +19,12 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from domain import events
-from domain.analytics.trends import (
-    ALL_PLATFORMS,
-    HOUR,
-    Forecast,
-    TrendConfig,
-    TrendPost,
-    TrendResult,
-)
 from domain.errors import FieldError, ValidationFailed
 from domain.pagination import Page, check_first, decode_cursor, encode_cursor
 from domain.posts.models import Post
+from domain.trends.forecast import Forecast
 from domain.trends.models import TREND_STATUSES, Trend, TrendInfluencer, TrendPoint
+from domain.trends.rules import ALL_PLATFORMS, HOUR, TrendConfig, TrendPost, TrendResult
 from tenants import outbox
 from tenants.tx import current_tx
 

@@ -11,7 +11,9 @@ from core.runtime import runtime
 from core.settings import get_settings
 from domain import errors as de
 from domain.accounts import oidc
-from domain.accounts.service import TokenPair, accounts
+from domain.accounts.email_flows import email_flows
+from domain.accounts.identities import identities
+from domain.accounts.service import TokenPair, auth
 from domain.errors import RateLimited
 from schema.accounts.types import (
     AuthPayload,
@@ -118,7 +120,7 @@ class AccountMutations:
         await limit_attempt(info, input.email)
 
         async def run() -> AuthPayload:
-            _, _, pair = await accounts.sign_up(
+            _, _, pair = await auth.sign_up(
                 info.context.settings,
                 email=input.email,
                 password=input.password,
@@ -135,7 +137,7 @@ class AccountMutations:
         await limit_attempt(info, input.email)
 
         async def run() -> AuthPayload:
-            pair = await accounts.log_in(
+            pair = await auth.log_in(
                 info.context.settings,
                 email=input.email,
                 password=input.password,
@@ -150,7 +152,7 @@ class AccountMutations:
         await limit_attempt(info, None)  # per IP (a refresh token is not guessable)
 
         async def run() -> AuthPayload:
-            return _auth(await accounts.refresh(info.context.settings, refresh_token))
+            return _auth(await auth.refresh(info.context.settings, refresh_token))
 
         return await run_mutation(run, in_savepoint=False)  # type: ignore[return-value]
 
@@ -162,7 +164,7 @@ class AccountMutations:
         self, info: Info, refresh_token: str, everywhere: bool = False
     ) -> LogOutPayload:
         async def run() -> LogOutSuccess:
-            revoked = await accounts.log_out(refresh_token, everywhere=everywhere)
+            revoked = await auth.log_out(refresh_token, everywhere=everywhere)
             return LogOutSuccess(revoked=revoked)
 
         return await run_mutation(run, in_savepoint=False)  # type: ignore[return-value]
@@ -170,7 +172,7 @@ class AccountMutations:
     @strawberry.mutation(description="Mail a single-use verification link to the viewer.")
     async def request_email_verification(self, info: Info) -> RequestEmailVerificationPayload:
         async def run() -> RequestEmailVerificationSuccess:
-            sent = await accounts.request_email_verification(_user_id(info))
+            sent = await email_flows.request_email_verification(_user_id(info))
             return RequestEmailVerificationSuccess(sent=sent)
 
         return await run_mutation(run)  # type: ignore[return-value]
@@ -180,7 +182,7 @@ class AccountMutations:
         await limit_attempt(info, None)
 
         async def run() -> VerifyEmailSuccess:
-            user = await accounts.verify_email(token)
+            user = await email_flows.verify_email(token)
             assert user.email_verified_at is not None
             return VerifyEmailSuccess(email=user.email, email_verified_at=user.email_verified_at)
 
@@ -194,7 +196,7 @@ class AccountMutations:
         await limit_attempt(info, email)  # per account too: no mail-bombing an address
 
         async def run() -> RequestPasswordResetSuccess:
-            await accounts.request_password_reset(email)
+            await email_flows.request_password_reset(email)
             return RequestPasswordResetSuccess(message=RESET_REQUESTED)
 
         return await run_mutation(run, in_savepoint=False)  # type: ignore[return-value]
@@ -209,7 +211,7 @@ class AccountMutations:
         await limit_attempt(info, None)
 
         async def run() -> ResetPasswordSuccess:
-            user = await accounts.reset_password(token, new_password)
+            user = await email_flows.reset_password(token, new_password)
             return ResetPasswordSuccess(email=user.email)
 
         return await run_mutation(run, in_savepoint=False)  # type: ignore[return-value]
@@ -225,7 +227,7 @@ class AccountMutations:
 
         async def run() -> AuthPayload:
             assert runtime.redis is not None
-            pair = await accounts.complete_sign_in(get_settings(), runtime.redis, code, tenant_slug)
+            pair = await auth.complete_sign_in(get_settings(), runtime.redis, code, tenant_slug)
             return _auth(pair)
 
         return await run_mutation(run, in_savepoint=False)  # type: ignore[return-value]
@@ -269,7 +271,7 @@ class AccountMutations:
         async def run() -> CompleteIdentityLinkSuccess:
             user_id = _user_id(info)
             assert runtime.redis is not None
-            linked = await accounts.complete_identity_link(
+            linked = await identities.complete_identity_link(
                 get_settings(), runtime.redis, user_id, code
             )
             return CompleteIdentityLinkSuccess(identity=identity_of(linked))
@@ -284,7 +286,7 @@ class AccountMutations:
                 ident = int(id)
             except ValueError as exc:
                 raise de.NotFound("Identity", id) from exc
-            await accounts.unlink_identity(user_id, ident)
+            await identities.unlink_identity(user_id, ident)
             return UnlinkIdentitySuccess(id=id)
 
         return await run_mutation(run)  # type: ignore[return-value]

@@ -5,7 +5,8 @@ from strawberry.types import Info
 
 from core.settings import get_settings
 from domain.accounts import oidc
-from domain.accounts.service import accounts
+from domain.accounts.identities import identities
+from domain.accounts.users import users
 from schema.accounts.types import (
     MembershipInfo,
     SignInProviderInfo,
@@ -38,12 +39,12 @@ class AccountQueries:
             raise PublicError("authentication required", "UNAUTHENTICATED")
         if principal.user_id is None:  # an API key or a partner app: no person behind it
             raise PublicError("viewer needs a person's sign-in, not an API credential", "FORBIDDEN")
-        user = await accounts.get_user(principal.user_id)
+        user = await users.get(principal.user_id)
         if user is None:
             raise PublicError("authentication required", "UNAUTHENTICATED")
-        memberships = await accounts.memberships(principal.user_id)
+        memberships = await users.memberships(principal.user_id)
         current = next(m for m in memberships if m.tenant.id == principal.tenant_id)
-        identities = await accounts.identities(principal.user_id)
+        linked = await identities.of_user(principal.user_id)
         return Viewer(
             user=UserInfo(
                 id=strawberry.ID(str(user.id)),
@@ -52,7 +53,7 @@ class AccountQueries:
                 email_verified_at=user.email_verified_at,
                 has_password=user.password_hash is not None,
             ),
-            identities=[identity_of(i) for i in identities],
+            identities=[identity_of(i) for i in linked],
             tenant=tenant_info(current.tenant, current=True),
             role=principal.role,
             scopes=sorted(principal.scopes),

@@ -9,8 +9,8 @@ from strawberry.types import Info
 from domain.analytics import service as svc
 from domain.errors import FieldError, ValidationFailed
 from domain.trends.service import trends
-from schema.analytics.types import SentimentGranularity, SentimentReport
-from schema.dataloaders import tenant_scope
+from schema.analytics.types import SentimentGranularity, SentimentReport, TenantTotals
+from schema.loading import tenant_scope
 from schema.permissions import requires
 from schema.relay import decode_id
 
@@ -66,3 +66,20 @@ class AnalyticsQueries:
             )
             summary = await svc.analytics.sentiment_summary(scope, granularity.value)
         return SentimentReport.from_summary(summary, scope, granularity)
+
+    @strawberry.field(
+        extensions=[requires("influencers:read")],
+        description="The tenant's totals as last recounted by the analytics worker.",
+    )
+    async def tenant_totals(self, info: Info) -> TenantTotals | None:
+        async with tenant_scope(info.context.tenant_schema):
+            row = await svc.analytics.latest_totals()
+        if row is None:
+            return None
+        return TenantTotals(
+            influencers=row.influencers,
+            accounts=row.accounts,
+            posts=row.posts,
+            comments=row.comments,
+            computed_at=row.computed_at,
+        )

@@ -310,3 +310,12 @@ class SentimentReport:
                 for t in s.top_hashtags
             ],
         )
+
+
+@strawberry.type
+class TenantTotals:
+    influencers: int
+    accounts: int
+    posts: int
+    comments: int
+    computed_at: datetime = strawberry.field(description="When these figures were computed.")

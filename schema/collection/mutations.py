@@ -6,7 +6,6 @@ from typing import Annotated
 import strawberry
 from starlette.requests import Request
 from strawberry import relay
-from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from api.oauth import callback_url
@@ -14,9 +13,8 @@ from core.runtime import runtime
 from core.settings import get_settings
 from domain.audit.service import Actor
 from domain.collection import oauth
-from domain.collection.collect import collector
 from domain.collection.connections import connections
-from domain.collection.service import collection
+from domain.collection.platform_runs import platform_runs
 from domain.errors import FieldError
 from domain.errors import ValidationFailed as DomainValidationFailed
 from schema.collection.types import CollectionTask, ConnectionPlatform, PlatformConnection
@@ -25,16 +23,6 @@ from schema.errors import NotFound, ValidationFailed, run_mutation
 from schema.influencers.types import Platform
 from schema.permissions import requires
 from schema.relay import decode_id
-
-
-@strawberry.type
-class ImportPostsSuccess:
-    task: CollectionTask
-
-
-ImportPostsPayload = Annotated[
-    ImportPostsSuccess | ValidationFailed, strawberry.union("ImportPostsPayload")
-]
 
 
 @strawberry.input(description="One credential field, e.g. api_key (see docs/connectors.md).")
@@ -105,27 +93,6 @@ StartCollectionPayload = Annotated[
 
 @strawberry.type
 class CollectionMutations:
-    @strawberry.mutation(
-        extensions=[requires("collection:write")],
-        description="Import posts from a CSV or JSONL file (GraphQL multipart upload). "
-        "Returns at once with a task; follow it with collectionTaskUpdated.",
-    )
-    async def import_posts(self, info: Info, file: Upload) -> ImportPostsPayload:
-        max_bytes = info.context.settings.import_max_bytes
-
-        async def run() -> ImportPostsSuccess:
-            filename = getattr(file, "filename", None) or "upload"
-            read = getattr(file, "read", None)
-            if read is None:
-                raise DomainValidationFailed(FieldError("file", "expected an uploaded file"))
-            content = await read(max_bytes + 1)
-            task = await collection.create_import(
-                filename=filename, content=content, max_bytes=max_bytes
-            )
-            return ImportPostsSuccess(task=CollectionTask.from_model(task))
-
-        return await run_mutation(run)  # type: ignore[return-value]
-
     @strawberry.mutation(
         extensions=[requires("tenant:manage")],
         description="Store (or replace) the tenant's credential for a platform, encrypted.",
@@ -207,7 +174,7 @@ class CollectionMutations:
             if not input.platforms:
                 raise DomainValidationFailed(FieldError("platforms", "name at least one"))
             tasks = [
-                await collector.create(
+                await platform_runs.create(
                     platform=p.value, influencer_id=influencer_id, since=input.since
                 )
                 for p in dict.fromkeys(input.platforms)

@@ -1,33 +1,21 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from domain.analytics.service import analytics
 from domain.collection.connections import connections
-from domain.collection.service import collection
+from domain.collection.service import collection_tasks
 from schema.collection.types import (
     CollectionTask,
     CollectionTaskConnection,
     CollectionTaskStatus,
     PlatformConnection,
 )
-from schema.dataloaders import tenant_scope
 from schema.influencers.types import Platform
+from schema.loading import tenant_scope
 from schema.permissions import requires
 from schema.relay import build_connection, decode_id
-
-
-@strawberry.type
-class TenantTotals:
-    influencers: int
-    accounts: int
-    posts: int
-    comments: int
-    computed_at: datetime = strawberry.field(description="When these figures were computed.")
 
 
 @strawberry.type
@@ -51,7 +39,7 @@ class CollectionQueries:
         influencer_id: relay.GlobalID | None = None,
     ) -> CollectionTaskConnection:
         async with tenant_scope(info.context.tenant_schema):
-            page = await collection.list(
+            page = await collection_tasks.list(
                 status=status.value if status else None,
                 platform=platform.value if platform else None,
                 influencer_id=decode_id(influencer_id, "Influencer", "influencerId")
@@ -70,20 +58,3 @@ class CollectionQueries:
         async with tenant_scope(info.context.tenant_schema):
             rows = await connections.list()
         return [PlatformConnection.from_model(c) for c in rows]
-
-    @strawberry.field(
-        extensions=[requires("influencers:read")],
-        description="The tenant's totals as last recounted by the analytics worker.",
-    )
-    async def tenant_totals(self, info: Info) -> TenantTotals | None:
-        async with tenant_scope(info.context.tenant_schema):
-            row = await analytics.latest_totals()
-        if row is None:
-            return None
-        return TenantTotals(
-            influencers=row.influencers,
-            accounts=row.accounts,
-            posts=row.posts,
-            comments=row.comments,
-            computed_at=row.computed_at,
-        )

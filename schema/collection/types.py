@@ -13,7 +13,7 @@ from strawberry.types import Info
 
 from domain.collection import models
 from domain.collection.connections import connections
-from schema.dataloaders import tenant_nodes
+from schema.loading import tenant_nodes
 
 
 @strawberry.enum

@@ -5,13 +5,13 @@ from strawberry import relay
 from strawberry.types import Info
 
 from domain.influencers import service as svc
-from schema.dataloaders import tenant_scope
 from schema.influencers.types import (
     Influencer,
     InfluencerConnection,
     InfluencerFilter,
     InfluencerSort,
 )
+from schema.loading import tenant_scope
 from schema.permissions import requires
 from schema.relay import build_connection, decode_id
 

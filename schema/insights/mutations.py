@@ -6,7 +6,7 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from domain.analytics.alerts import RuleSpec
+from domain.insights.alerts import RuleSpec
 from domain.insights.service import RuleChanges, insights
 from schema.errors import NotFound, ValidationFailed, run_mutation
 from schema.insights.types import AlertRule, CreateAlertRuleInput, UpdateAlertRuleInput

@@ -5,7 +5,6 @@ from strawberry import relay
 from strawberry.types import Info
 
 from domain.insights.service import Range, insights
-from schema.dataloaders import tenant_scope
 from schema.influencers.types import Platform
 from schema.insights.types import AlertEvent as AlertEventType
 from schema.insights.types import (
@@ -18,6 +17,7 @@ from schema.insights.types import (
 )
 from schema.insights.types import Anomaly as AnomalyType
 from schema.insights.types import Insight as InsightType
+from schema.loading import tenant_scope
 from schema.permissions import requires
 from schema.relay import build_connection, decode_id
 

@@ -11,11 +11,10 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from domain.analytics import insights as calc
-from domain.insights import models
+from domain.insights import models, rules
 from domain.insights.service import insights
-from schema.dataloaders import tenant_nodes
 from schema.influencers.types import Influencer, Platform
+from schema.loading import tenant_nodes
 from schema.posts.types import Post
 
 
@@ -180,7 +179,7 @@ class PostingSlot:
     )
 
     @classmethod
-    def from_score(cls, s: calc.SlotScore) -> PostingSlot:
+    def from_score(cls, s: rules.SlotScore) -> PostingSlot:
         return cls(weekday=s.weekday, hour=s.hour, posts=s.posts, lift=s.lift)
 
 
@@ -197,7 +196,7 @@ class BestPostingTimes:
     by_hour: list[PostingSlot]
 
     @classmethod
-    def from_result(cls, t: calc.PostingTimes, timezone: str) -> BestPostingTimes:
+    def from_result(cls, t: rules.PostingTimes, timezone: str) -> BestPostingTimes:
         return cls(
             platform=Platform(t.platform),
             timezone=timezone,

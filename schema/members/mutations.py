@@ -8,7 +8,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from domain.accounts.members import members
-from domain.accounts.service import accounts
+from domain.accounts.service import auth
 from schema.accounts.mutations import _auth
 from schema.accounts.types import AuthPayload
 from schema.errors import (
@@ -155,7 +155,7 @@ class MemberMutations:
                 password=input.password,
                 display_name=input.display_name,
             )
-            pair = await accounts.issue(
+            pair = await auth.issue(
                 info.context.settings, accepted.user, accepted.tenant, accepted.membership.role
             )
             return _auth(pair)

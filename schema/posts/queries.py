@@ -7,7 +7,7 @@ from strawberry import relay
 from strawberry.types import Info
 
 from domain.posts.service import PostFilter, posts
-from schema.dataloaders import tenant_scope
+from schema.loading import tenant_scope
 from schema.permissions import requires
 from schema.posts.types import Post, PostConnection
 from schema.relay import build_connection, decode_id

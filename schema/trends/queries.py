@@ -8,10 +8,10 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from domain.analytics.trends import ALL_PLATFORMS
+from domain.trends.rules import ALL_PLATFORMS
 from domain.trends.service import TrendFilter, trends
-from schema.dataloaders import tenant_scope
 from schema.influencers.types import Platform
+from schema.loading import tenant_scope
 from schema.permissions import requires
 from schema.relay import build_connection, decode_id
 from schema.trends.types import ANALYTICS_READ, Trend, TrendConnection, TrendRange, TrendStatus

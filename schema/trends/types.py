@@ -11,8 +11,8 @@ import strawberry
 from strawberry import relay
 from strawberry.types import Info
 
-from domain.analytics.trends import ALL_PLATFORMS, HOUR
 from domain.trends import models
+from domain.trends.rules import ALL_PLATFORMS, HOUR
 from schema.influencers.types import Influencer, Platform
 
 ANALYTICS_READ = "analytics:read"

@@ -6,7 +6,7 @@ from strawberry.types import Info
 
 from domain.webhooks.rules import EVENT_TYPES
 from domain.webhooks.service import webhooks
-from schema.dataloaders import tenant_scope
+from schema.loading import tenant_scope
 from schema.permissions import requires
 from schema.relay import build_connection, decode_id
 from schema.webhooks.types import (

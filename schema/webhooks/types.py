@@ -15,7 +15,7 @@ from strawberry.types import Info
 
 from domain.webhooks import models
 from domain.webhooks.service import webhooks
-from schema.dataloaders import tenant_nodes
+from schema.loading import tenant_nodes
 
 
 @strawberry.type

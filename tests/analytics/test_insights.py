@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from domain.analytics.alerts import (
+from domain.analytics.engagement import FollowerSnapshot
+from domain.insights.alerts import (
     ARMED,
     FIRED,
     RuleSpec,
@@ -16,12 +17,10 @@ from domain.analytics.alerts import (
     next_state,
     observe,
 )
-from domain.analytics.engagement import FollowerSnapshot
-from domain.analytics.insights import (
+from domain.insights.digest import build_digest, change_pct
+from domain.insights.rules import (
     PostPoint,
     best_posting_times,
-    build_digest,
-    change_pct,
     detect_anomalies,
     engagement_anomalies,
     sentiment_turns,

@@ -8,18 +8,17 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from domain.analytics.trends import (
+from domain.trends.clusters import cluster_texts, post_keywords
+from domain.trends.forecast import forecast_series
+from domain.trends.rules import (
     HOUR,
     TrendConfig,
     TrendPost,
     burst_stats,
     burst_stats_many,
-    cluster_texts,
     detect_trends,
-    forecast_series,
     hourly_counts,
     influencer_contributions,
-    post_keywords,
     trend_score,
     trend_status,
     windows,

@@ -8,34 +8,30 @@ trends, forecast 24 hours and 7 days ahead (`forecast_series`).
 
 - Topics: hashtags (lower case); keywords (the post's stored `keywords`, or its top TF-IDF terms
   computed over the window's posts when NULL); clusters (TF-IDF + scikit-learn
-  `MiniBatchKMeans`, labelled by the centroid's top terms).
+  `MiniBatchKMeans`, labelled by the centroid's top terms): clusters.py.
 - Burst statistics on `window_hours`-hour windows counted back from `now`: V0 (latest), V1, V2;
   baseline = every earlier window; median m and MAD d; scale s = max(1.4826 d, sqrt(max(m, 1)))
   (a Poisson floor: a flat or empty baseline does not make every post a burst);
   z = (V0 - m) / s; velocity = V0 - V1; acceleration = (V0 - V1) - (V1 - V2).
 - Forecast: statsmodels ETS (additive errors; no trend, Holt linear, Holt damped; the lowest
   AICc wins) with its prediction interval; a flat fallback with a residual interval when the
-  series is too short or constant.
+  series is too short or constant: forecast.py.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from statistics import NormalDist
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-# scikit-learn (and keywords.py, which imports it) and statsmodels load on first use.
+from domain.trends.clusters import cluster_texts, post_keywords
+from domain.trends.forecast import Forecast, forecast_series
 
 TopicKind = Literal["hashtag", "keyword", "cluster"]
 Status = Literal["emerging", "rising", "peaking", "declining", "stable"]
@@ -118,36 +114,11 @@ class ScoreComponent:
 
 
 @dataclass(frozen=True)
-class ForecastPoint:
-    t: datetime
-    value: float
-    low: float
-    high: float
-
-
-@dataclass(frozen=True)
-class Forecast:
-    horizon: str  # "24h" | "7d"
-    step_hours: int  # 1 (hourly points) or 24 (daily points)
-    model: str  # "ets-none" | "ets-add" | "ets-add-damped" | "flat"
-    level: float
-    points: list[ForecastPoint]
-
-
-@dataclass(frozen=True)
 class InfluencerContribution:
     influencer_id: int
     posts: int
     engagement: int
     contribution: float  # mean of the influencer's share of posts and share of engagement
-
-
-@dataclass(frozen=True)
-class Cluster:
-    label: str  # top terms, most weighted first
-    key: str  # the same terms sorted A-Z joined by "+": stable while the terms are
-    terms: tuple[str, ...]
-    members: tuple[int, ...]  # indices into the texts given
 
 
 @dataclass(frozen=True)
@@ -330,92 +301,6 @@ def trend_score(
 # -- forecast ----------------------------------------------------------------------------------
 
 
-def _flat_forecast(
-    values: np.ndarray, start: datetime, step: timedelta, horizon: int, level: float, label: str
-) -> Forecast:
-    """Mean of the latest (up to) 24 values; interval mean +- q x residual std, widening with
-    sqrt(1 + h / n) (a random-walk-free naive model)."""
-    recent = values[-24:] if len(values) else np.zeros(1)
-    mean = float(recent.mean())
-    sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    q = NormalDist().inv_cdf(0.5 + level / 2)
-    n = max(len(values), 1)
-    points = []
-    for h in range(1, horizon + 1):
-        half = q * sd * math.sqrt(1.0 + h / n)
-        points.append(
-            ForecastPoint(
-                t=start + step * (h - 1),
-                value=max(0.0, mean),
-                low=max(0.0, mean - half),
-                high=max(0.0, mean + half),
-            )
-        )
-    step_hours = int(step / HOUR)
-    return Forecast(label, step_hours, "flat", level, points)
-
-
-def forecast_series(
-    values: Sequence[float] | np.ndarray,
-    start: datetime,
-    step: timedelta,
-    horizon: int,
-    level: float = 0.90,
-    label: str = "",
-) -> Forecast:
-    """Forecast `horizon` steps of `values` (equally spaced, `step` apart); the first forecast
-    point is at `start`. ETS models with additive errors (none / additive / damped additive
-    trend) are fitted and the lowest AICc wins; its prediction interval at `level`. Values and
-    bounds are clipped at 0 (counts). Too short (< 8) or constant series: `_flat_forecast`."""
-    arr = np.asarray(values, dtype=float)
-    if len(arr) < 8 or float(np.ptp(arr)) == 0.0:
-        return _flat_forecast(arr, start, step, horizon, level, label)
-    import pandas as pd
-    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
-
-    series = pd.Series(arr)  # (statsmodels' get_prediction needs an index)
-    best = None
-    best_name = ""
-    candidates: list[tuple[str, str | None, bool]] = [
-        ("ets-none", None, False),
-        ("ets-add", "add", False),
-        ("ets-add-damped", "add", True),
-    ]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name, trend, damped in candidates:
-            try:
-                fitted = ETSModel(series, error="add", trend=trend, damped_trend=damped).fit(
-                    disp=False
-                )
-            except (ValueError, np.linalg.LinAlgError):
-                continue
-            if not math.isfinite(float(fitted.aicc)):
-                continue
-            if best is None or float(fitted.aicc) < float(best.aicc):
-                best, best_name = fitted, name
-        if best is None:
-            return _flat_forecast(arr, start, step, horizon, level, label)
-        frame = best.get_prediction(start=len(arr), end=len(arr) + horizon - 1).summary_frame(
-            alpha=1.0 - level
-        )
-    means = frame["mean"].to_numpy(dtype=float)
-    lows = frame["pi_lower"].to_numpy(dtype=float)
-    highs = frame["pi_upper"].to_numpy(dtype=float)
-    if not (np.isfinite(means).all() and np.isfinite(lows).all() and np.isfinite(highs).all()):
-        return _flat_forecast(arr, start, step, horizon, level, label)
-    points = [
-        ForecastPoint(
-            t=start + step * i,
-            value=max(0.0, float(means[i])),
-            low=max(0.0, float(lows[i])),
-            high=max(0.0, float(highs[i])),
-        )
-        for i in range(horizon)
-    ]
-    return Forecast(label, int(step / HOUR), best_name, level, points)
-
-
 def trend_forecasts(
     hourly: np.ndarray, end: datetime, config: TrendConfig = TrendConfig()
 ) -> list[Forecast]:
@@ -430,84 +315,6 @@ def trend_forecasts(
 
 
 # -- topics ------------------------------------------------------------------------------------
-
-
-def _vectorizer(min_df: int = 1, max_features: int | None = None) -> TfidfVectorizer:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    from domain.analytics.keywords import TOKEN_PATTERN, clean_for_keywords, stop_words
-
-    return TfidfVectorizer(
-        sublinear_tf=True,
-        preprocessor=clean_for_keywords,
-        token_pattern=TOKEN_PATTERN,
-        stop_words=sorted(stop_words(None)),
-        min_df=min_df,
-        max_features=max_features,
-    )
-
-
-def post_keywords(texts: Sequence[str], per_post: int = 5) -> list[tuple[str, ...]]:
-    """Each text's `per_post` highest TF-IDF terms (keywords.keywords_per_text with the stop
-    words of en and pt): what the analysis pass would have stored for a post not analysed yet."""
-    from domain.analytics.keywords import keywords_per_text
-
-    return [tuple(words) for words in keywords_per_text(texts, None, per_post)]
-
-
-def cluster_texts(
-    texts: Sequence[str],
-    n_clusters: int | None = None,
-    max_clusters: int = 20,
-    label_terms: int = 3,
-    min_size: int = 3,
-    random_state: int = 0,
-) -> list[Cluster]:
-    """Clusters of similar texts: TF-IDF (terms in >= 2 texts) + MiniBatchKMeans.
-
-    k defaults to clamp(round(sqrt(n / 5)), 2, max_clusters). Texts without any kept term
-    belong to no cluster; clusters smaller than `min_size` are dropped. A cluster is labelled
-    by its centroid's `label_terms` heaviest terms."""
-    from sklearn.cluster import MiniBatchKMeans
-
-    keep = [i for i, t in enumerate(texts) if t.strip()]
-    if len(keep) < max(2, min_size):
-        return []
-    vectorizer = _vectorizer(min_df=2, max_features=20_000)
-    try:
-        matrix = vectorizer.fit_transform([texts[i] for i in keep]).tocsr()
-    except ValueError:
-        return []
-    nonzero = np.asarray(matrix.getnnz(axis=1)).ravel() > 0
-    rows = np.flatnonzero(nonzero)
-    if len(rows) < max(2, min_size):
-        return []
-    matrix = matrix[rows]
-    k = n_clusters or min(max_clusters, max(2, round(math.sqrt(len(rows) / 5))))
-    k = min(k, len(rows))
-    model = MiniBatchKMeans(n_clusters=k, random_state=random_state, n_init=1, batch_size=1024).fit(
-        matrix
-    )
-    terms = vectorizer.get_feature_names_out()
-    members: dict[int, list[int]] = defaultdict(list)
-    for row, label in zip(rows, model.labels_, strict=True):
-        members[int(label)].append(keep[int(row)])
-    clusters: list[Cluster] = []
-    seen: set[str] = set()
-    for label in sorted(members):
-        if len(members[label]) < min_size:
-            continue
-        centre = model.cluster_centers_[label]
-        top = [int(i) for i in np.argsort(-centre, kind="stable")[:label_terms] if centre[i] > 0]
-        names = tuple(str(terms[i]) for i in top)
-        if not names:
-            continue
-        key = "+".join(sorted(names))
-        if key in seen:  # two clusters with the same top terms: keep the first
-            continue
-        seen.add(key)
-        clusters.append(Cluster(" ".join(names), key, names, tuple(members[label])))
-    return clusters
 
 
 def topics_of(

@@ -1,4 +1,5 @@
-"""Collect tasks: an influencer's (or every tracked) account on one platform, step by step.
+"""Platform runs: collection tasks that fetch an influencer's (or every tracked) account from
+one platform, step by step (`platform_runs`; file imports and the task list are in service.py).
 
 A task's `cursor` holds where it is: which account (`i` into the account ids fixed when the
 task began), which phase (profile -> posts -> comments), and the connector's opaque page
@@ -65,7 +66,7 @@ def _next_account(state: dict[str, Any]) -> dict[str, Any]:
     return {"accounts": state["accounts"], "i": state["i"] + 1, "phase": "profile", "page": None}
 
 
-class CollectService:
+class PlatformRunService:
     async def create(
         self,
         *,
@@ -357,4 +358,4 @@ def account_ref(account: InfluencerAccount) -> AccountRef:
 
 
 assert set(COLLECT_PLATFORMS) <= set(SECRET_FIELDS)
-collector = CollectService()
+platform_runs = PlatformRunService()

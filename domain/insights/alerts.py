@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.analytics.engagement import FollowerSnapshot
-from domain.analytics.insights import PostPoint, total_followers
 from domain.errors import FieldError
+from domain.insights.digest import total_followers
+from domain.insights.rules import PostPoint
 
 METRICS = ("posts", "interactions", "engagement_rate", "sentiment", "followers")
 CONDITIONS = ("above", "below", "change_pct")
