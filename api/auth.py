@@ -19,7 +19,7 @@ import dataclasses
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.http_input import send_error
+from api.graphql.http_input import send_error
 from core.settings import Settings
 from domain.accounts import rules, tokens
 from domain.accounts.service import Principal, accounts

@@ -169,12 +169,12 @@ def serve_strawberry(port: int) -> None:
 
     from api.app import create_app
     from api.auth import principal_from_credentials
-    from api.ws import credentials
+    from api.graphql.executable import schema
+    from api.graphql.ws import credentials
     from core.settings import get_settings
     from domain.errors import DomainError
     from schema.context import Context
     from schema.dataloaders import Loaders
-    from schema.schema import schema
 
     settings = get_settings()
     app = create_app(settings)

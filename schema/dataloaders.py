@@ -1,8 +1,8 @@
 """Per-request dataloaders: every relation is batched, one statement per relation per tick.
 
 Each batch function opens `tenant_tx(schema)`: inside a mutation that re-uses the request's
-transaction; in a query or a subscription (which hold none, see TenantTransaction) it is a
-short transaction of its own, so no connection sits idle in a transaction while GraphQL
+transaction; in a query or a subscription (which hold none, api/graphql/transaction.py) it
+is a short transaction of its own, so no connection sits idle in a transaction while GraphQL
 builds the result.
 """
 

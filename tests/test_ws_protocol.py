@@ -27,7 +27,7 @@ from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
-from api.ws import SubscriptionServer
+from api.graphql.ws import SubscriptionServer
 from core.hub import EventHub
 from core.settings import get_settings
 from domain import events

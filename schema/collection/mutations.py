@@ -9,7 +9,6 @@ from strawberry import relay
 from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
-from api.oauth import callback_url
 from core.runtime import runtime
 from core.settings import get_settings
 from domain.audit import service as actions
@@ -190,7 +189,10 @@ class CollectionMutations:
                     config=settings.oauth_platforms,
                     tenant_schema=ctx.tenant_schema,
                     platform=platform.value,
-                    redirect_uri=callback_url(ctx.request, platform.value),
+                    # the route api/oauth.py serves (its name: the function's)
+                    redirect_uri=str(
+                        ctx.request.url_for("oauth_callback", platform=platform.value)
+                    ),
                 )
             except oauth.OAuthFlowError as exc:
                 raise DomainValidationFailed(FieldError("platform", str(exc))) from exc

@@ -10,8 +10,8 @@ from typing import Any
 from graphql import GraphQLError
 from starlette.types import Scope
 
+from api.graphql.limits import without_suggestions
 from core.settings import Settings
-from schema.limits import without_suggestions
 
 # A JSON text can only produce a lone surrogate through a \uD800-\uDFFF escape (the socket's
 # text is valid UTF-8): look at the parsed message only when one of those escapes is there.

@@ -71,8 +71,8 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
 from api.auth import principal_from_credentials
-from api.ratelimit import request_limit
-from api.ws_guard import (
+from api.graphql.executable import schema as default_schema
+from api.graphql.ws_guard import (
     bad_unicode_error,
     clean_text,
     dumps,
@@ -80,16 +80,17 @@ from api.ws_guard import (
     origin_of,
     request_errors,
 )
-from api.ws_watch import SocketWatch
+from api.graphql.ws_watch import SocketWatch
+from api.ratelimit import request_limit
 from billing.entitlements import check_within
 from billing.plans import plan_for
+from core import live
 from core.hub import REPLAY_LATEST, EventHub
 from core.settings import Settings
 from domain.accounts.service import Principal
 from domain.errors import DomainError, PlanLimitReached
 from schema.context import Context
 from schema.dataloaders import Loaders
-from schema.schema import schema as default_schema
 from tenants.policy import policies
 
 log = structlog.get_logger(__name__)
@@ -645,11 +646,6 @@ class _Connection:
 _RUNNING: weakref.WeakSet[SubscriptionServer] = weakref.WeakSet()
 
 
-def live_subscriptions(tenant_schema: str) -> int:
-    """Open subscriptions of one tenant on this process's endpoints."""
-    return sum(server.tenant_subscriptions(tenant_schema) for server in list(_RUNNING))
-
-
 async def close_all_sockets(code: int = GOING_AWAY) -> None:
     """Close every running endpoint's sockets: for the ASGI server to call when it begins to
     shut down (uvicorn itself would close them with 1012 before the app's lifespan ends)."""
@@ -734,11 +730,13 @@ class SubscriptionServer:
     def start(self, hub: EventHub) -> None:
         self.hub = hub
         _RUNNING.add(self)
+        live.register(self)  # the `usage` field's count (core/live.py)
         self.watch.start(hub)
 
     async def stop(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
         """Close every socket (1001) and wait a moment for the close frames to go out."""
         _RUNNING.discard(self)
+        live.unregister(self)
         self.watch.stop()
         closing = []
         for conn in list(self._connections):

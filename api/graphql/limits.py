@@ -52,10 +52,10 @@ from graphql import (
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import ParserCache, ValidationCache
 
-from api.persisted import PERSISTED_QUERY_NOT_ALLOWED, persisted_queries, sha256_hex
+from api.graphql.global_ids import global_id_errors
+from api.graphql.persisted import PERSISTED_QUERY_NOT_ALLOWED, persisted_queries, sha256_hex
 from billing.plans import plan_for
 from core.settings import DEFAULT_MAX_COST, Limits, Settings, get_settings
-from schema.global_ids import global_id_errors
 from tenants.policy import TenantPolicy, policies
 
 # extensions.code of each refusal
