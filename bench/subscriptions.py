@@ -170,7 +170,7 @@ def serve_strawberry(port: int) -> None:
     from api.app import create_app
     from api.auth import principal_from_credentials
     from api.graphql.executable import schema
-    from api.graphql.ws import credentials
+    from api.graphql.ws_connection import credentials
     from core.settings import get_settings
     from domain.errors import DomainError
     from schema.context import Context

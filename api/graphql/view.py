@@ -24,6 +24,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from api.graphiql import graphiql_page
+from api.graphql.cost import CostBudget, batch_budget
 from api.graphql.executable import schema
 from api.graphql.http_input import (
     GRAPHQL_RESPONSE_JSON,
@@ -35,7 +36,6 @@ from api.graphql.http_input import (
     negotiate,
     too_large,
 )
-from api.graphql.limits import CostBudget, batch_budget
 from api.graphql.persisted import PERSISTED_QUERY_NOT_FOUND, PersistedQueryError, persisted_queries
 from core.logging import request_id_from
 from core.request_info import current_request
@@ -95,6 +95,11 @@ def _safe_host(host: str | None) -> str | None:
 
 
 class GraphQLApp(GraphQL[Context, None]):
+    """Strawberry's ASGI view with our answers to what the spec and the abuse limits leave
+    to the server. Every override but `_validate_batch_request` is a documented hook of
+    Strawberry's view (`get_context`, `process_result`, `encode_json`/`decode_json`,
+    `render_graphql_ide`, ...) or the ASGI entry point; each says why it exists."""
+
     def __init__(self, settings: Settings, state: dict[str, Any]) -> None:
         super().__init__(
             schema,
@@ -238,6 +243,12 @@ class GraphQLApp(GraphQL[Context, None]):
             )
         return value
 
+    # The one private override (docs/decisions.md, "The GraphQL engine room"): Strawberry
+    # calls it between decoding a batch's JSON and turning each item into request data (which
+    # fails on a non-object item), and its own version answers an untyped "Too many
+    # operations" at a fixed figure. `decode_json` is too early (it also decodes `variables`
+    # and a multipart `map`), `execute_operation` too late. Pinned by test_limits.py and
+    # test_http_spec.py, which fail if Strawberry renames it.
     def _validate_batch_request(self, request_data: list[Any], protocol: Any) -> None:
         limit = self.settings.limits.max_batch
         if not request_data:

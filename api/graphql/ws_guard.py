@@ -1,5 +1,6 @@
-"""What api/ws.py checks on the way in and shapes on the way out (kept apart so that the
-protocol module stays readable): lone surrogates, error shaping, the Origin header."""
+"""What the websocket endpoint (api/graphql/ws.py) checks on the way in and shapes on the way
+out (kept apart so that the protocol module stays readable): lone surrogates, error shaping,
+the Origin header."""
 
 from __future__ import annotations
 
