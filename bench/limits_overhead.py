@@ -1,5 +1,5 @@
 """What the abuse limits cost: the app's schema (Strawberry's parser and validation caches
-extended with the limits, schema/limits.py) against the same schema with Strawberry's plain
+extended with the limits, api/graphql/limits.py) against the same schema with Strawberry's plain
 `ParserCache` / `ValidationCache`, executing the same queries in the same process, interleaved.
 
     python -m bench.limits_overhead [--rounds 30] [--per-round 20]

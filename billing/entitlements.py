@@ -6,7 +6,7 @@ through (influencers here, seats for members/invites, ...): it raises
 (billing/plans.py); Stripe webhooks change it (billing/service.py).
 
 Restricted tenants (dunning, docs/billing.md) are read-only: `is_restricted(tenant_id)` is
-what the GraphQL mutation guard asks (schema/extensions.py).
+what the GraphQL mutation guard asks (api/graphql/restricted.py).
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ def observe_job_wait(job: str, seconds: float) -> None:
 
 async def refresh_scrape_gauges(subscriptions: object | None) -> None:
     """Read the values that need I/O or the app at scrape time (cheap: one ZCARD, no SQL).
-    `subscriptions` is the websocket endpoint (api/ws.py SubscriptionServer)."""
+    `subscriptions` is the websocket endpoint (api/graphql/ws.py SubscriptionServer)."""
     from core.runtime import runtime
 
     count = getattr(subscriptions, "active_subscriptions", None)

@@ -258,7 +258,7 @@ def coded_syntax_error(exc: GraphQLSyntaxError, lim: Limits) -> GraphQLError:
 
 class LimitedValidationCache(ValidationCache):
     """`ValidationCache` plus the limit rules, the cost ceiling and `extensions.cost`.
-    (Suggestions are hidden with the error masking, `schema/extensions.py`.)"""
+    (Suggestions are hidden with the error masking, `api/graphql/masking.py`.)"""
 
     cost: dict[str, int] | None = None
 

@@ -96,15 +96,15 @@ def _safe_host(host: str | None) -> str | None:
 
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI view with our answers to what the spec and the abuse limits leave
-    to the server. Every override but `_validate_batch_request` is a documented hook of
-    Strawberry's view (`get_context`, `process_result`, `encode_json`/`decode_json`,
-    `render_graphql_ide`, ...) or the ASGI entry point; each says why it exists."""
+    to the server. Every override but `_validate_batch_request` is public: a documented hook
+    (`get_context`, `process_result`, `encode_json`/`decode_json`, `render_graphql_ide`), a
+    public method of Strawberry's base view, or the ASGI entry point (docs/decisions.md)."""
 
     def __init__(self, settings: Settings, state: dict[str, Any]) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if not settings.is_production else None,
-            subscription_protocols=(),  # websockets: api/ws.py
+            subscription_protocols=(),  # websockets: api/graphql/ws.py
             multipart_uploads_enabled=True,
         )
         self.settings = settings

@@ -77,7 +77,7 @@ def request_error_code(error: GraphQLError) -> str:
 def request_errors(errors: Any, settings: Settings) -> list[dict[str, Any]]:
     """An `error` frame's payload: each error with an `extensions.code`, and without
     "Did you mean ...?" where suggestions are off (production), as over HTTP
-    (schema/extensions.py)."""
+    (api/graphql/masking.py)."""
     shown = []
     for error in errors or ():
         if not settings.suggestions_enabled:
