@@ -77,7 +77,7 @@ def _schemas() -> tuple[Any, Any]:
 
 async def measure(n: int) -> dict[str, float]:
     from core.logging import RequestContextMiddleware
-    from core.metrics import RequestInfo, current_request
+    from core.request_info import RequestInfo, current_request
 
     wrapped = RequestContextMiddleware(_inner)
     plain_schema, metrics_schema = _schemas()

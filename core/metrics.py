@@ -37,7 +37,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.request_info import RequestInfo  # re-exported (bench/ops_overhead)
+from core.request_info import RequestInfo
 
 MAX_OPERATION_LABELS = 200
 MAX_ERROR_CODES = 50
