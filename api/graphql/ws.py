@@ -52,7 +52,7 @@ import contextlib
 import itertools
 import json
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import structlog
@@ -117,7 +117,7 @@ class SubscriptionServer:
         self.hub: EventHub | None = None
         self.groups: dict[tuple[Any, ...], Group] = {}
         self._connections: set[Connection] = set()
-        self.ids = itertools.count(1)
+        self.ids: Iterator[int] = itertools.count(1)
         self.executions = 0  # group executions (results encoded), for metrics and benchmarks
         self.slow_consumers = 0
         self._replay_fields = self._fields_with(REPLAY_LATEST)

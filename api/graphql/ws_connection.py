@@ -9,7 +9,7 @@ import json
 import time
 from collections import deque
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 from graphql import (
@@ -25,7 +25,16 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
 from api.auth import principal_from_credentials
-from api.graphql.ws_groups import Member, Operation, Single, frame, result_payload
+from api.graphql.ws_groups import (
+    Endpoint,
+    Group,
+    Item,
+    Member,
+    Operation,
+    Single,
+    frame,
+    result_payload,
+)
 from api.graphql.ws_guard import (
     bad_unicode_error,
     clean_text,
@@ -39,10 +48,28 @@ from domain.errors import DomainError
 from schema.context import Context
 from schema.dataloaders import Loaders
 
-if TYPE_CHECKING:  # a type only: the server owns its connections
-    from api.graphql.ws import SubscriptionServer
-
 log = structlog.get_logger(__name__)
+
+
+class Server(Endpoint, Protocol):
+    """What a connection needs of its endpoint (ws.py's SubscriptionServer), as a protocol so
+    that this module does not import the server that imports it."""
+
+    send_queue_size: int
+    slow_consumers: int
+    max_operations: int
+
+    async def plan_refusal(self, principal: Principal) -> GraphQLError | None: ...
+
+    def group_for(
+        self,
+        principal: Principal,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        root_fields: frozenset[str] = ...,
+    ) -> Group: ...
+
 
 PROTOCOL = "graphql-transport-ws"
 
@@ -61,8 +88,6 @@ TRY_AGAIN_LATER = 1013  # slow consumer: its send queue was full
 
 _ACK = '{"type":"connection_ack"}'
 _PONG = '{"type":"pong"}'
-
-Item = str | tuple[str, str]  # a whole frame, or (member prefix, shared payload)
 
 
 @lru_cache(maxsize=1000)
@@ -94,7 +119,7 @@ def credentials(params: dict[str, Any]) -> tuple[str | None, str | None]:
 class Connection:
     """One websocket: protocol state, its operations, its bounded send queue."""
 
-    def __init__(self, server: SubscriptionServer, send: Send) -> None:
+    def __init__(self, server: Server, send: Send) -> None:
         self.server = server
         self._send = send
         self.outbox: deque[Item] = deque()

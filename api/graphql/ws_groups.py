@@ -5,7 +5,8 @@ with the same (tenant schema, role, scopes, document, operation name, variables)
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import structlog
 from graphql import GraphQLError
@@ -13,15 +14,33 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.utils.aio import aclosing
 
 from api.graphql.ws_guard import dumps, request_errors
+from core.hub import EventHub
+from core.settings import Settings
 from domain.accounts.service import Principal
 from schema.context import Context
 from schema.dataloaders import Loaders
 
-if TYPE_CHECKING:  # types only: the server and its connections hold the groups
-    from api.graphql.ws import SubscriptionServer
-    from api.graphql.ws_connection import Connection
-
 log = structlog.get_logger(__name__)
+
+Item = str | tuple[str, str]  # a whole frame, or (member prefix, shared payload)
+
+
+# What a group needs of the endpoint and of a socket (ws.py's SubscriptionServer and
+# ws_connection.py's Connection): protocols, so that this module imports neither of them.
+class Endpoint(Protocol):
+    settings: Settings
+    hub: EventHub | None
+    ids: Iterator[int]  # request ids of the operations run
+    schema: Any  # the executable schema (`stream`)
+    executions: int  # group executions, for metrics and benchmarks
+    groups: dict[tuple[Any, ...], Group]
+
+
+class Socket(Protocol):
+    def post(self, item: Item) -> None: ...
+
+    def forget(self, id_: str, op: Operation) -> bool: ...
+
 
 _dumps = dumps  # never a text the socket cannot send (api/graphql/ws_guard.py)
 
@@ -53,7 +72,7 @@ class Member:
 
     __slots__ = ("conn", "group", "id", "prefix")
 
-    def __init__(self, conn: Connection, id_: str, group: Group) -> None:
+    def __init__(self, conn: Socket, id_: str, group: Group) -> None:
         self.conn = conn
         self.id = id_
         self.group = group
@@ -84,7 +103,7 @@ class Group:
 
     def __init__(
         self,
-        server: SubscriptionServer,
+        server: Endpoint,
         key: tuple[Any, ...],
         principal: Principal,
         query: str,
