@@ -6,7 +6,7 @@ key (`tsk_...`) or a partner app's access token (JWT with `client_id`, from /oau
 A bad or expired credential is answered 401 (403 when the plan lacks the partner API) with a
 GraphQL-shaped error and the request goes no further. `X-Tenant: <slug>` picks another of the
 user's tenants; the membership is checked. Websockets authenticate in `connection_init`
-(api/ws.py).
+(api/graphql/ws.py).
 
 A user's access token issued before their last revocation (log-out everywhere, password
 reset, role change, removal) is refused: domain/accounts/sessions.py, at most one Redis GET
@@ -19,7 +19,7 @@ import dataclasses
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.http_input import send_error
+from api.graphql.http_input import send_error
 from core.settings import Settings
 from domain.accounts import rules, tokens
 from domain.accounts.service import Principal

@@ -96,7 +96,7 @@ def api(
 
     class GracefulServer(uvicorn.Server):
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            from api.ws import close_all_sockets
+            from api.graphql.ws import close_all_sockets
 
             await close_all_sockets()  # 1001 "going away", before uvicorn's own 1012
             await super().shutdown(sockets)
@@ -218,11 +218,14 @@ def tenants_allow_query(
     ] = None,
 ) -> None:
     """Register FILE's GraphQL document as a persisted query SLUG may run; prints its hash."""
-    from api.persisted import persisted_queries
+    from api.graphql.executable import schema
+    from api.graphql.persisted import persisted_queries
 
     query = file.read_text()
     try:
-        sha = _with_db(lambda s: persisted_queries.allow(slug, query, enforce=enforce))
+        sha = _with_db(
+            lambda s: persisted_queries.allow(slug, query, schema._schema, enforce=enforce)
+        )
     except (ValueError, LookupError) as exc:
         typer.echo(str(exc).strip("'\""), err=True)
         raise typer.Exit(2) from exc
@@ -296,7 +299,7 @@ def demo_replay(
 @app.command("export-schema")
 def export_schema(path: Path = Path("schema/schema.graphql")) -> None:
     """Write the GraphQL SDL (checked in; a test keeps it current)."""
-    from schema.schema import sdl
+    from api.graphql.executable import sdl
 
     path.write_text(sdl())
     typer.echo(f"wrote {path}")
@@ -338,7 +341,7 @@ def schema_check(
     if current is not None:
         new_sdl = current.read_text()
     else:
-        from schema.schema import sdl
+        from api.graphql.executable import sdl
 
         new_sdl = sdl()
     report = check_schema(old_sdl, new_sdl, changelog.read_text() if changelog.exists() else "")
@@ -370,7 +373,7 @@ def schema_release(
 ) -> None:
     """Record the code's SDL as released: what `schema-check --against-file` guards from now
     on (the release procedure is in docs/schema-changelog.md)."""
-    from schema.schema import sdl
+    from api.graphql.executable import sdl
 
     path.write_text(sdl())
     typer.echo(f"released the schema to {path}")

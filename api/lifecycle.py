@@ -4,7 +4,7 @@ uvicorn owns the shutdown itself: on SIGTERM/SIGINT it stops accepting connectio
 in-flight HTTP requests finish (at most `timeout_graceful_shutdown`, set by `trendscope api
 --graceful-timeout`), then runs our lifespan's shutdown (event hub, Redis, database pool, in
 that order). Closing websockets with 1001 ("going away") belongs to the websocket handler
-(`api/ws.py`).
+(`api/graphql/ws.py`).
 
 What this module adds: from the first SIGTERM/SIGINT, `/readyz` answers 503 so that a load
 balancer with health checks takes the replica out of rotation; with a shutdown delay

@@ -11,7 +11,7 @@ failed client authentication. The token is our JWT (HS256, `iss`/`aud`/`exp`) ca
 
 Written by hand rather than with Authlib's AuthorizationServer: Authlib ships server
 integrations for Flask and Django only, and this grant is one small, fully specified exchange.
-Attempts are rate-limited per client IP and per client id (api/ratelimit.py): a refusal is a
+Attempts are rate-limited per client IP and per client id (core/ratelimit.py): a refusal is a
 429 with `Retry-After` and `error` "slow_down" (the registered OAuth error for "too fast").
 """
 
@@ -25,7 +25,7 @@ from urllib.parse import unquote_plus
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api.ratelimit import auth_attempt, client_ip
+from core.ratelimit import auth_attempt, client_ip
 from core.settings import Settings
 from domain.apikeys.service import OAuthError, apikeys
 

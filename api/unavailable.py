@@ -13,7 +13,7 @@ from __future__ import annotations
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.http_input import send_error
+from api.graphql.http_input import send_error
 from schema.errors import UNAVAILABLE
 from tenants.pgclient import is_database_unavailable, retry_after
 

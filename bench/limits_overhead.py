@@ -1,5 +1,5 @@
 """What the abuse limits cost: the app's schema (Strawberry's parser and validation caches
-extended with the limits, schema/limits.py) against the same schema with Strawberry's plain
+extended with the limits, api/graphql/limits.py) against the same schema with Strawberry's plain
 `ParserCache` / `ValidationCache`, executing the same queries in the same process, interleaved.
 
     python -m bench.limits_overhead [--rounds 30] [--per-round 20]
@@ -31,13 +31,16 @@ def baseline_schema() -> Any:
 
     from strawberry.extensions import ParserCache, ValidationCache
 
-    from schema.extensions import MaskUnexpectedErrors, TenantTransaction
-    from schema.schema import schema
+    from api.graphql.compiled import CompiledQueries
+    from api.graphql.executable import schema
+    from api.graphql.masking import MaskUnexpectedErrors
+    from api.graphql.transaction import MutationTransaction
 
     baseline = copy.copy(schema)
     baseline.extensions = (
         MaskUnexpectedErrors,
-        TenantTransaction,
+        CompiledQueries,
+        MutationTransaction,
         lambda: ParserCache(maxsize=1000),
         lambda: ValidationCache(maxsize=1000),
     )
@@ -46,10 +49,10 @@ def baseline_schema() -> Any:
 
 async def measure(rounds: int, per_round: int, database_url: str, redis_url: str) -> str:
     from api.auth import principal_from_credentials
+    from api.graphql.executable import schema as limited
     from core.settings import Settings
     from schema.context import Context
     from schema.dataloaders import Loaders
-    from schema.schema import schema as limited
     from tenants.db import close_db, init_db
 
     settings = Settings(

@@ -66,8 +66,8 @@ def _schemas() -> tuple[Any, Any]:
     """The app's schema without and with `OperationMetrics` (a shallow copy: Strawberry reads
     `schema.extensions` at every execution; building a second schema from the same types is
     not possible with Relay fields)."""
-    from core.metrics import OperationMetrics
-    from schema.schema import schema
+    from api.graphql.executable import schema
+    from api.graphql.metrics import OperationMetrics
 
     assert OperationMetrics in schema.extensions
     plain = copy.copy(schema)
@@ -77,7 +77,7 @@ def _schemas() -> tuple[Any, Any]:
 
 async def measure(n: int) -> dict[str, float]:
     from core.logging import RequestContextMiddleware
-    from core.metrics import RequestInfo, current_request
+    from core.request_info import RequestInfo, current_request
 
     wrapped = RequestContextMiddleware(_inner)
     plain_schema, metrics_schema = _schemas()

@@ -7,7 +7,7 @@
    postgresql://postgres@127.0.0.1:5432/postgres), migrates it, signs up a tenant, adds one
    influencer and as many posts as events will be published (post k has externalId `e<k>`);
 2. phase `ours`: starts the real app (`python -m api.cli api`: uvicorn, 1 worker,
-   permessage-deflate off, our graphql-transport-ws handler, api/ws.py), then
+   permessage-deflate off, our graphql-transport-ws handler, api/graphql/ws.py), then
    `--client-procs` client processes (asyncio + websockets) open `--subscribers` sockets in
    all, each `connection_init` + `subscribe` to
    `subscription { postAdded { id externalId likes publishedAt } }` (the same document for
@@ -159,7 +159,7 @@ async def seed(database_url: str, redis_url: str, posts: int) -> Seeded:
 
 def serve_strawberry(port: int) -> None:
     """The real app, except that /graphql's websocket is Strawberry's graphql-transport-ws
-    handler (what the app used before api/ws.py), authenticated the same way."""
+    handler (what the app used before api/graphql/ws.py), authenticated the same way."""
     import uvicorn
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket
@@ -169,12 +169,12 @@ def serve_strawberry(port: int) -> None:
 
     from api.app import create_app
     from api.auth import principal_from_credentials
-    from api.ws import credentials
+    from api.graphql.executable import schema
+    from api.graphql.ws_connection import credentials
     from core.settings import get_settings
     from domain.errors import DomainError
     from schema.context import Context
     from schema.dataloaders import Loaders
-    from schema.schema import schema
 
     settings = get_settings()
     app = create_app(settings)

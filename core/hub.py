@@ -11,7 +11,7 @@ reconnect in step), subscribing every channel wanted *at that moment* in one com
 subscriptions opened during the outage are included. Local subscribers are kept meanwhile: a
 subscription never notices, except that what was published while the connection was down is
 lost (Redis pub/sub keeps no history). So that this is never silent, `on_resubscribed`
-callbacks are told when the connection is back and since when it was down (api/ws.py sends
+callbacks are told when the connection is back and since when it was down (api/graphql/ws.py sends
 every socket with subscriptions a `ping` saying so). `connected` and `reconnects` are exposed
 for health checks and metrics.
 """
@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 log = structlog.get_logger(__name__)
 
 # Subscription field metadata (`metadata={REPLAY_LATEST: True}`): the field streams a state,
-# not events, so a subscriber joining a running multiplexed group (api/ws.py) is sent the
+# not events, so a subscriber joining a running multiplexed group (api/graphql/ws.py) is sent the
 # group's latest result at once.
 REPLAY_LATEST = "replay_latest"
 

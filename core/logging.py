@@ -202,7 +202,7 @@ def log_graphql_errors(errors: list[GraphQLError], execution_context: Any = None
     operation on one `graphql_client_error` line. Strawberry's default wrote every error with
     its source excerpt and traceback: one bad 1.9 KB request made 2,230 lines. Unexpected
     exceptions are logged with their traceback once, by `MaskUnexpectedErrors`
-    (schema/extensions.py), with the request id the client is shown; that extension does not
+    (api/graphql/masking.py), with the request id the client is shown; that extension does not
     see the events of a subscription, so those are logged here."""
     client = [e for e in errors if e.original_error is None or _is_graphql(e.original_error)]
     if client:

@@ -6,8 +6,8 @@ What is measured, and where:
   `trendscope_request_duration_seconds{operation,type}`: every HTTP request, observed once in
   `core.logging.RequestContextMiddleware` (no per-field hook). For GraphQL requests `operation`
   is the operation name and `type` query/mutation/subscription, reported by the
-  `OperationMetrics` schema extension; for other routes `operation` is the route path and
-  `type` is `http`.
+  `OperationMetrics` schema extension (api/graphql/metrics.py); for other routes `operation`
+  is the route path and `type` is `http`.
 - `trendscope_errors_total{code}`: GraphQL error codes (`extensions.code`, after masking) and
   `HTTP_<status>` for requests refused before GraphQL (401/403 at the auth middleware, 5xx).
 - Read at scrape time: `trendscope_active_subscriptions` (the process's EventHub subscribers),
@@ -27,22 +27,17 @@ labels come from a fixed set and error codes are capped the same way as operatio
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import re
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextvars import Token
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import structlog
-from graphql import FieldNode, GraphQLError, OperationDefinitionNode
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
-from strawberry.extensions import SchemaExtension
 
-from core.request_info import RequestInfo, current_request  # re-exported (bench/ops_overhead)
+from core.request_info import RequestInfo
 
 MAX_OPERATION_LABELS = 200
 MAX_ERROR_CODES = 50
@@ -116,84 +111,6 @@ operation_label = _BoundedLabels(MAX_OPERATION_LABELS, _NAME_RE)
 error_code_label = _BoundedLabels(MAX_ERROR_CODES, _CODE_RE)
 
 
-def _root_field_name(definition: OperationDefinitionNode) -> str | None:
-    for selection in definition.selection_set.selections:
-        if isinstance(selection, FieldNode):
-            return selection.name.value
-    return None
-
-
-def error_code(error: GraphQLError) -> str:
-    code = (error.extensions or {}).get("code")
-    if isinstance(code, str):
-        return code
-    # Parse and validation errors carry no code (they are the client's to fix).
-    return "GRAPHQL_VALIDATION_FAILED" if error.original_error is None else "INTERNAL_SERVER_ERROR"
-
-
-class OperationMetrics(SchemaExtension):
-    """Reports the operation's name, type, tenant and error codes to the request's
-    `RequestInfo`. Only `on_operation` and `on_execute`: no per-field hook (design.md: those
-    cost 20-80%). Listed first among the schema's extensions, so it sees the errors after
-    masking."""
-
-    def on_operation(self) -> Iterator[None]:
-        self._log_tokens: Mapping[str, Token[Any]] = {}
-        try:
-            yield
-        finally:
-            # after every other extension's post-processing (e.g. the masked-error log line),
-            # which therefore still carries tenant and operation
-            if self._log_tokens:
-                with contextlib.suppress(ValueError, LookupError):  # (another context)
-                    structlog.contextvars.reset_contextvars(**self._log_tokens)
-        info = current_request.get()
-        if info is None or info.kind != "http":
-            # A websocket runs many operations over one connection: nothing to accumulate.
-            return
-        ec = self.execution_context
-        if info.operation is None:
-            # parse or validation failed before `on_execute`
-            info.operation, info.operation_type = "invalid", "invalid"
-        result = ec.result
-        for error in getattr(result, "errors", None) or ():
-            info.error_codes.append(error_code(error))
-
-    def on_execute(self) -> Iterator[None]:
-        ec = self.execution_context
-        name = ec.operation_name
-        definition = _selected_operation(ec.graphql_document, name)
-        op_type = definition.operation.value if definition is not None else "unknown"
-        if definition is not None:
-            if name is None and definition.name is not None:
-                name = definition.name.value
-            if name is None:
-                root = _root_field_name(definition)
-                name = f"anonymous_{root}" if root else "anonymous"
-        label = operation_label(name or "anonymous")
-        principal = getattr(getattr(ec, "context", None), "principal", None)
-        tenant = principal.tenant_schema if principal is not None else None
-        info = current_request.get()
-        if info is None or info.kind == "http":
-            # Log lines written while the operation runs carry these (request_id is bound by
-            # the request middleware). Not on websockets: one connection, many operations.
-            self._log_tokens = structlog.contextvars.bind_contextvars(
-                tenant=tenant, operation=label, operation_type=op_type
-            )
-        if info is not None and info.kind == "http":
-            info.operation, info.operation_type, info.tenant = label, op_type, tenant
-        yield
-
-
-def _selected_operation(document: object, name: str | None) -> OperationDefinitionNode | None:
-    for definition in getattr(document, "definitions", ()):
-        if isinstance(definition, OperationDefinitionNode) and (
-            name is None or (definition.name is not None and definition.name.value == name)
-        ):
-            return definition
-    return None
-
-
 _ROUTES = frozenset({"/graphql", "/graphiql", "/healthz", "/readyz", "/metrics"})
 
 
@@ -224,7 +141,7 @@ def observe_job_wait(job: str, seconds: float) -> None:
 
 async def refresh_scrape_gauges(subscriptions: object | None) -> None:
     """Read the values that need I/O or the app at scrape time (cheap: one ZCARD, no SQL).
-    `subscriptions` is the websocket endpoint (api/ws.py SubscriptionServer)."""
+    `subscriptions` is the websocket endpoint (api/graphql/ws.py SubscriptionServer)."""
     from core.runtime import runtime
 
     count = getattr(subscriptions, "active_subscriptions", None)

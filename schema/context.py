@@ -17,7 +17,8 @@ from schema.dataloaders import Loaders
 
 @dataclass
 class Context:
-    request: Request | WebSocket | None  # None: a multiplexed subscription group (api/ws.py)
+    # None: a multiplexed subscription group (api/graphql/ws_groups.py)
+    request: Request | WebSocket | None
     response: Response | WebSocket | None
     settings: Settings
     hub: EventHub | None

@@ -24,7 +24,7 @@ class Plan:
     collect_interval_hours: int  # the per-tenant collection schedule
     reports_per_month: int | None
     partner_api: bool  # API keys and partner apps (client credentials)
-    max_query_cost: int  # GraphQL cost ceiling per operation (schema/limits.py)
+    max_query_cost: int  # GraphQL cost ceiling per operation (api/graphql/cost.py)
 
     def limits(self) -> dict[str, int | bool | None]:
         """The plan's limits by name (what `viewer.tenant.limits` shows)."""

@@ -312,7 +312,7 @@ def upload_request(
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """httpx kwargs for a GraphQL multipart request (the spec's operations/map/file parts),
-    with the header a browser form cannot send (the server's CSRF check; api/http_input.py)."""
+    with the header a browser form cannot send (the server's CSRF check; api/graphql/http_input.py)."""
     import json
 
     ops = {"query": query, "variables": {**(variables or {}), file_var: None}}

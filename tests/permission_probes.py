@@ -24,7 +24,7 @@ from graphql import (
     get_named_type,
 )
 
-from schema.schema import schema
+from api.graphql.executable import schema
 from tests import permission_tables as expected
 from tests.conftest import GQL, Server, upload_request
 
@@ -195,7 +195,7 @@ def nested_paths(*, roots_with_arguments: bool) -> dict[tuple[str, str], Path_]:
 
 PATHS = [
     *sorted(nested_paths(roots_with_arguments=False).values(), key=lambda p: p.edge),
-    # the probe, as written: a query the compiled SQL path (schema.compiled) answers
+    # the probe, as written: a query the compiled SQL path (api/graphql/compiled.py) answers
     Path_(
         ("InfluencerAccount", "recentPosts"),
         ("influencers", "edges", "node", "accounts", "recentPosts"),

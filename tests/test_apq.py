@@ -66,10 +66,10 @@ async def cli(*args: str) -> tuple[int, str, str]:
 async def run_in_schema(tenant: Tenant, query: str) -> list[Any]:
     """Execute through the schema itself (no HTTP view), as the websocket handler does."""
     from api.auth import principal_from_credentials
+    from api.graphql.executable import schema
     from core.settings import get_settings
     from schema.context import Context
     from schema.dataloaders import Loaders
-    from schema.schema import schema
 
     settings = get_settings()
     principal = await principal_from_credentials(settings, f"Bearer {tenant.token}", None)
@@ -197,7 +197,7 @@ async def test_allow_list_mode_locks_one_tenant_only(
     assert await run_in_schema(other_tenant, VIEWER) == []
 
     # switched off again, A runs anything
-    from api.persisted import persisted_queries
+    from api.graphql.persisted import persisted_queries
 
     await persisted_queries.set_enforced(tenant.slug, False)
     assert (await post(gql, tenant, {"query": VIEWER})).json()["data"]

@@ -8,8 +8,8 @@ import inspect
 
 from graphql import GraphQLObjectType, get_named_type
 
+from api.graphql.executable import schema
 from schema.dataloaders import Loaders
-from schema.schema import schema
 
 # Payload unions are declared beside their mutation, so their module says nothing: these are
 # pinned by what they create or stream.

@@ -357,7 +357,7 @@ async def test_an_unexpected_error_is_logged_once_with_its_traceback(
 
     from structlog.testing import capture_logs
 
-    from schema.schema import schema
+    from api.graphql.executable import schema
 
     # a principal without a user id attribute: the viewer resolver fails unexpectedly
     broken = SimpleNamespace(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from schema.extensions import TenantTransaction
+from api.graphql.compiled import CompiledQueries
 from tenants.tx import tenant_tx
 from tests.conftest import GQL, Tenant
 from tests.sqlcount import app_statements, count_statements
@@ -48,7 +48,7 @@ async def seed(schema: str, tag: str) -> None:
 @pytest.fixture
 def resolvers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Run queries through the resolvers and dataloaders, not the compiled SQL path."""
-    monkeypatch.setattr(TenantTransaction, "compiled", False)
+    monkeypatch.setattr(CompiledQueries, "compiled", False)
 
 
 async def nested(gql: GQL, token: str, first: int) -> tuple[list[dict[str, Any]], list[str]]:
@@ -92,7 +92,7 @@ async def test_nested_query_sees_only_the_callers_tenant(
     compiled: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(TenantTransaction, "compiled", compiled)
+    monkeypatch.setattr(CompiledQueries, "compiled", compiled)
     await seed(tenant.schema, "a")
     await seed(other_tenant.schema, "b")
     for t, tag in ((tenant, "a"), (other_tenant, "b")):
@@ -112,9 +112,9 @@ async def test_compiled_query_is_one_statement_with_the_resolvers_answer(
 ) -> None:
     await seed(tenant.schema, "a")
     for first in (0, 5, 50):
-        monkeypatch.setattr(TenantTransaction, "compiled", False)
+        monkeypatch.setattr(CompiledQueries, "compiled", False)
         expected, _ = await nested(gql, tenant.token, first)
-        monkeypatch.setattr(TenantTransaction, "compiled", True)
+        monkeypatch.setattr(CompiledQueries, "compiled", True)
         got, sql = await nested(gql, tenant.token, first)
         assert got == expected
         kinds = [q.split()[0].upper().rstrip(";") for q in sql]
@@ -153,9 +153,9 @@ async def test_compiled_and_resolved_answers_are_the_same(
 ) -> None:
     await seed(tenant.schema, "a")
     variables = {"l": 4}
-    monkeypatch.setattr(TenantTransaction, "compiled", False)
+    monkeypatch.setattr(CompiledQueries, "compiled", False)
     expected = await gql(query, variables, token=tenant.token)
-    monkeypatch.setattr(TenantTransaction, "compiled", True)
+    monkeypatch.setattr(CompiledQueries, "compiled", True)
     async with count_statements() as sent:
         got = await gql(query, variables, token=tenant.token)
     assert got == expected
@@ -169,9 +169,9 @@ async def test_compiled_page_of_an_empty_tenant(
 ) -> None:
     query = """{ influencers(first: 10) { pageInfo { hasNextPage hasPreviousPage startCursor
         endCursor } edges { cursor node { id accounts { id } } } } }"""
-    monkeypatch.setattr(TenantTransaction, "compiled", False)
+    monkeypatch.setattr(CompiledQueries, "compiled", False)
     expected = await gql.ok(query, token=tenant.token)
-    monkeypatch.setattr(TenantTransaction, "compiled", True)
+    monkeypatch.setattr(CompiledQueries, "compiled", True)
     assert await gql.ok(query, token=tenant.token) == expected
     assert expected["influencers"]["edges"] == []
     assert expected["influencers"]["pageInfo"]["endCursor"] is None

@@ -92,7 +92,7 @@ async def test_graphql_context_uses_the_middlewares_request_id(server: Server) -
     """The id masked errors quote (the GraphQL context's) is the one in the logs and header."""
     from starlette.requests import Request
 
-    from api.app import GraphQLApp
+    from api.graphql.view import GraphQLApp
     from core.settings import get_settings
 
     scope = {
@@ -233,8 +233,8 @@ async def test_log_lines_during_an_operation_carry_tenant_and_operation() -> Non
     import structlog
     from strawberry.extensions import SchemaExtension
 
-    from core.metrics import OperationMetrics
-    from schema.schema import schema
+    from api.graphql.executable import schema
+    from api.graphql.metrics import OperationMetrics
 
     class Probe(SchemaExtension):  # a test probe, listed after the extension under test
         def on_execute(self) -> Iterator[None]:

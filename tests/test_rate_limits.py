@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from api.ratelimit import limiter
+from core.ratelimit import limiter
 from core.settings import RateLimits
 from tests.conftest import GQL, Server, Tenant, set_plan
 from tests.test_api_keys import NAMES, create_key

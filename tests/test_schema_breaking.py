@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from api.graphql.executable import sdl
 from api.schema_check import RELEASED_PATH, acknowledged, acknowledgement, check_schema
-from schema.schema import sdl
 
 OLD = """
 type Query {

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from schema.schema import sdl
+from api.graphql.executable import sdl
 
 
 def test_schema_graphql_is_current() -> None:

@@ -1,4 +1,4 @@
-"""Issue 12, the websocket side of items 7, 9, 11 and 13 (api/ws.py, api/ws_guard.py):
+"""Issue 12, the websocket side of items 7, 9, 11 and 13 (api/graphql/ws.py, api/graphql/ws_guard.py):
 
 - 7: a socket closes with 4403 when its connection_init token expires, and every `subscribe`
   checks the credential again (a key revoked while the socket is open);

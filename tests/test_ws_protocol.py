@@ -1,4 +1,4 @@
-"""Our graphql-transport-ws endpoint (api/ws.py): the protocol's close codes, ping/pong,
+"""Our graphql-transport-ws endpoint (api/graphql/ws.py): the protocol's close codes, ping/pong,
 complete both ways, multiplexing (one execution, identical bytes), tenant isolation, a slow
 subscriber cut without affecting the others, resubscription after the Redis pub/sub connection
 is killed, and closing with 1001 on shutdown.
@@ -27,7 +27,7 @@ from starlette.routing import WebSocketRoute
 from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
-from api.ws import SubscriptionServer
+from api.graphql.ws import SubscriptionServer
 from core import hub
 from core.hub import EventHub
 from core.settings import get_settings

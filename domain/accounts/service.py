@@ -69,7 +69,7 @@ class Principal:
     scopes: frozenset[str]
     credential: str = ""
     # A token's expiry (unix seconds) and a user token's session version, for websockets,
-    # which outlive a request (api/ws.py closes them at expiry or revocation).
+    # which outlive a request (api/graphql/ws.py closes them at expiry or revocation).
     expires_at: int | None = None
     session_version: int | None = None
 

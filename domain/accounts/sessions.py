@@ -5,7 +5,7 @@ Access tokens are stateless JWTs, so revoking them needs one shared fact per use
 carries `sv`, the version read when it was issued. Logging out everywhere, a password reset, a
 role change and removal from a tenant raise the version after their transaction commits
 (`revoke_after_commit`); a token whose `sv` is below the current version is refused, on HTTP
-(api/auth.py) and on open websockets (api/ws.py, which also hear the revocation on the
+(api/auth.py) and on open websockets (api/graphql/ws.py, which also hear the revocation on the
 `<QUOTA_KEY_PREFIX>:sessions-revoked` channel and close the user's sockets with 4403).
 
 Versions are strictly increasing and close to the revocation's time in milliseconds

@@ -6,7 +6,7 @@ import strawberry
 from starlette.responses import Response
 from strawberry.types import Info
 
-from api.ratelimit import auth_attempt, client_ip
+from core.ratelimit import auth_attempt, client_ip
 from core.runtime import runtime
 from core.settings import get_settings
 from domain import errors as de

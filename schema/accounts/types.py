@@ -4,6 +4,7 @@ from datetime import datetime
 
 import strawberry
 
+from core.live import live_subscriptions
 from domain import entitlements
 from domain.accounts.models import UserIdentity
 from schema.billing.types import PlanInfo, PlanLimits, TenantUsage
@@ -40,8 +41,6 @@ class TenantInfo:
     async def usage(self) -> TenantUsage | None:
         if not self.current or self.tenant_id is None or self.schema_name is None:
             return None
-        from api.ws import live_subscriptions  # api.ws imports the schema
-
         counts = await entitlements.usage(self.tenant_id, self.schema_name)
         return TenantUsage(
             influencers=counts.influencers,

@@ -8,7 +8,6 @@ from starlette.requests import Request
 from strawberry import relay
 from strawberry.types import Info
 
-from api.oauth import callback_url
 from core.runtime import runtime
 from core.settings import get_settings
 from domain.audit.service import Actor
@@ -155,7 +154,10 @@ class CollectionMutations:
                     config=settings.oauth_platforms,
                     tenant_schema=ctx.tenant_schema,
                     platform=platform.value,
-                    redirect_uri=callback_url(ctx.request, platform.value),
+                    # the route api/oauth.py serves (its name: the function's)
+                    redirect_uri=str(
+                        ctx.request.url_for("oauth_callback", platform=platform.value)
+                    ),
                 )
             except oauth.OAuthFlowError as exc:
                 raise DomainValidationFailed(FieldError("platform", str(exc))) from exc

@@ -30,7 +30,7 @@ class CollectionSubscriptions:
         extensions=[requires("collection:read")],
         description="A collection task's progress until it finishes.",
         # A state, not an event stream: a subscriber joining a running multiplexed group
-        # gets the group's latest result at once (api/ws.py).
+        # gets the group's latest result at once (api/graphql/ws.py).
         metadata={REPLAY_LATEST: True},
     )
     async def collection_task_updated(

@@ -15,22 +15,25 @@ Supported, and everything else runs the normal way (`compile_query` returns None
 - on `Post`: its scalar fields except the lists and timestamps, and `commentsCount`;
 - aliases and `__typename`; no fragments, no directives.
 
-The statement runs in a `tenant_tx` of the caller's schema like any other read, after the same
-parse, validation and permission checks the resolvers would make: the plan's `scopes` are those
-of every type it reads (schema.permissions.TYPE_SCOPES: `posts:read` once it selects
+The statement runs in a `tenant_tx` of the caller's tenant schema like any other read, after
+the same parse, validation and permission checks the resolvers would make: the plan's `scopes`
+are those of every type it reads (schema.permissions.TYPE_SCOPES: `posts:read` once it selects
 `recentPosts`), and a caller lacking one is answered by the resolvers, with their errors; a value
 the resolver would refuse (`first` out of range) falls back so that the error is the usual one.
-Compiled plans are cached per query text.
+Compiled plans are cached per query text. `CompiledQueries` (below) is the schema extension
+that answers with them. It runs SQL, so it lives with the execution pipeline, not in `schema/`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from graphql import (
     DocumentNode,
+    ExecutionResult,
     FieldNode,
     IntValueNode,
     OperationDefinitionNode,
@@ -38,9 +41,12 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
 )
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from domain.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from schema.permissions import TYPE_SCOPES
+from tenants.tx import tenant_tx
 
 
 def _gid(type_name: str) -> Callable[[str], str]:
@@ -94,6 +100,10 @@ _CURSOR = (
 
 class Unsupported(Exception):
     """The query is outside the compiled subset: run it the normal way."""
+
+
+class NotAQuery(Unsupported):
+    pass
 
 
 @dataclass(frozen=True)
@@ -281,7 +291,9 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
 
 def _compile(document: DocumentNode, operation_name: str | None) -> CompiledQuery:
     op = _operation(document, operation_name)
-    if op.operation != OperationType.QUERY or op.directives:
+    if op.operation != OperationType.QUERY:
+        raise NotAQuery(op.operation.value)
+    if op.directives:
         raise Unsupported("not a plain query")
     defaults: dict[str, Any] = {}
     for var in op.variable_definitions or ():
@@ -321,9 +333,41 @@ def compile_query(
         pass
     try:
         plan: CompiledQuery | None = _compile(document, operation_name)
+    except NotAQuery:
+        return None  # mutations and subscriptions: not cached, they never compile
     except Unsupported:
         plan = None
     if len(_plans) >= _MAX_PLANS:
         _plans.clear()
     _plans[key] = plan
     return plan
+
+
+class CompiledQueries(SchemaExtension):
+    """Answer a query of the compiled subset with one SQL statement in a short `tenant_tx`:
+    setting the result in `on_execute` makes Strawberry skip graphql-core's execution."""
+
+    compiled = True  # False: every query runs through the resolvers (tests compare both)
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        ec = self.execution_context
+        tenant_schema = ec.context.tenant_schema
+        if tenant_schema is not None and ec.result is None and self.compiled:
+            # ec.result set: another extension answered already (e.g. a limit)
+            await self._run(ec, tenant_schema)
+        yield
+
+    @staticmethod
+    async def _run(ec: ExecutionContext, tenant_schema: str) -> None:
+        plan = compile_query(ec.query, ec.operation_name, ec.graphql_document)
+        if plan is None:
+            return
+        principal = ec.context.principal
+        if principal is None or not plan.scopes <= principal.scopes:
+            return  # the resolvers' permission checks answer
+        params = plan.parameters(ec.variables or {})
+        if params is None:
+            return
+        async with tenant_tx(tenant_schema) as tx:
+            _, rows = await tx.conn.execute_query(plan.sql, params)
+        ec.result = ExecutionResult(data={plan.root_key: orjson.loads(rows[0][0])})

@@ -1,4 +1,4 @@
-"""Watching open websockets from outside their own messages (api/ws.py): credential
+"""Watching open websockets from outside their own messages (api/graphql/ws.py): credential
 revocations, heard on Redis pub/sub and checked periodically, close a user's sockets with
 4403; after the event hub got its Redis connection back, sockets with subscriptions are told
 that events may have been missed."""

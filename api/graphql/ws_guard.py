@@ -1,5 +1,6 @@
-"""What api/ws.py checks on the way in and shapes on the way out (kept apart so that the
-protocol module stays readable): lone surrogates, error shaping, the Origin header."""
+"""What the websocket endpoint (api/graphql/ws.py) checks on the way in and shapes on the way
+out (kept apart so that the protocol module stays readable): lone surrogates, error shaping,
+the Origin header."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 from graphql import GraphQLError
 from starlette.types import Scope
 
+from api.graphql.limits import without_suggestions
 from core.settings import Settings
-from schema.limits import without_suggestions
 
 # A JSON text can only produce a lone surrogate through a \uD800-\uDFFF escape (the socket's
 # text is valid UTF-8): look at the parsed message only when one of those escapes is there.
@@ -76,7 +77,7 @@ def request_error_code(error: GraphQLError) -> str:
 def request_errors(errors: Any, settings: Settings) -> list[dict[str, Any]]:
     """An `error` frame's payload: each error with an `extensions.code`, and without
     "Did you mean ...?" where suggestions are off (production), as over HTTP
-    (schema/extensions.py)."""
+    (api/graphql/masking.py)."""
     shown = []
     for error in errors or ():
         if not settings.suggestions_enabled:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from graphql import GraphQLError, parse, validate
+from graphql import GraphQLError, GraphQLSchema, parse, validate
 from redis.exceptions import RedisError
 
 from core.runtime import runtime
@@ -164,16 +164,17 @@ class PersistedQueries:
 
     # --- administration (CLI) -----------------------------------------------------------------
 
-    async def allow(self, slug: str, query: str, *, enforce: bool | None = None) -> str:
-        """Register `query` for tenant `slug` (it must be valid against the schema) and
-        return its hash; `enforce` switches the tenant's allow-list mode on or off."""
-        from schema.schema import schema
-
+    async def allow(
+        self, slug: str, query: str, graphql_schema: GraphQLSchema, *, enforce: bool | None = None
+    ) -> str:
+        """Register `query` for tenant `slug` (it must be valid against `graphql_schema`, the
+        executable schema's, which imports this module) and return its hash; `enforce`
+        switches the tenant's allow-list mode on or off."""
         try:
             document = parse(query)
         except GraphQLError as exc:
             raise ValueError(f"the query does not parse: {exc.message}") from exc
-        errors = validate(schema._schema, document)
+        errors = validate(graphql_schema, document)
         if errors:
             raise ValueError("the query is not valid: " + "; ".join(e.message for e in errors))
         sha = sha256_hex(query)
