@@ -146,6 +146,7 @@ class Server:
     # The running app's own settings: get_settings() may be another object once a test has
     # cleared its cache; tests that adjust the app's behaviour change these.
     settings: Any = None
+    app: Any = None  # the Starlette app: tests read its event hub (tests/wsclient.py)
 
 
 @pytest.fixture(scope="session")
@@ -173,10 +174,23 @@ async def server(services: Services) -> AsyncIterator[Server]:
             url=f"http://127.0.0.1:{port}",
             ws_url=f"ws://127.0.0.1:{port}/graphql",
             settings=app_settings,
+            app=app,
         )
     finally:
         srv.should_exit = True
         await task
+
+
+@pytest.fixture
+async def redis(services: Services) -> AsyncIterator[Any]:
+    """A Redis client of the test's own, on this run's Redis."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(services.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 @dataclass

@@ -14,7 +14,7 @@ from domain.accounts import tokens
 from domain.accounts.sessions import SessionVersions, revocation_channel, version_key
 from tests.conftest import GQL, Server, Services, Tenant, api_process
 from tests.test_members import ACCEPT, CHANGE, LOG_IN, MEMBERS, REMOVE, invite
-from tests.test_ws_protocol import POST_ADDED, close_code, connected, subscribe
+from tests.wsclient import POST_ADDED, close_code, connected, subscribe
 
 LOG_OUT = """mutation($t: String!, $e: Boolean!) { logOut(refreshToken: $t, everywhere: $e) {
     __typename ... on LogOutSuccess { revoked } } }"""
