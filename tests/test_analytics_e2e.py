@@ -30,6 +30,8 @@ from tests.test_import import add_accounts, jsonl
 from tests.test_trends_e2e import subscribe, trend_rows
 from tests.wsclient import listening
 
+pytestmark = pytest.mark.slow  # process-level: `pytest -m "not slow"` leaves it out
+
 TRENDS = """{ trends(first: 20) { edges { node { id kind key status sentiment } } } }"""
 SCORES = """{ influencers(first: 10, sort: NAME_ASC) { edges { node { displayName
     metrics { influenceScore computedAt breakdown { contribution } }
@@ -63,7 +65,7 @@ async def test_posts_become_trends_scores_and_a_digest_for_that_tenant_only(
     # posts; the daily crons send the scores and the digest (one message per tenant each).
     assert await schedule_scores({}) >= 2
     assert await schedule_daily_digests({}) >= 2
-    worker = await start_analytics_worker()
+    worker = await start_analytics_worker(tenants=[tenant, other_tenant])
     try:
         msg = json.loads(await asyncio.wait_for(subs[0].recv(), 120))
         assert msg["type"] == "next", msg

@@ -201,6 +201,7 @@ async def test_connections_and_tasks_are_per_tenant(
     assert len((await stored(tenant.schema))[0]) == 7
 
 
+@pytest.mark.slow
 async def test_worker_killed_mid_collection_resumes_to_one_clean_run(
     gql: GQL, tenant: Tenant, other_tenant: Tenant, youtube: FakeYouTube
 ) -> None:

@@ -18,6 +18,8 @@ from tests.test_insights_api import CREATE, EVENTS, INSIGHTS
 from tests.test_subscriptions import connect
 from tests.wsclient import listening
 
+pytestmark = pytest.mark.slow  # process-level: `pytest -m "not slow"` leaves it out
+
 
 async def subscribe(server: Server, token: str) -> Any:
     ws = await connect(server, token)
@@ -47,11 +49,10 @@ async def test_crons_send_the_actors_and_the_worker_runs_them(
     sent = await schedule_hourly_checks({}) + await schedule_daily_digests({})
     assert sent >= 6  # 3 actors x (at least) two tenants
 
-    worker = await start_analytics_worker(threads=2)
+    # the crons sent work for every tenant of this test run: the worker gets only ours
+    worker = await start_analytics_worker(threads=2, tenants=[tenant, other_tenant])
     try:
         got: dict[str, Any] = {}
-        # the crons sent work for every tenant of this test run, ours among the last: allow
-        # the worker time to boot and get through all of it
         for _ in range(2):
             msg = json.loads(await asyncio.wait_for(ws_a.recv(), 180))
             assert msg["type"] == "next", msg

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from domain.accounts import tokens
 from domain.accounts.sessions import SessionVersions, revocation_channel, version_key
@@ -165,6 +166,7 @@ async def test_versions_only_grow_and_are_announced(services: Services, server: 
         await listener.aclose()
 
 
+@pytest.mark.slow
 async def test_another_api_process_closes_the_socket_and_refuses_the_token(
     services: Services, gql: GQL, tenant: Tenant
 ) -> None:

@@ -87,6 +87,7 @@ async def subscribe(server: Server, token: str) -> Any:
     return ws
 
 
+@pytest.mark.slow
 async def test_trend_detected_for_the_importing_tenant_only(
     server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant, redis: Redis
 ) -> None:
@@ -99,7 +100,7 @@ async def test_trend_detected_for_the_importing_tenant_only(
     for t in (tenant, other_tenant):
         await listening(server, redis, t, events.TREND_UPDATED)
     assert await schedule_trend_detection({}) >= 2  # the cron: one message per tenant
-    worker = await start_analytics_worker()
+    worker = await start_analytics_worker(tenants=[tenant, other_tenant])
     try:
         msg = json.loads(await asyncio.wait_for(subs[0].recv(), 90))
     finally:

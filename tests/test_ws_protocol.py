@@ -391,6 +391,7 @@ async def test_shutdown_closes_sockets_with_1001(endpoint: Endpoint, tenant: Ten
         await ws.close()
 
 
+@pytest.mark.slow
 async def test_trendscope_api_closes_sockets_with_1001_on_sigterm(services: Services) -> None:
     """`trendscope api` closes our sockets with 1001 before uvicorn's own shutdown (1012)."""
     import signal

@@ -20,6 +20,8 @@ from tests.conftest import GQL, Services, Tenant, _free_port, api_process
 from tests.test_ws_protocol import a_post, publish
 from tests.wsclient import POST_ADDED, connected, recv, send, subscribe, wait_subscribed
 
+pytestmark = pytest.mark.slow  # process-level: `pytest -m "not slow"` leaves it out
+
 
 class ThrowawayRedis:
     """A redis-server of this test's own, on a port of its own, without persistence."""
