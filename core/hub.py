@@ -91,6 +91,10 @@ class EventHub:
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subs.values())
 
+    def subscribers(self, channel: str) -> int:
+        """Subscribers of one channel in this process (tests wait on it instead of sleeping)."""
+        return len(self._subs.get(channel, ()))
+
     def on_resubscribed(self, callback: ResubscribedCallback) -> None:
         self._on_resubscribed.append(callback)
 

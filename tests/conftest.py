@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,6 +146,7 @@ class Server:
     # The running app's own settings: get_settings() may be another object once a test has
     # cleared its cache; tests that adjust the app's behaviour change these.
     settings: Any = None
+    app: Any = None  # the Starlette app: tests read its event hub (tests/wsclient.py)
 
 
 @pytest.fixture(scope="session")
@@ -173,10 +174,23 @@ async def server(services: Services) -> AsyncIterator[Server]:
             url=f"http://127.0.0.1:{port}",
             ws_url=f"ws://127.0.0.1:{port}/graphql",
             settings=app_settings,
+            app=app,
         )
     finally:
         srv.should_exit = True
         await task
+
+
+@pytest.fixture
+async def redis(services: Services) -> AsyncIterator[Any]:
+    """A Redis client of the test's own, on this run's Redis."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(services.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 @dataclass
@@ -343,11 +357,38 @@ async def import_file(gql: GQL, token: str, filename: str, content: bytes) -> di
     return body["data"]["importPosts"]  # type: ignore[no-any-return]
 
 
-async def start_analytics_worker(*args: str, threads: int = 1) -> asyncio.subprocess.Process:
+async def drop_other_tenants_messages(tenants: Sequence[Tenant]) -> int:
+    """Remove from this run's Dramatiq queues every message that is not for one of `tenants`;
+    returns how many. Earlier tests' imports and crons queued analytics work for their own
+    tenants, which no worker consumed: a worker end-to-end test waits for its tenants' work,
+    not for every tenant of the run."""
+    import json
+
+    from jobs.actors import broker
+
+    ours = {t.schema for t in tenants}
+    client = broker.client
+    dropped = 0
+    for queue in ("analytics", "analytics.DQ"):  # ready, and delayed (retries, eta)
+        key = f"{broker.namespace}:{queue}"
+        for message_id, raw in (await asyncio.to_thread(client.hgetall, f"{key}.msgs")).items():
+            args = json.loads(raw).get("args") or [None]
+            if args[0] not in ours:  # every actor's first argument is the tenant's schema
+                await asyncio.to_thread(client.hdel, f"{key}.msgs", message_id)
+                await asyncio.to_thread(client.lrem, key, 0, message_id)
+                dropped += 1
+    return dropped
+
+
+async def start_analytics_worker(
+    *args: str, tenants: Sequence[Tenant], threads: int = 1
+) -> asyncio.subprocess.Process:
     """A real `trendscope analytics-worker` process (one Dramatiq process) on this run's
-    namespace; stop it with `stop_analytics_worker`."""
+    namespace, after the queue was cleared of other tenants' messages (see
+    `drop_other_tenants_messages`); stop it with `stop_analytics_worker`."""
     import sys
 
+    await drop_other_tenants_messages(tenants)
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

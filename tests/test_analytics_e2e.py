@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
+from domain import events
 from jobs.analytics import schedule_scores
 from jobs.insights import schedule_daily_digests
 from tests.conftest import (
@@ -26,6 +28,9 @@ from tests.conftest import (
 )
 from tests.test_import import add_accounts, jsonl
 from tests.test_trends_e2e import subscribe, trend_rows
+from tests.wsclient import listening
+
+pytestmark = pytest.mark.slow  # process-level: `pytest -m "not slow"` leaves it out
 
 TRENDS = """{ trends(first: 20) { edges { node { id kind key status sentiment } } } }"""
 SCORES = """{ influencers(first: 10, sort: NAME_ASC) { edges { node { displayName
@@ -47,19 +52,20 @@ async def until(check: Any) -> Any:
 
 
 async def test_posts_become_trends_scores_and_a_digest_for_that_tenant_only(
-    server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant
+    server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant, redis: Redis
 ) -> None:
     await add_accounts(gql, tenant.token, ["ana", "bia", "cai"])
     await import_file(gql, tenant.token, "posts.jsonl", jsonl(trend_rows(datetime.now(UTC))))
     await run_jobs()  # stores the posts; its commit sends the analysis pass for this tenant
 
     subs = [await subscribe(server, t.token) for t in (tenant, other_tenant)]
-    await asyncio.sleep(0.3)  # let the subscriptions register
+    for t in (tenant, other_tenant):
+        await listening(server, redis, t, events.TREND_UPDATED)
     # The import queued the analysis pass, which sends trend detection when it finds new
     # posts; the daily crons send the scores and the digest (one message per tenant each).
     assert await schedule_scores({}) >= 2
     assert await schedule_daily_digests({}) >= 2
-    worker = await start_analytics_worker()
+    worker = await start_analytics_worker(tenants=[tenant, other_tenant])
     try:
         msg = json.loads(await asyncio.wait_for(subs[0].recv(), 120))
         assert msg["type"] == "next", msg

@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from core.broker import get_broker
+from domain import events
 from domain.analytics.models import InfluencerScore
 from domain.collection.models import FollowerSnapshot
 from domain.influencers.models import InfluencerAccount
@@ -22,6 +24,7 @@ from tenants.tx import tenant_tx
 from tests.conftest import GQL, Server, Tenant, import_file, run_jobs
 from tests.test_import import add_accounts, jsonl
 from tests.test_subscriptions import connect
+from tests.wsclient import listening
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 POSITIVE_EN = [
@@ -271,7 +274,7 @@ async def test_analytics_needs_the_analytics_scope(gql: GQL, tenant: Tenant) -> 
 
 
 async def test_score_updated_reaches_subscribers_of_the_tenant_only(
-    server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant
+    server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant, redis: Redis
 ) -> None:
     await add_accounts(gql, tenant.token, ["sub1", "sub2"])
     await add_accounts(gql, other_tenant.token, ["sub1"])
@@ -299,7 +302,9 @@ async def test_score_updated_reaches_subscribers_of_the_tenant_only(
             )
         )
         subs.append(ws)
-    await asyncio.sleep(0.3)  # let the subscriptions register
+    # two subscriptions of A (two groups, one channel: Redis sees one), one of B
+    await listening(server, redis, tenant, events.SCORE_UPDATED, count=2)
+    await listening(server, redis, other_tenant, events.SCORE_UPDATED)
     assert await compute_scores(tenant.schema) == 2
     got = []
     for _ in range(2):

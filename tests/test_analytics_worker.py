@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from tests.conftest import (
     GQL,
@@ -20,6 +21,8 @@ from tests.conftest import (
 )
 from tests.test_import import add_accounts, jsonl, rows_for
 
+pytestmark = pytest.mark.slow  # process-level: `pytest -m "not slow"` leaves it out
+
 TOTALS = "{ tenantTotals { influencers accounts posts comments } }"
 
 
@@ -30,7 +33,9 @@ async def test_import_triggers_a_recount_in_the_analytics_worker(
     await import_file(gql, tenant.token, "p.jsonl", jsonl(rows_for(["una", "vic"], 12)))
     await run_jobs()  # the import finishes and, after its commit, sends the Dramatiq message
 
-    worker = await start_analytics_worker("--metrics-port", str(metrics_port := _free_port()))
+    worker = await start_analytics_worker(
+        "--metrics-port", str(metrics_port := _free_port()), tenants=[tenant, other_tenant]
+    )
     try:
         totals = None
         for _ in range(600):  # up to 60 s for the worker to boot and consume the message

@@ -180,7 +180,7 @@ async def test_a_tenants_keys_reach_nothing_of_another(
 async def test_a_key_works_over_the_websocket_in_its_own_tenant(
     server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant
 ) -> None:
-    from tests.test_ws_protocol import connected, recv, send
+    from tests.wsclient import connected, recv, send
 
     await set_plan(tenant.slug, "pro")
     await add(gql, tenant.token, "A row")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import GQL, Tenant
 
@@ -155,6 +156,7 @@ async def test_persisted_queries_are_per_tenant(
     assert error(response)[1] == "PERSISTED_QUERY_NOT_FOUND"
 
 
+@pytest.mark.slow
 async def test_allow_list_mode_locks_one_tenant_only(
     gql: GQL, tenant: Tenant, other_tenant: Tenant, tmp_path: Path
 ) -> None:
@@ -203,6 +205,7 @@ async def test_allow_list_mode_locks_one_tenant_only(
     assert (await post(gql, tenant, {"query": VIEWER})).json()["data"]
 
 
+@pytest.mark.slow
 async def test_cli_refuses_invalid_documents_and_unknown_tenants(
     tenant: Tenant, tmp_path: Path
 ) -> None:

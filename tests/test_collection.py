@@ -18,12 +18,15 @@ from typing import Any
 
 import pytest
 import uvicorn
+from redis.asyncio import Redis
 
+from domain import events
 from domain.collection.models import CollectionTask
 from domain.posts.models import Comment, Post
 from tenants.tx import tenant_tx
-from tests.conftest import GQL, Tenant, _free_port, expire_dead_worker_jobs, run_jobs
+from tests.conftest import GQL, Server, Tenant, _free_port, expire_dead_worker_jobs, run_jobs
 from tests.fakes.youtube import API_KEY, FakeYouTube
+from tests.wsclient import listening
 
 CONNECT = """mutation($i: ConnectPlatformInput!) { connectPlatform(input: $i) { __typename
     ... on ConnectPlatformSuccess { connection { id platform status } }
@@ -198,6 +201,7 @@ async def test_connections_and_tasks_are_per_tenant(
     assert len((await stored(tenant.schema))[0]) == 7
 
 
+@pytest.mark.slow
 async def test_worker_killed_mid_collection_resumes_to_one_clean_run(
     gql: GQL, tenant: Tenant, other_tenant: Tenant, youtube: FakeYouTube
 ) -> None:
@@ -245,7 +249,12 @@ async def test_worker_killed_mid_collection_resumes_to_one_clean_run(
 
 
 async def test_broken_credential_is_announced_to_subscribers_of_that_tenant_only(
-    server: Any, gql: GQL, tenant: Tenant, other_tenant: Tenant, youtube: FakeYouTube
+    server: Server,
+    gql: GQL,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    youtube: FakeYouTube,
+    redis: Redis,
 ) -> None:
     """platformConnectionBroken over graphql-transport-ws: A's subscriber hears of A's refused
     key; B's subscriber, with the same document, hears nothing."""
@@ -259,7 +268,8 @@ async def test_broken_credential_is_announced_to_subscribers_of_that_tenant_only
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
         sockets.append(ws)
     try:
-        await asyncio.sleep(0.3)  # let both subscriptions register
+        for t in (tenant, other_tenant):
+            await listening(server, redis, t, events.PLATFORM_CONNECTION_BROKEN)
         await connect(gql, tenant, key="revoked-key")
         await start(gql, tenant, await influencer(gql, tenant, "beta"))
         await run_jobs()

@@ -22,6 +22,8 @@ from tortoise import connections
 from api.embedded import _Postgres
 from tests.conftest import GQL, Server, Services, Tenant, _free_port
 
+pytestmark = pytest.mark.slow  # process-level: `pytest -m "not slow"` leaves it out
+
 ROOT = Path(__file__).resolve().parents[1]
 LIST = "{ influencers(first: 1) { edges { node { id } } } }"
 ADD = """mutation { addInfluencer(input: {displayName: "Ana", accounts: []}) { __typename } }"""

@@ -17,6 +17,8 @@ import redis
 
 from api.embedded import EmbeddedServices, start_embedded, wait_tcp
 
+pytestmark = pytest.mark.slow  # process-level: `pytest -m "not slow"` leaves it out
+
 SERVER_NAMES = ("postgres", "redis-server")
 
 

@@ -20,7 +20,7 @@ from jobs.collection import collect_interval
 from tenants.plans import PLANS
 from tenants.tx import tenant_tx
 from tests.conftest import GQL, Server, Tenant, set_plan
-from tests.test_ws_protocol import PROTO, connected, recv, send, subscribe
+from tests.wsclient import PROTO, connected, recv, send, subscribe
 
 ADD = """mutation($i: AddInfluencerInput!) { addInfluencer(input: $i) { __typename
     ... on AddInfluencerSuccess { influencer { id } }

@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from strawberry.relay import GlobalID
 
 from domain.collection.models import CollectionTask
@@ -124,6 +125,7 @@ async def test_unreadable_files_are_refused_and_store_nothing(gql: GQL, tenant: 
         assert await CollectionTask.all().count() == 0
 
 
+@pytest.mark.slow
 async def test_worker_killed_mid_import_then_rerun_matches_one_clean_run(
     gql: GQL, tenant: Tenant, other_tenant: Tenant, services: Any
 ) -> None:

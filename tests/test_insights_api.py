@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from domain.collection.models import FollowerSnapshot
+from domain.events import ALERT_TRIGGERED, INSIGHT_CREATED
 from domain.influencers.models import InfluencerAccount
 from domain.insights.models import AlertRule
 from domain.insights.prose import ProseRewriter
@@ -20,6 +22,7 @@ from tenants.tx import tenant_tx
 from tests.conftest import GQL, Server, Tenant, import_file, run_jobs
 from tests.test_import import jsonl
 from tests.test_subscriptions import connect
+from tests.wsclient import listening
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
@@ -323,7 +326,7 @@ async def test_bad_rule_input_changes_nothing(gql: GQL, tenant: Tenant) -> None:
 
 
 async def test_alert_and_insight_subscribers_receive_their_events(
-    server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant
+    server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant, redis: Redis
 ) -> None:
     await seed(gql, tenant)
     await gql.ok(
@@ -341,7 +344,9 @@ async def test_alert_and_insight_subscribers_receive_their_events(
         ):
             await ws.send(json.dumps({"id": sid, "type": "subscribe", "payload": {"query": query}}))
         sockets.append(ws)
-    await asyncio.sleep(0.3)  # let the subscriptions register
+    for t in (tenant, other_tenant):
+        for event in (ALERT_TRIGGERED, INSIGHT_CREATED):
+            await listening(server, redis, t, event)
     assert await run_evaluate_alerts(tenant.schema, NOW) == 1
     assert await run_daily_digest(tenant.schema, NOW) is not None
     got: dict[str, Any] = {}

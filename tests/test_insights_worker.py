@@ -9,11 +9,16 @@ import json
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
+from domain.events import ALERT_TRIGGERED, INSIGHT_CREATED
 from jobs.insights import schedule_daily_digests, schedule_hourly_checks
 from tests.conftest import GQL, Server, Tenant, start_analytics_worker, stop_analytics_worker
 from tests.test_insights_api import CREATE, EVENTS, INSIGHTS
 from tests.test_subscriptions import connect
+from tests.wsclient import listening
+
+pytestmark = pytest.mark.slow  # process-level: `pytest -m "not slow"` leaves it out
 
 
 async def subscribe(server: Server, token: str) -> Any:
@@ -28,7 +33,7 @@ async def subscribe(server: Server, token: str) -> Any:
 
 
 async def test_crons_send_the_actors_and_the_worker_runs_them(
-    server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant
+    server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant, redis: Redis
 ) -> None:
     # no posts at all: "posts below 1 in the last 24 h" holds whatever the date
     created = await gql.ok(
@@ -38,15 +43,16 @@ async def test_crons_send_the_actors_and_the_worker_runs_them(
     )
     assert created["createAlertRule"]["__typename"] == "CreateAlertRuleSuccess"
     ws_a, ws_b = await subscribe(server, tenant.token), await subscribe(server, other_tenant.token)
-    await asyncio.sleep(0.3)  # let the subscriptions register
+    for t in (tenant, other_tenant):
+        for event in (ALERT_TRIGGERED, INSIGHT_CREATED):
+            await listening(server, redis, t, event)
     sent = await schedule_hourly_checks({}) + await schedule_daily_digests({})
     assert sent >= 6  # 3 actors x (at least) two tenants
 
-    worker = await start_analytics_worker(threads=2)
+    # the crons sent work for every tenant of this test run: the worker gets only ours
+    worker = await start_analytics_worker(threads=2, tenants=[tenant, other_tenant])
     try:
         got: dict[str, Any] = {}
-        # the crons sent work for every tenant of this test run, ours among the last: allow
-        # the worker time to boot and get through all of it
         for _ in range(2):
             msg = json.loads(await asyncio.wait_for(ws_a.recv(), 180))
             assert msg["type"] == "next", msg

@@ -110,6 +110,7 @@ def api_process(
 # --- item 12: one line per bad request, secrets redacted --------------------------------------
 
 
+@pytest.mark.slow
 def test_a_bad_query_is_one_json_line_and_secrets_are_redacted(
     api_process: tuple[str, Path],
 ) -> None:
@@ -213,12 +214,14 @@ def _assert_clean(text: str) -> list[dict[str, Any]]:
     return lines
 
 
+@pytest.mark.slow
 def test_api_stderr_is_json_lines_only(api_process: tuple[str, Path]) -> None:
     _, log = api_process
     lines = _assert_clean(log.read_text())
     assert any(line["event"] == "api_started" for line in lines)
 
 
+@pytest.mark.slow
 def test_worker_and_analytics_worker_and_migrate_write_json_lines(
     server: Server, services: Services, tmp_path: Path
 ) -> None:

@@ -309,6 +309,7 @@ def api_process(server: Server, services: Services, tmp_path: Path) -> Iterator[
         log.close()
 
 
+@pytest.mark.slow
 def test_sigterm_makes_readyz_503_and_keeps_serving_then_exits(
     api_process: tuple[str, subprocess.Popen[bytes]], tenant: Tenant
 ) -> None:
@@ -349,6 +350,7 @@ def test_pgbouncer_turns_the_statement_cache_off() -> None:
 # --- tracing ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_without_otel_endpoint_nothing_of_opentelemetry_is_loaded(services: Services) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     code = (

@@ -71,6 +71,7 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_check_config_lists_every_problem_then_passes_when_fixed() -> None:
     bare = _run("check-config", env=_env(env="production"))
     assert bare.returncode == 1
@@ -81,6 +82,7 @@ def test_check_config_lists_every_problem_then_passes_when_fixed() -> None:
     assert "ok" in good.stdout
 
 
+@pytest.mark.slow
 def test_the_api_refuses_to_start_in_production_on_the_development_secret() -> None:
     secure = {k: str(v) for k, v in SECURE_PRODUCTION.items()}
     result = _run("api", "--port", "1", env=_env(**{**secure, "secret_key": DEV_SECRET_KEY}))

@@ -17,7 +17,7 @@ from core.settings import RateLimits
 from tests.conftest import GQL, Server, Tenant, set_plan
 from tests.test_api_keys import NAMES, create_key
 from tests.test_partner_apps import basic, create_app, token
-from tests.test_ws_protocol import connected, recv, send
+from tests.wsclient import connected, recv, send
 
 LOG_IN = """mutation($i: LogInInput!) { logIn(input: $i) { __typename
     ... on AuthPayload { accessToken } ... on UserError { code } } }"""

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from domain.accounts import tokens
 from domain.accounts.sessions import SessionVersions, revocation_channel, version_key
 from tests.conftest import GQL, Server, Services, Tenant, api_process
 from tests.test_members import ACCEPT, CHANGE, LOG_IN, MEMBERS, REMOVE, invite
-from tests.test_ws_protocol import POST_ADDED, close_code, connected, subscribe
+from tests.wsclient import POST_ADDED, close_code, connected, subscribe
 
 LOG_OUT = """mutation($t: String!, $e: Boolean!) { logOut(refreshToken: $t, everywhere: $e) {
     __typename ... on LogOutSuccess { revoked } } }"""
@@ -165,6 +166,7 @@ async def test_versions_only_grow_and_are_announced(services: Services, server: 
         await listener.aclose()
 
 
+@pytest.mark.slow
 async def test_another_api_process_closes_the_socket_and_refuses_the_token(
     services: Services, gql: GQL, tenant: Tenant
 ) -> None:

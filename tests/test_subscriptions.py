@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 import websockets
+from redis.asyncio import Redis
 
+from domain import events
 from tests.conftest import GQL, Server, Tenant, import_file, run_jobs
 from tests.test_import import add_accounts, jsonl, rows_for
+from tests.wsclient import listening
 
 PROTO = ["graphql-transport-ws"]
 
@@ -30,7 +33,7 @@ async def test_connection_without_token_is_rejected(server: Server) -> None:
 
 
 async def test_post_added_is_scoped_to_the_tenant(
-    server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant
+    server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant, redis: Redis
 ) -> None:
     await add_accounts(gql, tenant.token, ["live"])
     await add_accounts(gql, other_tenant.token, ["live"])
@@ -50,7 +53,8 @@ async def test_post_added_is_scoped_to_the_tenant(
             )
         )
         subs.append(ws)
-    await asyncio.sleep(0.3)  # let the subscriptions register
+    for t in (tenant, other_tenant):
+        await listening(server, redis, t, events.POST_ADDED)
     await import_file(gql, tenant.token, "p.jsonl", jsonl(rows_for(["live"], 2, prefix="s")))
     await run_jobs()
     got = []

@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 from strawberry.relay import GlobalID
 
+from domain import events
 from domain.trends.models import Trend, TrendInfluencer, TrendPoint
 from domain.trends.service import trends as trend_service
 from jobs.trends import detect_tenant_trends, schedule_trend_detection
@@ -27,6 +29,7 @@ from tests.conftest import (
 )
 from tests.test_import import add_accounts, jsonl
 from tests.test_subscriptions import connect
+from tests.wsclient import listening
 
 TRENDS = """query($status: TrendStatus, $platform: Platform, $first: Int, $after: String) {
   trends(status: $status, platform: $platform, first: $first, after: $after) {
@@ -84,8 +87,9 @@ async def subscribe(server: Server, token: str) -> Any:
     return ws
 
 
+@pytest.mark.slow
 async def test_trend_detected_for_the_importing_tenant_only(
-    server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant
+    server: Server, gql: GQL, tenant: Tenant, other_tenant: Tenant, redis: Redis
 ) -> None:
     await add_accounts(gql, tenant.token, ["ana", "bia", "cai"])
     now = datetime.now(UTC)
@@ -93,9 +97,10 @@ async def test_trend_detected_for_the_importing_tenant_only(
     await run_jobs()  # the ARQ import job stores the posts
 
     subs = [await subscribe(server, t.token) for t in (tenant, other_tenant)]
-    await asyncio.sleep(0.3)  # let the subscriptions register
+    for t in (tenant, other_tenant):
+        await listening(server, redis, t, events.TREND_UPDATED)
     assert await schedule_trend_detection({}) >= 2  # the cron: one message per tenant
-    worker = await start_analytics_worker()
+    worker = await start_analytics_worker(tenants=[tenant, other_tenant])
     try:
         msg = json.loads(await asyncio.wait_for(subs[0].recv(), 90))
     finally:

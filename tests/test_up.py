@@ -14,9 +14,12 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 import websockets
 
 from tests.conftest import _free_port
+
+pytestmark = pytest.mark.slow  # process-level: `pytest -m "not slow"` leaves it out
 
 
 def _ours(data_dir: Path) -> list[psutil.Process]:

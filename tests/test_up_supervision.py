@@ -23,6 +23,8 @@ from api.supervisor import STABLE_AFTER, _Unit
 from tests.conftest import _free_port
 from tests.test_up import _ours
 
+pytestmark = pytest.mark.slow  # process-level: `pytest -m "not slow"` leaves it out
+
 QUERY = {"query": "{ influencers(first: 1) { edges { node { id } } } }"}
 
 

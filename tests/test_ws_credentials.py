@@ -21,19 +21,17 @@ from redis.asyncio import Redis
 from domain.accounts import tokens
 from tests.conftest import GQL, Server, Tenant, set_plan
 from tests.test_api_keys import READ_WRITE, REVOKE, create_key
-from tests.test_ws_protocol import (
+from tests.test_ws_protocol import a_post, publish
+from tests.wsclient import (
     POST_ADDED,
-    a_post,
     close_code,
     connected,
     open_ws,
-    publish,
     recv,
     send,
     subscribe,
     wait_subscribed,
 )
-from tests.test_ws_protocol import redis as redis
 
 
 def short_token(server: Server, tenant: Tenant, ttl: int) -> str:

@@ -16,7 +16,6 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import uvicorn
@@ -24,7 +23,6 @@ import websockets
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
-from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
 from api.graphql.ws import SubscriptionServer
@@ -45,52 +43,18 @@ from tests.conftest import (
     run_jobs,
 )
 from tests.test_import import add_accounts, jsonl, rows_for
-
-PROTO = [Subprotocol("graphql-transport-ws")]
-POST_ADDED = "subscription { postAdded { externalId text likes influencer { displayName } } }"
-
+from tests.wsclient import (
+    POST_ADDED,
+    close_code,
+    connected,
+    open_ws,
+    recv,
+    send,
+    subscribe,
+    wait_subscribed,
+)
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-async def open_ws(url: str, **kw: Any) -> ClientConnection:
-    return await websockets.connect(url, subprotocols=PROTO, **kw)
-
-
-async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
-    await ws.send(json.dumps(message))
-
-
-async def recv(ws: ClientConnection, wait: float = 10) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), wait))
-    return message
-
-
-async def connected(url: str, token: str, **kw: Any) -> ClientConnection:
-    ws = await open_ws(url, **kw)
-    await send(ws, {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
-    assert await recv(ws) == {"type": "connection_ack"}
-    return ws
-
-
-async def subscribe(
-    ws: ClientConnection, id_: str, query: str, variables: dict[str, Any] | None = None
-) -> None:
-    """Subscribe, then ping: the pong proves the server has registered the subscription."""
-    await send(
-        ws, {"id": id_, "type": "subscribe", "payload": {"query": query, "variables": variables}}
-    )
-    await send(ws, {"type": "ping"})
-    assert await recv(ws) == {"type": "pong"}
-
-
-async def close_code(ws: ClientConnection, wait: float = 10) -> int:
-    """Read until the server closes the socket; the close code it sent."""
-    with pytest.raises(websockets.ConnectionClosed) as info:
-        while True:
-            await asyncio.wait_for(ws.recv(), wait)
-    assert info.value.rcvd is not None, "closed without a close frame"
-    return info.value.rcvd.code
 
 
 async def a_post(gql: GQL, tenant: Tenant, text_size: int = 0) -> tuple[int, int]:
@@ -111,25 +75,6 @@ async def publish(redis: Redis, tenant: Tenant, post_id: int, influencer_id: int
     """What `tenants.outbox.publish` publishes after the commit that stored a post."""
     payload = json.dumps({"id": post_id, "influencer_id": influencer_id})
     await redis.publish(hub.channel(tenant.schema, events.POST_ADDED), payload)
-
-
-async def wait_subscribed(redis: Redis, tenant: Tenant, count: int = 1) -> None:
-    channel = hub.channel(tenant.schema, events.POST_ADDED)
-    for _ in range(500):
-        got = dict(await redis.pubsub_numsub(channel))
-        if got.get(channel.encode(), got.get(channel, 0)) >= count:  # type: ignore[call-overload]
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"nobody subscribed to {channel}")
-
-
-@pytest.fixture
-async def redis(services: Services) -> AsyncIterator[Redis]:
-    client = Redis.from_url(services.redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 @dataclass
@@ -447,6 +392,7 @@ async def test_shutdown_closes_sockets_with_1001(endpoint: Endpoint, tenant: Ten
         await ws.close()
 
 
+@pytest.mark.slow
 async def test_trendscope_api_closes_sockets_with_1001_on_sigterm(services: Services) -> None:
     """`trendscope api` closes our sockets with 1001 before uvicorn's own shutdown (1012)."""
     import signal

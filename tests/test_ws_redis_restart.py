@@ -17,16 +17,10 @@ from redis.asyncio import Redis
 
 from api.embedded_redis import _redis_binary, _redis_ping
 from tests.conftest import GQL, Services, Tenant, _free_port, api_process
-from tests.test_ws_protocol import (
-    POST_ADDED,
-    a_post,
-    connected,
-    publish,
-    recv,
-    send,
-    subscribe,
-    wait_subscribed,
-)
+from tests.test_ws_protocol import a_post, publish
+from tests.wsclient import POST_ADDED, connected, recv, send, subscribe, wait_subscribed
+
+pytestmark = pytest.mark.slow  # process-level: `pytest -m "not slow"` leaves it out
 
 
 class ThrowawayRedis:

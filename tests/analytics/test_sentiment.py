@@ -144,6 +144,7 @@ def _digest(directory: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
 
 
+@pytest.mark.slow
 def test_train_is_deterministic(tmp_path: Path) -> None:
     """Two separate processes (different string hash seeds) write byte-identical files."""
     outputs = []
