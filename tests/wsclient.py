@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
 from core import hub
+from domain import events
 from tests.conftest import Server, Tenant
 
 PROTO = [Subprotocol("graphql-transport-ws")]
