@@ -140,7 +140,7 @@ def analytics_worker(
 ) -> None:
     """Run the Dramatiq worker (CPU-heavy analytics)."""
     if metrics_port is not None:
-        # Dramatiq's own Prometheus middleware (jobs/broker.py): an exposition server forked by
+        # Dramatiq's own Prometheus middleware (core/broker.py): an exposition server forked by
         # the main process, fed by every worker process through a multiprocess directory.
         import tempfile
 

@@ -194,7 +194,7 @@ def _one_line(message: str) -> str:
 
 
 def log_graphql_errors(errors: list[GraphQLError], execution_context: Any = None) -> None:
-    """The schema's `process_errors` (schema/schema.py): how GraphQL errors reach the log.
+    """The schema's `process_errors` (api/graphql/executable.py): how GraphQL errors reach the log.
 
     A client's mistake (a parse or validation error, a bad variable: no original exception,
     or a GraphQL error raised on purpose) is an answer, not an incident: its first message

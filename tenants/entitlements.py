@@ -6,7 +6,7 @@ domain/entitlements.py, which every limit goes through; Stripe webhooks change t
 (billing/service.py).
 
 Restricted tenants (dunning, docs/billing.md) are read-only: `is_restricted(tenant_id)` is
-what the GraphQL mutation guard asks (schema/extensions.py).
+what the GraphQL mutation guard asks (api/graphql/restricted.py).
 """
 
 from __future__ import annotations

@@ -364,8 +364,9 @@ async def drop_other_tenants_messages(tenants: Sequence[Tenant]) -> int:
     not for every tenant of the run."""
     import json
 
-    from jobs.actors import broker
+    from core.broker import get_broker
 
+    broker = get_broker()
     ours = {t.schema for t in tenants}
     client = broker.client
     dropped = 0

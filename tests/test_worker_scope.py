@@ -8,15 +8,17 @@ from __future__ import annotations
 import asyncio
 import json
 
+from core.broker import get_broker
 from jobs import actors
 from tests.conftest import Tenant, drop_other_tenants_messages
 
 
 async def queued() -> list[tuple[str, list[object]]]:
     """(actor, args) of every message in this run's analytics queues, ready or delayed."""
-    client, found = actors.broker.client, []
+    broker = get_broker()
+    client, found = broker.client, []
     for queue in ("analytics", "analytics.DQ"):
-        key = f"{actors.broker.namespace}:{queue}"
+        key = f"{broker.namespace}:{queue}"
         ids = await asyncio.to_thread(client.lrange, key, 0, -1)
         messages = await asyncio.to_thread(client.hgetall, f"{key}.msgs")
         assert set(ids) == set(messages), "a queue and its messages disagree"

@@ -99,11 +99,11 @@ async def listening(
     server: Server, redis: Redis, tenant: Tenant, event: str, count: int = 1
 ) -> None:
     """Until `count` subscriptions of the session's app listen on `tenant`'s `event` channel."""
-    hub = server.app.state.hub
+    app_hub = server.app.state.hub
     channel = hub.channel(tenant.schema, event)
 
     async def entered() -> bool:
-        return bool(hub.subscribers(channel) >= count)
+        return bool(app_hub.subscribers(channel) >= count)
 
     await _until(entered, f"{count} subscriptions to {channel} expected")
     await wait_subscribed(redis, tenant, event=event)

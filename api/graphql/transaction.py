@@ -33,7 +33,7 @@ class MutationTransaction(SchemaExtension):
     A mutation is atomic: its response is produced only after COMMIT, and an operation with
     any error rolls back, so a request never leaves a partial write. A query only reads: its
     root resolvers and dataloader batches each open a short `tenant_tx` of their own
-    (`schema.dataloaders.tenant_scope`), so no pool connection sits idle in a transaction
+    (`schema.loading.tenant_scope`), so no pool connection sits idle in a transaction
     while GraphQL completes the result (CPU-bound, several milliseconds for a large page).
     Subscriptions hold none either (each read opens a short one), and tenant-less operations
     (sign-up, log-in) get none.
