@@ -1,7 +1,8 @@
 """A throw-away tenant migrations package: the real ones plus one that adds a column.
 
 Used by `bench/tenants_scale.py` (a one-column migration across 1,000 schemas) and by
-`tests/test_tenants_scale.py`, so that neither adds a column to the product's own migrations.
+`tests/tenants/test_tenants_scale.py`, so that neither adds a column to the product's own
+migrations.
 """
 
 from __future__ import annotations

@@ -66,8 +66,8 @@ def requires(scope: str) -> PermissionExtension:
     return PermissionExtension(permissions=[HasScope(scope)], fail_silently=False)
 
 
-# Root fields that declare no scope, and why (tests/test_permission_matrix.py holds every other
-# root field to a `requires(...)`).
+# Root fields that declare no scope, and why (tests/graphql/test_permission_matrix.py holds
+# every other root field to a `requires(...)`).
 PUBLIC_FIELDS: dict[str, str] = {
     "signUp": "creates a new account and tenant: the caller has no credential yet",
     "logIn": "exchanges a password for tokens: the caller has no credential yet",

@@ -77,7 +77,7 @@ def services() -> Iterator[Services]:
         "QUOTA_KEY_PREFIX": f"trendscope-test-{RUN_ID}",
         "RATE_LIMIT_KEY_PREFIX": f"trendscope-test-{RUN_ID}:rl",
         # Every test signs up from 127.0.0.1: the per-IP sign-in limit would bite the suite.
-        # tests/test_rate_limits.py lowers it where it tests it.
+        # tests/apikeys/test_rate_limits.py lowers it where it tests it.
         "RATE_LIMITS__AUTH_PER_IP": "1000000",
         "RATE_LIMITS__ANONYMOUS_PER_IP": "1000000",  # the same for anonymous requests
         "SECRET_KEY": "test-secret-key-0123456789abcdef0123456789",
