@@ -16,16 +16,19 @@ from dramatiq.middleware.asyncio import AsyncIO
 from core.settings import get_settings
 
 
-@functools.cache
 def get_broker() -> RedisBroker:
     """The process's broker, also set as Dramatiq's global one (which `@dramatiq.actor` and
     the `dramatiq` worker CLI use). Built on first call, not on import: a process that never
-    sends a message never builds one."""
+    sends a message never builds one; and built again if the settings it was made from
+    changed since (a test run sets its own namespace after collection imported modules)."""
     settings = get_settings()
-    broker = RedisBroker(
-        url=os.environ.get("REDIS_URL") or settings.redis_url or "redis://127.0.0.1:6379/0",
-        namespace=settings.dramatiq_namespace,
-    )
+    url = os.environ.get("REDIS_URL") or settings.redis_url or "redis://127.0.0.1:6379/0"
+    return _broker(url, settings.dramatiq_namespace)
+
+
+@functools.cache
+def _broker(url: str, namespace: str) -> RedisBroker:
+    broker = RedisBroker(url=url, namespace=namespace)
     broker.add_middleware(AsyncIO())
     if os.environ.get("DRAMATIQ_METRICS_PORT"):  # `trendscope analytics-worker --metrics-port`
         from dramatiq.middleware.prometheus import Prometheus  # reads dramatiq_prom_* at import

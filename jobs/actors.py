@@ -11,9 +11,19 @@ from core.broker import get_broker
 from core.logging import configure_logging
 from core.runtime import runtime
 from core.settings import get_settings
-from domain.analytics.service import ANALYZE_POSTS, RECOUNT_TOTALS, analytics
+from domain.analytics.service import (
+    ANALYZE_POSTS,
+    COMPUTE_SCORES,
+    DAILY_DIGEST,
+    DETECT_ANOMALIES,
+    DETECT_TRENDS,
+    EVALUATE_ALERTS,
+    RECOUNT_TOTALS,
+    analytics,
+)
 from jobs import analytics as analytics_jobs
 from jobs import insights as insight_jobs
+from jobs.trends import detect_tenant_trends
 from tenants.db import init_db
 from tenants.tx import tenant_tx, validate_schema_name
 
@@ -53,7 +63,7 @@ async def recount_totals(tenant_schema: str) -> None:
     log.info("totals_recounted", schema=tenant_schema, posts=totals.posts)
 
 
-@dramatiq.actor(actor_name="analytics.daily_digest", queue_name="analytics", max_retries=5)
+@dramatiq.actor(actor_name=DAILY_DIGEST.name, queue_name=DAILY_DIGEST.queue, max_retries=5)
 async def daily_digest(tenant_schema: str) -> None:
     """Yesterday's digest (UTC) for the tenant; written once per day (idempotent)."""
     validate_schema_name(tenant_schema)
@@ -61,7 +71,7 @@ async def daily_digest(tenant_schema: str) -> None:
     await insight_jobs.run_daily_digest(tenant_schema)
 
 
-@dramatiq.actor(actor_name="analytics.detect_anomalies", queue_name="analytics", max_retries=5)
+@dramatiq.actor(actor_name=DETECT_ANOMALIES.name, queue_name=DETECT_ANOMALIES.queue, max_retries=5)
 async def detect_anomalies(tenant_schema: str) -> None:
     """Engagement spikes/drops, viral posts, sentiment turning negative; each stored once."""
     validate_schema_name(tenant_schema)
@@ -69,7 +79,7 @@ async def detect_anomalies(tenant_schema: str) -> None:
     await insight_jobs.run_detect_anomalies(tenant_schema)
 
 
-@dramatiq.actor(actor_name="analytics.evaluate_alerts", queue_name="analytics", max_retries=5)
+@dramatiq.actor(actor_name=EVALUATE_ALERTS.name, queue_name=EVALUATE_ALERTS.queue, max_retries=5)
 async def evaluate_alerts(tenant_schema: str) -> None:
     """The tenant's alert rules; each fires once per crossing."""
     validate_schema_name(tenant_schema)
@@ -104,8 +114,8 @@ async def analyze_posts(tenant_schema: str) -> None:
 
 
 @dramatiq.actor(
-    actor_name="analytics.compute_scores",
-    queue_name="analytics",
+    actor_name=COMPUTE_SCORES.name,
+    queue_name=COMPUTE_SCORES.queue,
     max_retries=5,
     time_limit=1_800_000,
 )
@@ -118,16 +128,14 @@ async def compute_scores(tenant_schema: str, influencer_ids: list[int] | None = 
 
 
 @dramatiq.actor(
-    actor_name="analytics.detect_trends",
-    queue_name="analytics",
+    actor_name=DETECT_TRENDS.name,
+    queue_name=DETECT_TRENDS.queue,
     max_retries=3,
     time_limit=30 * 60 * 1000,
 )
 async def detect_trends(tenant_schema: str) -> None:
     """Detect a tenant's trends over the last 14 days and store them (jobs/trends.py);
     idempotent: a re-run upserts the same rows."""
-    from jobs.trends import detect_tenant_trends
-
     validate_schema_name(tenant_schema)
     await _ensure_db()  # also connects Redis for events
     await detect_tenant_trends(tenant_schema)

@@ -13,15 +13,20 @@ tests and benchmarks can run it in-process; and the ARQ crons that send it for e
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import dramatiq
 import structlog
 
-from domain.analytics.service import ANALYSIS_BATCH, AnalysisResult, analytics
+from domain.analytics.service import (
+    ANALYSIS_BATCH,
+    ANALYZE_POSTS,
+    COMPUTE_SCORES,
+    AnalysisResult,
+    analytics,
+)
+from tenants import outbox
 from tenants.registry import list_tenant_schemas
 from tenants.tx import tenant_tx
 
@@ -68,25 +73,20 @@ async def compute_scores(
 # --- ARQ crons: send the Dramatiq messages for every tenant ---------------------------------
 
 
-async def _send_all(actor_name: str) -> int:
-    from jobs import actors  # the broker is configured on import
-
-    actor: dramatiq.Actor[..., Any] = (
-        actors.analyze_posts if actor_name == "analytics.analyze_posts" else actors.compute_scores
-    )
+async def _send_all(actor: outbox.ActorRef) -> int:
     schemas = await list_tenant_schemas()
     for schema in schemas:
-        await asyncio.to_thread(actor.send, schema)
+        await outbox.send_now(actor, schema)
     return len(schemas)
 
 
 async def schedule_analysis(ctx: dict[str, Any]) -> int:
     """`analytics.schedule_hourly` (cron): every tenant's analysis pass, which also refreshes
     the metrics of the influencers with new posts. Returns the tenants sent."""
-    return await _send_all("analytics.analyze_posts")
+    return await _send_all(ANALYZE_POSTS)
 
 
 async def schedule_scores(ctx: dict[str, Any]) -> int:
     """`analytics.schedule_daily` (cron): every influencer's figures in every tenant (growth
     and consistency move with time even without new posts)."""
-    return await _send_all("analytics.compute_scores")
+    return await _send_all(COMPUTE_SCORES)

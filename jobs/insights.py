@@ -4,7 +4,6 @@ tenant (`insight_crons()`, added to jobs/worker.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +12,10 @@ from arq import cron
 from arq.cron import CronJob
 
 from core.settings import get_settings
+from domain.analytics.service import DAILY_DIGEST, DETECT_ANOMALIES, EVALUATE_ALERTS
 from domain.insights.prose import ProseRewriter
 from domain.insights.service import insights
+from tenants import outbox
 from tenants.registry import list_tenant_schemas
 from tenants.tx import tenant_tx, validate_schema_name
 
@@ -57,26 +58,23 @@ async def run_evaluate_alerts(tenant_schema: str, now: datetime | None = None) -
     return len(fired)
 
 
-async def _send_for_every_tenant(actor_names: tuple[str, ...]) -> int:
-    from jobs import actors  # configures the Dramatiq broker on import
-
-    chosen = [getattr(actors, name) for name in actor_names]
+async def _send_for_every_tenant(actors: tuple[outbox.ActorRef, ...]) -> int:
     count = 0
     for schema in await list_tenant_schemas():
-        for actor in chosen:
-            await asyncio.to_thread(actor.send, schema)
+        for actor in actors:
+            await outbox.send_now(actor, schema)
             count += 1
     return count
 
 
 async def schedule_daily_digests(ctx: dict[str, Any]) -> int:
     """`insights.schedule_daily` (cron, 00:15 UTC): every tenant's digest of the day before."""
-    return await _send_for_every_tenant(("daily_digest",))
+    return await _send_for_every_tenant((DAILY_DIGEST,))
 
 
 async def schedule_hourly_checks(ctx: dict[str, Any]) -> int:
     """`insights.schedule_hourly` (cron, every hour at :20): anomalies and alert rules."""
-    return await _send_for_every_tenant(("detect_anomalies", "evaluate_alerts"))
+    return await _send_for_every_tenant((DETECT_ANOMALIES, EVALUATE_ALERTS))
 
 
 def insight_crons(wrap: Any) -> list[CronJob]:

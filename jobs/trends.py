@@ -9,8 +9,10 @@ from typing import Any
 
 import structlog
 
+from domain.analytics.service import DETECT_TRENDS
 from domain.trends.rules import TrendConfig, detect_trends
 from domain.trends.service import TrendChange, trends
+from tenants import outbox
 from tenants.registry import list_tenant_schemas
 from tenants.tx import current_tx, tenant_tx
 
@@ -48,9 +50,7 @@ async def detect_tenant_trends(
 async def schedule_trend_detection(ctx: dict[str, Any]) -> int:
     """`analytics.schedule_trends` (ARQ cron, hourly): send `analytics.detect_trends` for
     every tenant to the analytics worker."""
-    from jobs.actors import detect_trends as actor  # the broker is configured on import
-
     schemas = await list_tenant_schemas()
     for schema in schemas:
-        await asyncio.to_thread(actor.send, schema)
+        await outbox.send_now(DETECT_TRENDS, schema)
     return len(schemas)

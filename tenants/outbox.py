@@ -149,6 +149,23 @@ def send(actor: ActorRef, *args: Any) -> str:
     tx = current_tx()
     key = json.dumps([actor.name, args], separators=(",", ":"), default=str)
     message_id = str(uuid.uuid5(_MESSAGE_IDS, f"{tx.id}:{key}"))
+
+    async def go() -> None:
+        await _enqueue_message(actor, args, message_id)
+
+    _register(tx, message_id, go)
+    return message_id
+
+
+async def send_now(actor: ActorRef, *args: Any) -> str:
+    """Send `actor(*args)` at once, for work that no transaction produced (the crons that
+    fan a pass out to every tenant); returns the message id."""
+    message_id = str(uuid.uuid4())
+    await _enqueue_message(actor, args, message_id)
+    return message_id
+
+
+async def _enqueue_message(actor: ActorRef, args: tuple[Any, ...], message_id: str) -> None:
     message: Message[Any] = Message(
         queue_name=actor.queue,
         actor_name=actor.name,
@@ -157,10 +174,5 @@ def send(actor: ActorRef, *args: Any) -> str:
         options={},
         message_id=message_id,
     )
-
-    async def go() -> None:
-        # The Redis client is synchronous: off the event loop.
-        await asyncio.to_thread(get_broker().enqueue, message)
-
-    _register(tx, message_id, go)
-    return message_id
+    # The Redis client is synchronous: off the event loop.
+    await asyncio.to_thread(get_broker().enqueue, message)

@@ -38,6 +38,12 @@ from tenants.tx import current_tx
 ANALYTICS_QUEUE = "analytics"
 RECOUNT_TOTALS = outbox.ActorRef("analytics.recount_totals", ANALYTICS_QUEUE)
 ANALYZE_POSTS = outbox.ActorRef("analytics.analyze_posts", ANALYTICS_QUEUE)
+# Sent by the ARQ crons for every tenant (jobs/analytics.py, jobs/insights.py, jobs/trends.py).
+COMPUTE_SCORES = outbox.ActorRef("analytics.compute_scores", ANALYTICS_QUEUE)
+DETECT_TRENDS = outbox.ActorRef("analytics.detect_trends", ANALYTICS_QUEUE)
+DAILY_DIGEST = outbox.ActorRef("analytics.daily_digest", ANALYTICS_QUEUE)
+DETECT_ANOMALIES = outbox.ActorRef("analytics.detect_anomalies", ANALYTICS_QUEUE)
+EVALUATE_ALERTS = outbox.ActorRef("analytics.evaluate_alerts", ANALYTICS_QUEUE)
 
 ANALYSIS_BATCH = 1000  # rows analysed and written per transaction
 POSTS_PER_ACCOUNT = 100  # the recent posts an account's figures are computed from

@@ -9,7 +9,6 @@ import asyncio
 import json
 
 from core.broker import get_broker
-from jobs import actors
 from tests.conftest import Tenant, drop_other_tenants_messages
 
 
@@ -31,6 +30,8 @@ async def queued() -> list[tuple[str, list[object]]]:
 async def test_only_the_tests_tenants_work_is_left_for_the_worker(
     tenant: Tenant, other_tenant: Tenant
 ) -> None:
+    from jobs import actors  # here: its actors bind to the broker of this run's settings
+
     stranger = "t_someone_else"  # an earlier test's tenant
     for schema in (tenant.schema, other_tenant.schema, stranger):
         await asyncio.to_thread(actors.recount_totals.send, schema)
