@@ -390,3 +390,16 @@ async def run_fixed_rate(
     for client in opened:
         await client.aclose()
     return result
+
+
+# What production refuses to start without (core/settings.py `insecure_settings`), for the
+# benchmarks that run the app in production mode. Stand-in values: nothing here is served
+# to anyone outside the machine. The seeding in this process signs its tokens with the same
+# SECRET_KEY the servers get, so a random one is set for the whole run (unless given).
+os.environ.setdefault("SECRET_KEY", secrets.token_hex(32))
+PRODUCTION_ENV = {
+    "ENV": "production",
+    "CREDENTIAL_KEYS": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",
+    "PUBLIC_URL": "https://api.bench.invalid",
+    "APP_URL": "https://app.bench.invalid",
+}

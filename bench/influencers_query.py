@@ -50,6 +50,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bench._util import (
+    PRODUCTION_ENV,
     LoadResult,
     Server,
     free_port,
@@ -347,7 +348,7 @@ def servers(
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "SECRET_KEY": seeded.secret_key,
-        "ENV": "production",
+        **PRODUCTION_ENV,
         "RATE_LIMITS__ENABLED": "false",  # measure throughput, not the free plan's hourly cap
     }
     started: list[Server] = []

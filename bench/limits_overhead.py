@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import time
 from typing import Any
 
-from bench._util import run_async, temporary_database
+from bench._util import PRODUCTION_ENV, run_async, temporary_database
 from bench.influencers_query import DEFAULT_REDIS_URL, DEFAULT_SERVER_URL, QUERY, seed
 
 SMALL = "{ influencers(first: 1) { edges { node { id } } } }"
@@ -56,7 +57,11 @@ async def measure(rounds: int, per_round: int, database_url: str, redis_url: str
     from tenants.db import close_db, init_db
 
     settings = Settings(
-        database_url=database_url, redis_url=redis_url, env="production", log_level="WARNING"
+        database_url=database_url,
+        redis_url=redis_url,
+        log_level="WARNING",
+        secret_key=secrets.token_hex(32),
+        **{k.lower(): v for k, v in PRODUCTION_ENV.items()},
     )
     # Opened before `seed`, whose own close_db() then leaves the shared pool open for us.
     await init_db(settings)

@@ -45,6 +45,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bench._util import (
+    PRODUCTION_ENV,
     LoadResult,
     RateResult,
     Server,
@@ -261,7 +262,7 @@ def servers(
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "SECRET_KEY": seeded.secret_key,
-        "ENV": "production",
+        **PRODUCTION_ENV,
         # Off by default: measure throughput, not the plan's hourly cap. `--rate-limits` keeps
         # them on (the tenant is then on Enterprise) to measure what the limiter costs.
         "RATE_LIMITS__ENABLED": "true" if rate_limits else "false",

@@ -48,6 +48,7 @@ from typing import IO, Any
 import psutil
 
 from bench._util import (
+    PRODUCTION_ENV,
     REPO_ROOT,
     Server,
     cpu_seconds,
@@ -619,7 +620,7 @@ def run(args: argparse.Namespace) -> int:
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "SECRET_KEY": seeded.secret_key,
-            "ENV": "production",
+            **PRODUCTION_ENV,
             "LOG_LEVEL": "WARNING",
         }
         phases = []

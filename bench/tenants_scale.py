@@ -47,6 +47,7 @@ import httpx
 
 from bench._migrations import column_migration_package
 from bench._util import (
+    PRODUCTION_ENV,
     RateResult,
     Server,
     free_port,
@@ -189,7 +190,7 @@ def app_server(database_url: str, redis_url: str, secret: str, log_dir: Path) ->
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "SECRET_KEY": secret,
-        "ENV": "production",
+        **PRODUCTION_ENV,
     }
     port = free_port()
     args = ["-m", "api.cli", "api", "--port", str(port), "--workers", "1"]
